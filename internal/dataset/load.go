@@ -1,0 +1,213 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// Options control loading.
+type Options struct {
+	// SkipBad skips malformed lines and counts them in Dataset.Skipped
+	// instead of failing on the first one.
+	SkipBad bool
+	// Progress, if set, is called from the reader goroutine with the bytes
+	// of the file read so far and the file's size (0 when unknown).
+	Progress func(done, total int64)
+}
+
+const chunkSize = 1 << 20
+
+// Load reads a file of records. A name ending in ".gz" is decompressed.
+func Load(path string, opts Options) (*Dataset, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	var r io.Reader = &countingReader{r: f, total: size, progress: opts.Progress}
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, &ParseError{File: path, Line: 0, Err: fmt.Errorf("gzip: %w", err)}
+		}
+		defer zr.Close()
+		r = zr
+	}
+	d, err := Read(r, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	d.Source = filepath.Base(path)
+	return d, nil
+}
+
+type countingReader struct {
+	r        io.Reader
+	n, total int64
+	progress func(done, total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.n, c.total)
+	}
+	return n, err
+}
+
+type chunk struct {
+	seq       int
+	firstLine int
+	data      []byte
+}
+
+type result struct {
+	d   *Dataset
+	err error
+}
+
+// Read reads records, one per line, from r; name is used in errors. Blank
+// lines are skipped. It parses chunks of lines in parallel.
+func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan chunk, workers)
+	var (
+		mu      sync.Mutex
+		results []result
+		readErr error
+		wg      sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range chunks {
+				d, err := parseChunk(c, name, opts.SkipBad)
+				mu.Lock()
+				for len(results) <= c.seq {
+					results = append(results, result{})
+				}
+				results[c.seq] = result{d, err}
+				mu.Unlock()
+				if err != nil {
+					stopOnce.Do(func() { close(stop) })
+				}
+			}
+		}()
+	}
+	readErr = split(r, chunks, stop)
+	close(chunks)
+	wg.Wait()
+	if readErr != nil {
+		return nil, fmt.Errorf("read %s: %w", name, readErr)
+	}
+	out := &Dataset{Source: name}
+	n := 0
+	for _, res := range results {
+		if res.err != nil {
+			return nil, res.err
+		}
+		if res.d != nil {
+			n += res.d.Len()
+		}
+	}
+	for j := range out.X {
+		out.X[j] = make([]float32, 0, n)
+	}
+	out.Labels = make([]string, 0, n)
+	for _, res := range results {
+		if res.d != nil {
+			out.Concat(res.d)
+		}
+	}
+	out.Source = name
+	return out, nil
+}
+
+// split cuts r into chunks that end at a line end and sends them on.
+func split(r io.Reader, chunks chan<- chunk, stop <-chan struct{}) error {
+	br := bufio.NewReaderSize(r, chunkSize)
+	seq, line := 0, 1
+	var carry []byte
+	for {
+		buf := make([]byte, len(carry), chunkSize+len(carry))
+		copy(buf, carry)
+		n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
+		buf = buf[:len(carry)+n]
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return err
+		}
+		cut := len(buf)
+		if !eof {
+			cut = bytes.LastIndexByte(buf, '\n') + 1
+			if cut == 0 { // one line longer than a chunk: read on
+				carry = buf
+				continue
+			}
+		}
+		carry = append([]byte(nil), buf[cut:]...)
+		data := buf[:cut]
+		if len(data) > 0 {
+			select {
+			case chunks <- chunk{seq: seq, firstLine: line, data: data}:
+			case <-stop:
+				return nil
+			}
+			seq++
+			line += bytes.Count(data, []byte{'\n'})
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+func parseChunk(c chunk, name string, skipBad bool) (*Dataset, error) {
+	n := bytes.Count(c.data, []byte{'\n'}) + 1
+	d := &Dataset{Labels: make([]string, 0, n)}
+	for j := range d.X {
+		d.X[j] = make([]float32, 0, n)
+	}
+	var rec record.Record
+	line := c.firstLine
+	data := c.data
+	for len(data) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		if len(bytes.TrimSpace(l)) > 0 {
+			if err := record.Decode(l, &rec); err != nil {
+				if !skipBad {
+					return nil, &ParseError{File: name, Line: line, Err: err}
+				}
+				d.Skipped++
+			} else {
+				d.Append(&rec)
+			}
+		}
+		line++
+	}
+	return d, nil
+}

@@ -1,0 +1,322 @@
+package record
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// DecodeJSON decodes one JSON object keyed by feature name into r. Every one
+// of the 41 features must be present; numbers may also be given as strings
+// ("0.5") and binary features as true/false. Optional keys are "label" and
+// "difficulty"; other keys are ignored. A duplicate key is an error. On
+// error r is left in an unspecified state.
+func DecodeJSON(data []byte, r *Record) error {
+	p := jsonParser{b: data}
+	p.ws()
+	if p.i == len(p.b) {
+		return &FieldError{Err: ErrEmpty}
+	}
+	if !p.eat('{') {
+		return p.syntax("want '{'")
+	}
+	var seen uint64
+	r.Label = ""
+	r.Difficulty = -1
+	labelSeen, diffSeen := false, false
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			key, ok := p.str()
+			if !ok {
+				return p.syntax("want a string key")
+			}
+			p.ws()
+			if !p.eat(':') {
+				return p.syntax("want ':'")
+			}
+			p.ws()
+			vk, v, ok := p.value()
+			if !ok {
+				return p.syntax("bad value for key " + strconv.Quote(string(key)))
+			}
+			if err := r.setJSON(string(key), vk, v, &seen, &labelSeen, &diffSeen); err != nil {
+				return err
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			if p.eat('}') {
+				break
+			}
+			return p.syntax("want ',' or '}'")
+		}
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return p.syntax("data after the object")
+	}
+	if seen != 1<<NumFeatures-1 {
+		missing := 0
+		first := -1
+		for i := 0; i < NumFeatures; i++ {
+			if seen&(1<<i) == 0 {
+				if first < 0 {
+					first = i
+				}
+				missing++
+			}
+		}
+		e := &FieldError{Field: Features[first].Name, Err: ErrMissingKey}
+		if missing > 1 {
+			e.Detail = strconv.Itoa(missing) + " of 41 features missing"
+		}
+		return e
+	}
+	return nil
+}
+
+type jsonKind uint8
+
+const (
+	jsonString jsonKind = iota + 1
+	jsonNumber
+	jsonTrue
+	jsonFalse
+	jsonNull
+	jsonComposite
+)
+
+var kindNames = [...]string{jsonString: "string", jsonNumber: "number", jsonTrue: "true", jsonFalse: "false", jsonNull: "null", jsonComposite: "object or array"}
+
+func (r *Record) setJSON(key string, vk jsonKind, v []byte, seen *uint64, labelSeen, diffSeen *bool) error {
+	switch key {
+	case "label":
+		if *labelSeen {
+			return &FieldError{Field: key, Err: ErrDuplicate}
+		}
+		*labelSeen = true
+		if vk == jsonNull {
+			return nil
+		}
+		if vk != jsonString {
+			return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want a string, got " + kindNames[vk]}
+		}
+		l, err := parseLabel(v)
+		if err != nil {
+			return &FieldError{Field: key, Value: clip(v), Err: err}
+		}
+		r.Label = l
+		return nil
+	case "difficulty":
+		if *diffSeen {
+			return &FieldError{Field: key, Err: ErrDuplicate}
+		}
+		*diffSeen = true
+		if vk == jsonNull {
+			return nil
+		}
+		if vk != jsonNumber && vk != jsonString {
+			return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want a number, got " + kindNames[vk]}
+		}
+		d, err := parseDifficulty(v)
+		if err != nil {
+			return &FieldError{Field: key, Value: clip(v), Err: err}
+		}
+		r.Difficulty = d
+		return nil
+	}
+	i, ok := featureIndex[key]
+	if !ok {
+		return nil
+	}
+	if *seen&(1<<i) != 0 {
+		return &FieldError{Field: key, Err: ErrDuplicate}
+	}
+	*seen |= 1 << i
+	f := Features[i]
+	switch {
+	case vk == jsonString:
+		return r.setField(i, 0, v)
+	case vk == jsonNumber && f.Kind != KindSymbolic:
+		return r.setField(i, 0, v)
+	case (vk == jsonTrue || vk == jsonFalse) && f.Kind == KindBinary:
+		if vk == jsonTrue {
+			r.Features[i] = 1
+		} else {
+			r.Features[i] = 0
+		}
+		return nil
+	}
+	want := "a number"
+	if f.Kind == KindSymbolic {
+		want = "a string"
+	}
+	return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want " + want + ", got " + kindNames[vk]}
+}
+
+// jsonParser is a small strict scanner for one flat JSON object.
+type jsonParser struct {
+	b   []byte
+	i   int
+	tmp []byte
+}
+
+func (p *jsonParser) syntax(detail string) error {
+	return &FieldError{Err: ErrSyntax, Detail: detail + " at byte " + strconv.Itoa(p.i)}
+}
+
+func (p *jsonParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str scans a JSON string and returns its decoded content. The result
+// aliases the input unless the string has escapes.
+func (p *jsonParser) str() ([]byte, bool) {
+	if !p.eat('"') {
+		return nil, false
+	}
+	start := p.i
+	escaped := false
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			if !escaped {
+				return s, true
+			}
+			var out string
+			if err := json.Unmarshal(p.b[start-1:p.i], &out); err != nil {
+				return nil, false
+			}
+			return []byte(out), true
+		case c == '\\':
+			escaped = true
+			p.i += 2
+		case c < 0x20:
+			return nil, false
+		default:
+			p.i++
+		}
+	}
+	return nil, false
+}
+
+// value scans one JSON value. Composite values are checked with json.Valid
+// and returned whole.
+func (p *jsonParser) value() (jsonKind, []byte, bool) {
+	if p.i >= len(p.b) {
+		return 0, nil, false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		s, ok := p.str()
+		return jsonString, s, ok
+	case c == '-' || c >= '0' && c <= '9':
+		start := p.i
+		if !p.number() {
+			return 0, nil, false
+		}
+		return jsonNumber, p.b[start:p.i], true
+	case c == 't':
+		return jsonTrue, nil, p.lit("true")
+	case c == 'f':
+		return jsonFalse, nil, p.lit("false")
+	case c == 'n':
+		return jsonNull, nil, p.lit("null")
+	case c == '{' || c == '[':
+		start := p.i
+		if !p.skipComposite() {
+			return 0, nil, false
+		}
+		v := p.b[start:p.i]
+		return jsonComposite, v, json.Valid(v)
+	}
+	return 0, nil, false
+}
+
+func (p *jsonParser) lit(s string) bool {
+	if len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// number scans a number following JSON's grammar exactly.
+func (p *jsonParser) number() bool {
+	p.eat('-')
+	switch {
+	case p.eat('0'):
+	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
+		p.digits()
+	default:
+		return false
+	}
+	if p.eat('.') {
+		if p.digits() == 0 {
+			return false
+		}
+	}
+	if p.eat('e') || p.eat('E') {
+		if !p.eat('+') {
+			p.eat('-')
+		}
+		if p.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *jsonParser) digits() int {
+	n := 0
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+		n++
+	}
+	return n
+}
+
+// skipComposite moves past a nested object or array by bracket counting,
+// skipping strings; json.Valid checks it afterwards.
+func (p *jsonParser) skipComposite() bool {
+	depth := 0
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '"':
+			if _, ok := p.str(); !ok {
+				return false
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				p.i++
+				return true
+			}
+		}
+		p.i++
+	}
+	return false
+}
