@@ -1,0 +1,274 @@
+// Package kafkatest connects integration tests to the real Apache Kafka
+// broker that `make test` starts (scripts/kafka.sh), and skips them when no
+// broker is configured.
+//
+// Usage in a _test.go file:
+//
+//	func TestPipeline(t *testing.T) {
+//		brokers := kafkatest.Brokers(t)          // t.Skip unless NETSENTINEL_TEST_BROKERS is set
+//		topic := kafkatest.NewTopic(t, 4)        // unique topic, 4 partitions, deleted at cleanup
+//		cl := kafkatest.Client(t, kgo.DefaultProduceTopic(topic)) // closed at cleanup
+//		...
+//		kafkatest.RestartBroker(t)               // stop + start the broker, same data dir
+//		out := kafkatest.Kcat(t, "-C", "-t", topic, "-e", "-q") // t.Skip if kcat is missing
+//	}
+//
+// Environment (set by `make test`):
+//
+//	NETSENTINEL_TEST_BROKERS       comma-separated host:port list of the test broker
+//	NETSENTINEL_TEST_KAFKA_SCRIPT  absolute path of scripts/kafka.sh (for RestartBroker)
+//	NETSENTINEL_TEST_KAFKA_DIR     the broker's state directory (kafka.log, data/)
+//
+// Run them by hand with:
+//
+//	scripts/kafka.sh start --dir /tmp/k --port 19092
+//	NETSENTINEL_TEST_BROKERS=127.0.0.1:19092 NETSENTINEL_TEST_KAFKA_SCRIPT=$PWD/scripts/kafka.sh \
+//	NETSENTINEL_TEST_KAFKA_DIR=/tmp/k go test ./internal/stream/...
+//
+// The broker is shared by all test packages, which go test may run in
+// parallel: give every test its own topic (NewTopic) and consumer group
+// (Name). A test that restarts the broker disturbs the others running at the
+// same moment; such tests should be few, and every client should retry.
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Environment variables read by this package.
+const (
+	EnvBrokers = "NETSENTINEL_TEST_BROKERS"
+	EnvScript  = "NETSENTINEL_TEST_KAFKA_SCRIPT"
+	EnvDir     = "NETSENTINEL_TEST_KAFKA_DIR"
+)
+
+// Brokers returns the seed brokers of the test broker, or skips the test when
+// NETSENTINEL_TEST_BROKERS is unset.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	v := strings.TrimSpace(os.Getenv(EnvBrokers))
+	if v == "" {
+		t.Skip(EnvBrokers + " is not set: no real Kafka broker (run `make test`)")
+	}
+	var out []string
+	for _, b := range strings.Split(v, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Name returns a unique name with the given prefix and the test's name, for
+// topics, consumer groups and transactional IDs.
+func Name(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	base := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(base) > 100 {
+		base = base[:100]
+	}
+	return prefix + "-" + base + "-" + hex.EncodeToString(b[:])
+}
+
+// Client returns a franz-go client seeded with Brokers(t) plus opts, closed
+// when the test ends.
+func Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	all := append([]kgo.Opt{kgo.SeedBrokers(Brokers(t)...)}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		t.Fatalf("kafkatest: new client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Admin returns a kadm client for the test broker, closed when the test ends.
+func Admin(t testing.TB) *kadm.Client {
+	t.Helper()
+	return kadm.NewClient(Client(t))
+}
+
+// NewTopic creates a topic with a unique name, the given number of partitions
+// (at least 1) and replication factor 1, waits until its metadata is visible,
+// and deletes it when the test ends. It fails the test if creation fails.
+func NewTopic(t testing.TB, partitions int) string {
+	t.Helper()
+	if partitions < 1 {
+		partitions = 1
+	}
+	adm := Admin(t)
+	topic := Name(t, "t")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var lastErr error
+	for ctx.Err() == nil {
+		resp, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
+			lastErr = nil
+			break
+		}
+		lastErr = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	if lastErr != nil || ctx.Err() != nil {
+		t.Fatalf("kafkatest: create topic %s: %v (ctx: %v)", topic, lastErr, ctx.Err())
+	}
+	// Wait until every partition has a leader, so the first produce does not
+	// race the controller.
+	for {
+		md, err := adm.ListTopics(ctx, topic)
+		if err == nil {
+			if d, ok := md[topic]; ok && d.Err == nil && len(d.Partitions) == partitions {
+				ready := true
+				for _, p := range d.Partitions {
+					if p.Leader < 0 || p.Err != nil {
+						ready = false
+					}
+				}
+				if ready {
+					break
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("kafkatest: topic %s has no leaders after 60s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// A fresh client: the test's clients are closed by now (cleanups
+		// run last-in first-out).
+		cl, err := kgo.NewClient(kgo.SeedBrokers(Brokers(t)...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		if _, err := kadm.NewClient(cl).DeleteTopics(ctx, topic); err != nil {
+			t.Logf("kafkatest: delete topic %s: %v", topic, err)
+		}
+	})
+	return topic
+}
+
+// restartMu serialises broker restarts within one test binary.
+var restartMu sync.Mutex
+
+// RestartBroker stops and restarts the test broker with the same data
+// directory, by running "$NETSENTINEL_TEST_KAFKA_SCRIPT restart". It returns
+// once the broker answers the Kafka protocol again. It skips the test when the
+// script is not configured, and fails it when the restart fails.
+func RestartBroker(t testing.TB) {
+	t.Helper()
+	Brokers(t)
+	script := os.Getenv(EnvScript)
+	if script == "" {
+		t.Skip(EnvScript + " is not set: cannot restart the broker")
+	}
+	restartMu.Lock()
+	defer restartMu.Unlock()
+	args := []string{"restart"}
+	if dir := os.Getenv(EnvDir); dir != "" {
+		args = append(args, "--dir", dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kafkatest: %s %s: %v\n%s", script, strings.Join(args, " "), err, out)
+	}
+	t.Logf("kafkatest: broker restarted in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// StopBroker stops the test broker (keeping its data) and registers a cleanup
+// that starts it again, for tests that need the broker down for a while. Call
+// StartBroker to bring it back earlier. It skips like RestartBroker.
+func StopBroker(t testing.TB) {
+	t.Helper()
+	runScript(t, "stop")
+	t.Cleanup(func() { runScript(t, "start") })
+}
+
+// StartBroker starts the test broker again after StopBroker. Starting a
+// running broker is a no-op.
+func StartBroker(t testing.TB) {
+	t.Helper()
+	runScript(t, "start")
+}
+
+func runScript(t testing.TB, verb string) {
+	t.Helper()
+	Brokers(t)
+	script := os.Getenv(EnvScript)
+	if script == "" {
+		t.Skip(EnvScript + " is not set: cannot control the broker")
+	}
+	restartMu.Lock()
+	defer restartMu.Unlock()
+	args := []string{verb}
+	if dir := os.Getenv(EnvDir); dir != "" {
+		args = append(args, "--dir", dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kafkatest: %s %s: %v\n%s", script, strings.Join(args, " "), err, out)
+	}
+}
+
+// Kcat runs kcat against the test broker ("-b <brokers>" is prepended to
+// args) and returns its standard output. It skips the test when kcat is not
+// on PATH and fails it when kcat exits non-zero or runs over 2 minutes.
+func Kcat(t testing.TB, args ...string) string {
+	t.Helper()
+	return KcatInput(t, nil, args...)
+}
+
+// KcatInput is Kcat with input fed to kcat's standard input (for -P).
+func KcatInput(t testing.TB, input []byte, args ...string) string {
+	t.Helper()
+	brokers := Brokers(t)
+	path, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not on PATH (apt-get install kcat)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"-b", strings.Join(brokers, ",")}, args...)...)
+	if input != nil {
+		cmd.Stdin = bytes.NewReader(input)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kafkatest: kcat %s: %v\nstderr: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
