@@ -1,0 +1,465 @@
+package forest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Train fits a forest. X is column-major: X[j][i] is feature j of row i
+// (len(X) features, all of the same length); y[i] is row i's class in
+// [0, nClasses). progress, if not nil, is called after each tree with the
+// number of trees done and the total; calls are serialised.
+//
+// Train stops early and returns ctx.Err() when ctx is cancelled.
+func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Config, progress func(done, total int)) (*Model, error) {
+	if len(X) == 0 {
+		return nil, errors.New("train forest: no features")
+	}
+	n := len(X[0])
+	if n == 0 {
+		return nil, errors.New("train forest: no rows")
+	}
+	for j, col := range X {
+		if len(col) != n {
+			return nil, fmt.Errorf("train forest: feature %d has %d rows, feature 0 has %d", j, len(col), n)
+		}
+	}
+	if len(y) != n {
+		return nil, fmt.Errorf("train forest: %d labels for %d rows", len(y), n)
+	}
+	if nClasses < 1 {
+		return nil, fmt.Errorf("train forest: %d classes", nClasses)
+	}
+	for i, c := range y {
+		if c < 0 || int(c) >= nClasses {
+			return nil, fmt.Errorf("train forest: row %d: class %d not in [0,%d)", i, c, nClasses)
+		}
+	}
+	cfg, err := cfg.withDefaults(len(X), nClasses)
+	if err != nil {
+		return nil, fmt.Errorf("train forest: %w", err)
+	}
+	rowWeight := make([]float64, n)
+	anyWeight := false
+	for i, c := range y {
+		w := 1.0
+		if cfg.ClassWeight != nil {
+			w = cfg.ClassWeight[c]
+		}
+		rowWeight[i] = w
+		anyWeight = anyWeight || w > 0
+	}
+	if !anyWeight {
+		return nil, errors.New("train forest: every row has weight 0")
+	}
+
+	workers := cfg.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, cfg.Trees))
+
+	d := binData(X, cfg.Bins, cfg.Seed, workers)
+	d.y = y
+	d.rowWeight = rowWeight
+	d.nClasses = nClasses
+
+	trees := make([]*grownTree, cfg.Trees)
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		done    int
+		wg      sync.WaitGroup
+		stopped atomic.Bool
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := newBuilder(d, cfg)
+			for !stopped.Load() {
+				t := int(next.Add(1) - 1)
+				if t >= cfg.Trees {
+					return
+				}
+				if ctx.Err() != nil {
+					stopped.Store(true)
+					return
+				}
+				trees[t] = b.grow(rand.New(rand.NewPCG(cfg.Seed, uint64(t)+1)))
+				mu.Lock()
+				done++
+				if progress != nil {
+					progress(done, cfg.Trees)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("train forest: %w", err)
+	}
+	return assemble(trees, len(X), nClasses), nil
+}
+
+// binned is the training data after binning.
+type binned struct {
+	codes     [][]uint8   // codes[j][i]: bin of feature j in row i
+	edges     [][]float32 // edges[j][b]: upper bound (inclusive) of bin b
+	y         []int32
+	rowWeight []float64
+	nClasses  int
+}
+
+func binData(X [][]float32, bins int, seed uint64, workers int) *binned {
+	d := &binned{codes: make([][]uint8, len(X)), edges: make([][]float32, len(X))}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(X)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(X) {
+					return
+				}
+				rng := rand.New(rand.NewPCG(seed, 1<<32+uint64(j)))
+				d.edges[j] = binEdges(X[j], bins, rng)
+				d.codes[j] = make([]uint8, len(X[j]))
+				binColumn(X[j], d.edges[j], d.codes[j])
+			}
+		}()
+	}
+	wg.Wait()
+	return d
+}
+
+// grownTree is one tree as grown, with indexes relative to its own arrays.
+type grownTree struct {
+	nodes      []node
+	leaves     []leafEntry
+	importance []float64 // unnormalised impurity decrease per feature
+}
+
+// sample is one distinct bootstrap row in a node.
+type sample struct {
+	row   int32
+	class int32
+	w     float64
+}
+
+// task is a node waiting to be split.
+type task struct {
+	slot       int32 // index of the node in the tree
+	start, end int   // its rows: samples[start:end]
+	depth      int
+	w          float64 // total weight
+}
+
+// builder grows trees; each worker owns one and reuses its buffers.
+type builder struct {
+	d   *binned
+	cfg Config
+	nf  int
+	nc  int
+
+	counts  []int32
+	samples []sample
+	scratch []sample
+
+	stack    []task
+	totArena []float64 // class totals of stack[k] at [k*nc:(k+1)*nc]
+	cstArena []uint64  // constant-feature bitset of stack[k]
+	words    int
+
+	hist  []float64 // [bin*nc + class]
+	binW  []float64
+	binN  []int32
+	left  []float64
+	bestL []float64
+	tot   []float64
+	cst   []uint64
+	feats []int32
+}
+
+func newBuilder(d *binned, cfg Config) *builder {
+	nf, nc := len(d.codes), d.nClasses
+	words := (nf + 63) / 64
+	return &builder{
+		d: d, cfg: cfg, nf: nf, nc: nc, words: words,
+		counts:  make([]int32, len(d.y)),
+		samples: make([]sample, 0, len(d.y)),
+		scratch: make([]sample, len(d.y)),
+		hist:    make([]float64, 256*nc),
+		binW:    make([]float64, 256),
+		binN:    make([]int32, 256),
+		left:    make([]float64, nc),
+		bestL:   make([]float64, nc),
+		tot:     make([]float64, nc),
+		cst:     make([]uint64, words),
+		feats:   make([]int32, 0, nf),
+	}
+}
+
+// push adds a task with class totals tot and constant set cst.
+func (b *builder) push(t task, tot []float64, cst []uint64) {
+	k := len(b.stack)
+	b.stack = append(b.stack, t)
+	if need := (k + 1) * b.nc; need > len(b.totArena) {
+		b.totArena = append(b.totArena, make([]float64, need-len(b.totArena))...)
+	}
+	if need := (k + 1) * b.words; need > len(b.cstArena) {
+		b.cstArena = append(b.cstArena, make([]uint64, need-len(b.cstArena))...)
+	}
+	copy(b.totArena[k*b.nc:], tot)
+	copy(b.cstArena[k*b.words:], cst)
+}
+
+// grow grows one tree on a fresh bootstrap sample drawn with rng.
+func (b *builder) grow(rng *rand.Rand) *grownTree {
+	d, nc := b.d, b.nc
+	n := len(d.y)
+	clear(b.counts)
+	draws := max(1, int(math.Round(b.cfg.Sample*float64(n))))
+	for range draws {
+		b.counts[rng.IntN(n)]++
+	}
+	b.samples = b.samples[:0]
+	clear(b.tot)
+	var total float64
+	for i, c := range b.counts {
+		if c == 0 {
+			continue
+		}
+		w := float64(c) * d.rowWeight[i]
+		if w <= 0 {
+			continue
+		}
+		cls := d.y[i]
+		b.samples = append(b.samples, sample{row: int32(i), class: cls, w: w})
+		b.tot[cls] += w
+		total += w
+	}
+	t := &grownTree{importance: make([]float64, b.nf)}
+	t.nodes = append(t.nodes, node{})
+	b.stack = b.stack[:0]
+	clear(b.cst)
+	b.push(task{slot: 0, start: 0, end: len(b.samples), depth: 0, w: total}, b.tot, b.cst)
+
+	for len(b.stack) > 0 {
+		k := len(b.stack) - 1
+		tk := b.stack[k]
+		copy(b.tot, b.totArena[k*nc:(k+1)*nc])
+		copy(b.cst, b.cstArena[k*b.words:(k+1)*b.words])
+		b.stack = b.stack[:k]
+
+		split, ok := b.findSplit(tk, rng)
+		if !ok {
+			t.nodes[tk.slot] = b.leaf(t, tk.w)
+			continue
+		}
+		// Partition the rows: bin <= split.bin to the left, stably.
+		codes := d.codes[split.feat]
+		l, r := tk.start, 0
+		for i := tk.start; i < tk.end; i++ {
+			s := b.samples[i]
+			if codes[s.row] <= split.bin {
+				b.samples[l] = s
+				l++
+			} else {
+				b.scratch[r] = s
+				r++
+			}
+		}
+		copy(b.samples[l:tk.end], b.scratch[:r])
+
+		child := int32(len(t.nodes))
+		t.nodes = append(t.nodes, node{}, node{})
+		t.nodes[tk.slot] = node{thr: d.edges[split.feat][split.bin], feat: split.feat, next: child}
+		t.importance[split.feat] += split.gain
+
+		// Push right then left so the left subtree is grown first.
+		for c := range nc {
+			b.left[c] = b.tot[c] - split.left[c]
+		}
+		b.push(task{slot: child + 1, start: l, end: tk.end, depth: tk.depth + 1, w: tk.w - split.wl}, b.left, b.cst)
+		b.push(task{slot: child, start: tk.start, end: l, depth: tk.depth + 1, w: split.wl}, split.left, b.cst)
+	}
+	return t
+}
+
+// leaf turns the class totals in b.tot into a leaf of t.
+func (b *builder) leaf(t *grownTree, w float64) node {
+	start := int32(len(t.leaves))
+	for c, v := range b.tot {
+		if v > 0 && w > 0 {
+			t.leaves = append(t.leaves, leafEntry{class: int32(c), p: float32(v / w)})
+		}
+	}
+	if int32(len(t.leaves)) == start {
+		// No weight reached this leaf: predict the uniform distribution.
+		for c := range b.tot {
+			t.leaves = append(t.leaves, leafEntry{class: int32(c), p: 1 / float32(b.nc)})
+		}
+	}
+	return node{feat: -(int32(len(t.leaves)) - start), next: start}
+}
+
+type split struct {
+	feat int32
+	bin  uint8
+	gain float64   // weighted impurity decrease
+	wl   float64   // weight going left
+	left []float64 // class totals going left (b.bestL)
+}
+
+// findSplit looks for the best split of the node among MaxFeatures random
+// non-constant features (more if the ones drawn first turn out constant
+// in this node, as scikit-learn does). Features found constant are marked in
+// b.cst, which the children inherit.
+func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
+	nc := b.nc
+	n := tk.end - tk.start
+	if tk.depth == b.cfg.MaxDepth && b.cfg.MaxDepth > 0 || n < 2*b.cfg.MinLeaf || n < 2 {
+		return split{}, false
+	}
+	var sq float64
+	pure := true
+	for _, v := range b.tot {
+		sq += v * v
+		if v > 0 && v < tk.w {
+			pure = false
+		}
+	}
+	if pure {
+		return split{}, false
+	}
+	b.feats = b.feats[:0]
+	for j := range b.nf {
+		if b.cst[j>>6]&(1<<(j&63)) == 0 {
+			b.feats = append(b.feats, int32(j))
+		}
+	}
+	best := split{gain: math.Inf(-1), left: b.bestL}
+	found := false
+	W := tk.w
+	minLeaf := int32(b.cfg.MinLeaf)
+	rows := b.samples[tk.start:tk.end]
+	tried := 0
+	for k := 0; k < len(b.feats) && tried < b.cfg.MaxFeatures; k++ {
+		r := k + rng.IntN(len(b.feats)-k)
+		b.feats[k], b.feats[r] = b.feats[r], b.feats[k]
+		f := b.feats[k]
+		codes := b.d.codes[f]
+
+		// Histogram of the node's rows over the bins of f.
+		hist, binW, binN := b.hist, b.binW, b.binN
+		lo, hi := 255, 0
+		for _, s := range rows {
+			c := int(codes[s.row])
+			hist[c*nc+int(s.class)] += s.w
+			binW[c] += s.w
+			binN[c]++
+			lo = min(lo, c)
+			hi = max(hi, c)
+		}
+		if lo == hi {
+			// Constant in this node and all below.
+			b.cst[f>>6] |= 1 << (f & 63)
+			hist0 := hist[lo*nc : (lo+1)*nc]
+			clear(hist0)
+			binW[lo], binN[lo] = 0, 0
+			continue
+		}
+		tried++
+		// Scan the bins left to right; the split after bin c sends bins
+		// <= c left.
+		left := b.left
+		clear(left)
+		var wl, sqL float64
+		sqR := sq
+		var nl int32
+		for c := lo; c < hi; c++ {
+			if binN[c] == 0 {
+				continue
+			}
+			h := hist[c*nc : (c+1)*nc]
+			for k, v := range h {
+				if v != 0 {
+					l := left[k]
+					r := b.tot[k] - l
+					sqL += v * (2*l + v)
+					sqR += v * (v - 2*r)
+					left[k] = l + v
+					h[k] = 0
+				}
+			}
+			wl += binW[c]
+			nl += binN[c]
+			binW[c], binN[c] = 0, 0
+			wr := W - wl
+			if nl < minLeaf || int32(n)-nl < minLeaf || wl <= 0 || wr <= 0 {
+				continue
+			}
+			gain := sqL/wl + sqR/wr - sq/W
+			if gain > best.gain {
+				best.gain, best.feat, best.bin, best.wl = gain, f, uint8(c), wl
+				copy(best.left, left)
+				found = true
+			}
+		}
+		// Clear the last bin.
+		clear(hist[hi*nc : (hi+1)*nc])
+		binW[hi], binN[hi] = 0, 0
+	}
+	if !found {
+		return split{}, false
+	}
+	best.gain = max(best.gain, 0)
+	return best, true
+}
+
+// assemble joins the trees into one model and normalises importances.
+func assemble(trees []*grownTree, nFeatures, nClasses int) *Model {
+	m := &Model{nFeatures: nFeatures, nClasses: nClasses, importance: make([]float64, nFeatures)}
+	for _, t := range trees {
+		base, lbase := int32(len(m.nodes)), int32(len(m.leaves))
+		m.roots = append(m.roots, base)
+		for _, nd := range t.nodes {
+			if nd.feat >= 0 {
+				nd.next += base
+			} else {
+				nd.next += lbase
+			}
+			m.nodes = append(m.nodes, nd)
+		}
+		m.leaves = append(m.leaves, t.leaves...)
+		var sum float64
+		for _, v := range t.importance {
+			sum += v
+		}
+		if sum > 0 {
+			for j, v := range t.importance {
+				m.importance[j] += v / sum
+			}
+		}
+	}
+	var sum float64
+	for _, v := range m.importance {
+		sum += v
+	}
+	if sum > 0 {
+		for j := range m.importance {
+			m.importance[j] /= sum
+		}
+	}
+	return m
+}
