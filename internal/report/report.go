@@ -1,0 +1,526 @@
+package report
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// Window is the time span a report covers: [Start, End), shown in Location.
+type Window struct {
+	Start    time.Time
+	End      time.Time
+	Location *time.Location
+}
+
+// Duration returns the window's length.
+func (w Window) Duration() time.Duration { return w.End.Sub(w.Start) }
+
+// ID names the window in file and directory names, e.g.
+// "20261126T1400Z-20261126T1500Z".
+func (w Window) ID() string {
+	const f = "20060102T1504Z"
+	return w.Start.UTC().Format(f) + "-" + w.End.UTC().Format(f)
+}
+
+func (w Window) loc() *time.Location {
+	if w.Location == nil {
+		return time.UTC
+	}
+	return w.Location
+}
+
+// String formats the window like "2026-11-26 14:00–15:00 UTC", a day as
+// "2026-11-26 00:00–24:00 UTC", and longer windows with both dates.
+func (w Window) String() string {
+	loc := w.loc()
+	s, e := w.Start.In(loc), w.End.In(loc)
+	zone := e.Format("MST")
+	sameDay := func(a, b time.Time) bool { return a.Year() == b.Year() && a.YearDay() == b.YearDay() }
+	if e.Sub(s) <= 25*time.Hour {
+		if sameDay(s, e) {
+			return s.Format("2006-01-02 15:04") + "–" + e.Format("15:04") + " " + zone
+		}
+		if e.Hour() == 0 && e.Minute() == 0 && sameDay(s, e.Add(-time.Minute)) {
+			return s.Format("2006-01-02 15:04") + "–24:00 " + zone
+		}
+	}
+	return s.Format("2006-01-02 15:04") + " – " + e.Format("2006-01-02 15:04") + " " + zone
+}
+
+// Config holds the settings of the spike detection and the health checks.
+// The zero value of a field means its default (see DefaultConfig).
+type Config struct {
+	// SpikeZ is the robust z-score at or above which a bucket is a spike.
+	SpikeZ float64 `json:"spike_z"`
+	// MinRateIncrease is the least rise of the rate above its baseline
+	// (as a fraction: 0.02 is two percentage points) for a spike.
+	MinRateIncrease float64 `json:"min_rate_increase"`
+	// MinCount is the least number of attacks (or unknown verdicts) in a
+	// bucket for a spike, so that tiny counts do not fire.
+	MinCount int64 `json:"min_count"`
+	// MinScale is the floor of the baseline's spread (a fraction), which
+	// keeps a perfectly flat baseline from making every wiggle a spike.
+	MinScale float64 `json:"min_scale"`
+	// BaselineDays is how many previous days of the same bucket of the day
+	// form the baseline.
+	BaselineDays int `json:"baseline_days"`
+	// MinBaselinePoints is the least number of non-empty baseline buckets;
+	// with fewer, the trailing buckets are used, and with fewer of those
+	// no spike is called.
+	MinBaselinePoints int `json:"min_baseline_points"`
+	// TrailingBuckets is how many buckets before a bucket form its
+	// fallback baseline when there is no history of previous days.
+	TrailingBuckets int `json:"trailing_buckets"`
+	// Bucket is the bucket size; zero picks 5 minutes for windows up to 6
+	// hours and an hour otherwise.
+	Bucket time.Duration `json:"bucket"`
+	// SilentAfter is how long an instance may stay without statistics at
+	// the end of the window before it is reported as silent.
+	SilentAfter time.Duration `json:"silent_after"`
+	// LagWarn is the delay between a minute's end and its statistics above
+	// which an instance is reported as lagging.
+	LagWarn time.Duration `json:"lag_warn"`
+	// TopAttacks is how many attack types a spike lists as its drivers.
+	TopAttacks int `json:"top_attacks"`
+}
+
+// DefaultConfig returns the default settings.
+func DefaultConfig() Config {
+	return Config{
+		SpikeZ:            3.5,
+		MinRateIncrease:   0.02,
+		MinCount:          20,
+		MinScale:          0.005,
+		BaselineDays:      7,
+		MinBaselinePoints: 3,
+		TrailingBuckets:   12,
+		SilentAfter:       10 * time.Minute,
+		LagWarn:           5 * time.Minute,
+		TopAttacks:        5,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.SpikeZ <= 0 {
+		c.SpikeZ = d.SpikeZ
+	}
+	if c.MinRateIncrease <= 0 {
+		c.MinRateIncrease = d.MinRateIncrease
+	}
+	if c.MinCount <= 0 {
+		c.MinCount = d.MinCount
+	}
+	if c.MinScale <= 0 {
+		c.MinScale = d.MinScale
+	}
+	if c.BaselineDays <= 0 {
+		c.BaselineDays = d.BaselineDays
+	}
+	if c.MinBaselinePoints <= 0 {
+		c.MinBaselinePoints = d.MinBaselinePoints
+	}
+	if c.TrailingBuckets <= 0 {
+		c.TrailingBuckets = d.TrailingBuckets
+	}
+	if c.SilentAfter <= 0 {
+		c.SilentAfter = d.SilentAfter
+	}
+	if c.LagWarn <= 0 {
+		c.LagWarn = d.LagWarn
+	}
+	if c.TopAttacks <= 0 {
+		c.TopAttacks = d.TopAttacks
+	}
+	return c
+}
+
+// BucketFor returns the bucket size used for a window of length d: five
+// minutes up to six hours, an hour above.
+func BucketFor(d time.Duration) time.Duration {
+	if d <= 6*time.Hour {
+		return 5 * time.Minute
+	}
+	return time.Hour
+}
+
+// History returns how far before a window's start the series given to
+// Build should reach for the baseline.
+func (c Config) History() time.Duration {
+	c = c.withDefaults()
+	return time.Duration(c.BaselineDays)*24*time.Hour + time.Hour
+}
+
+// Report is the result of Build. It is also the content of summary.json.
+type Report struct {
+	// Title is a one-line headline ("3.2% attacks, 1 spike").
+	Title       string    `json:"title"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	TimeZone    string    `json:"time_zone"`
+	WindowLabel string    `json:"window_label"`
+	// ID names the window (see Window.ID).
+	ID          string    `json:"id"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Bucket is the bucket size of the time series and spike detection.
+	Bucket Duration `json:"bucket"`
+
+	Records     int64   `json:"records"`
+	Attacks     int64   `json:"attacks"`
+	AttackShare float64 `json:"attack_share"`
+	Unknown     int64   `json:"unknown"`
+	DeadLetters int64   `json:"dead_letters"`
+
+	// Categories lists every category, normal first, unknown last.
+	Categories []CategoryCount `json:"categories"`
+	// Buckets is the time series over the window.
+	Buckets []Bucket `json:"buckets"`
+	// Spikes lists the buckets whose attack or unknown rate stood far
+	// above its baseline, in time order.
+	Spikes []Spike `json:"spikes"`
+	// Instances lists the detector instances seen.
+	Instances []Instance `json:"instances"`
+	// Problems lists health problems in words; empty when all is well.
+	Problems []string `json:"problems"`
+	// Quiet is true when there was no spike and no health problem.
+	Quiet bool `json:"quiet"`
+	// Method describes the spike detection for the footer.
+	Method Config `json:"method"`
+	// Notes holds extra lines added by the caller (e.g. a demo's context).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// CategoryCount is one category's total.
+type CategoryCount struct {
+	Name  string  `json:"name"`
+	Count int64   `json:"count"`
+	Share float64 `json:"share"`
+	// Attacks lists the category's attack types, most frequent first; empty
+	// for normal.
+	Attacks []AttackCount `json:"attacks,omitempty"`
+}
+
+// AttackCount is one attack type's count.
+type AttackCount struct {
+	Name  string  `json:"name"`
+	Count int64   `json:"count"`
+	Share float64 `json:"share,omitempty"`
+	// Expected is, for a spike's drivers, the count the baseline predicts.
+	Expected float64 `json:"expected,omitempty"`
+}
+
+// Bucket is one point of the time series.
+type Bucket struct {
+	Start       time.Time `json:"start"`
+	Records     int64     `json:"records"`
+	Attacks     int64     `json:"attacks"`
+	Unknown     int64     `json:"unknown"`
+	AttackRate  float64   `json:"attack_rate"`
+	UnknownRate float64   `json:"unknown_rate"`
+	Spike       bool      `json:"spike,omitempty"`
+}
+
+// Spike is a bucket whose rate stood far above its baseline.
+type Spike struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Metric is "attack rate" or "unknown rate": the one with the highest z
+	// among those that crossed the thresholds.
+	Metric   string  `json:"metric"`
+	Rate     float64 `json:"rate"`
+	Baseline float64 `json:"baseline"`
+	Z        float64 `json:"z"`
+	Count    int64   `json:"count"`
+	Records  int64   `json:"records"`
+	// BaselineSource says where the baseline came from.
+	BaselineSource string `json:"baseline_source"`
+	// Drivers lists the attack types with the largest excess over what the
+	// baseline predicts.
+	Drivers []AttackCount `json:"drivers"`
+}
+
+// Instance is one detector instance's activity.
+type Instance struct {
+	Name    string    `json:"name"`
+	Records int64     `json:"records"`
+	LastSeen time.Time `json:"last_seen"`
+	MaxLag  Duration  `json:"max_lag"`
+	// Status is "ok", "silent" (no statistics near the window's end) or
+	// "lagging" (statistics written long after their minute).
+	Status string `json:"status"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as "1h0m0s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ErrBadWindow is returned by Build when the window is empty or not a
+// whole number of buckets.
+var ErrBadWindow = errors.New("bad report window")
+
+// index gives fast access to a series by minute.
+type index map[int64]*Minute
+
+func newIndex(series []Minute) index {
+	ix := make(index, len(series))
+	for i := range series {
+		ix[series[i].Time.UTC().Truncate(time.Minute).Unix()] = &series[i]
+	}
+	return ix
+}
+
+// sum adds up the minutes in [start, start+d).
+func (ix index) sum(start time.Time, d time.Duration) (records, attacks, unknown int64, byAttack map[string]int64) {
+	from := start.UTC().Truncate(time.Minute).Unix()
+	to := start.Add(d).Unix()
+	for t := from; t < to; t += 60 {
+		m := ix[t]
+		if m == nil {
+			continue
+		}
+		records += m.Records
+		a, u := minuteAttacks(m)
+		attacks += a
+		unknown += u
+		if len(m.ByAttack) > 0 {
+			if byAttack == nil {
+				byAttack = make(map[string]int64)
+			}
+			for k, v := range m.ByAttack {
+				byAttack[k] += v
+			}
+		}
+	}
+	return records, attacks, unknown, byAttack
+}
+
+// minuteAttacks returns the minute's non-normal and unknown verdicts.
+func minuteAttacks(m *Minute) (attacks, unknown int64) {
+	for k, v := range m.ByCategory {
+		if k != record.CategoryNormal.String() {
+			attacks += v
+		}
+	}
+	return attacks, m.ByCategory[record.CategoryUnknown.String()]
+}
+
+func rate(n, d int64) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+// Build computes the report for window w from series, which should cover
+// the window and, for the baseline, the Config.History before it. The
+// series may hold minutes outside that span and in any order.
+func Build(series []Minute, w Window, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	if !w.End.After(w.Start) {
+		return nil, fmt.Errorf("%w: end %v is not after start %v", ErrBadWindow, w.End, w.Start)
+	}
+	if cfg.Bucket <= 0 {
+		cfg.Bucket = BucketFor(w.Duration())
+	}
+	if cfg.Bucket < time.Minute || cfg.Bucket%time.Minute != 0 {
+		return nil, fmt.Errorf("%w: bucket %v is not a whole number of minutes", ErrBadWindow, cfg.Bucket)
+	}
+	loc := w.loc()
+	ix := newIndex(series)
+	rep := &Report{
+		Start:       w.Start.In(loc),
+		End:         w.End.In(loc),
+		TimeZone:    loc.String(),
+		WindowLabel: w.String(),
+		ID:          w.ID(),
+		Bucket:      Duration(cfg.Bucket),
+		Method:      cfg,
+		Spikes:      []Spike{},
+		Problems:    []string{},
+	}
+
+	// Totals over the window.
+	byCat := map[string]int64{}
+	byAttack := map[string]int64{}
+	for i := range series {
+		m := &series[i]
+		if m.Time.Before(w.Start) || !m.Time.Before(w.End) {
+			continue
+		}
+		rep.Records += m.Records
+		rep.DeadLetters += m.DeadLetters
+		for k, v := range m.ByCategory {
+			byCat[k] += v
+		}
+		for k, v := range m.ByAttack {
+			byAttack[k] += v
+		}
+		a, u := minuteAttacks(m)
+		rep.Attacks += a
+		rep.Unknown += u
+	}
+	rep.AttackShare = rate(rep.Attacks, rep.Records)
+	rep.Categories = categories(byCat, byAttack, rep.Records)
+
+	// Time series and spikes.
+	for t := w.Start; t.Before(w.End); t = t.Add(cfg.Bucket) {
+		d := min(cfg.Bucket, w.End.Sub(t))
+		recs, att, unk, _ := ix.sum(t, d)
+		b := Bucket{Start: t.In(loc), Records: recs, Attacks: att, Unknown: unk,
+			AttackRate: rate(att, recs), UnknownRate: rate(unk, recs)}
+		if s, ok := detectSpike(ix, t, d, b, cfg, loc); ok {
+			b.Spike = true
+			rep.Spikes = append(rep.Spikes, s)
+		}
+		rep.Buckets = append(rep.Buckets, b)
+	}
+
+	rep.Instances, rep.Problems = instances(series, w, cfg)
+	rep.Quiet = len(rep.Spikes) == 0 && len(rep.Problems) == 0
+	rep.Title = title(rep)
+	return rep, nil
+}
+
+func categories(byCat, byAttack map[string]int64, records int64) []CategoryCount {
+	cats := make([]CategoryCount, 0, len(record.Categories))
+	index := map[string]int{}
+	for _, c := range record.Categories {
+		index[c.String()] = len(cats)
+		cats = append(cats, CategoryCount{Name: c.String(), Count: byCat[c.String()], Share: rate(byCat[c.String()], records)})
+	}
+	for name, n := range byAttack {
+		c := record.CategoryOf(name).String()
+		i := index[c]
+		cats[i].Attacks = append(cats[i].Attacks, AttackCount{Name: name, Count: n})
+	}
+	for i := range cats {
+		c := &cats[i]
+		var total int64
+		for _, a := range c.Attacks {
+			total += a.Count
+		}
+		for j := range c.Attacks {
+			c.Attacks[j].Share = rate(c.Attacks[j].Count, total)
+		}
+		sortAttacks(c.Attacks)
+	}
+	return cats
+}
+
+func sortAttacks(a []AttackCount) {
+	slices.SortFunc(a, func(x, y AttackCount) int {
+		if c := cmp.Compare(y.Count, x.Count); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Name, y.Name)
+	})
+}
+
+func title(rep *Report) string {
+	s := fmt.Sprintf("%s attacks, %s", Percent(rep.AttackShare), plural(len(rep.Spikes), "spike"))
+	if rep.Quiet {
+		s = "all quiet: " + s
+	}
+	if len(rep.Problems) > 0 {
+		s += ", " + plural(len(rep.Problems), "problem")
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// Percent formats a fraction as a percentage with one decimal ("3.2%"),
+// or two below one percent ("0.25%").
+func Percent(f float64) string {
+	p := 100 * f
+	switch {
+	case p == 0:
+		return "0%"
+	case p < 1:
+		return fmt.Sprintf("%.2f%%", p)
+	default:
+		return fmt.Sprintf("%.1f%%", p)
+	}
+}
+
+// instances summarises the detector instances seen in the window and the
+// hour before it.
+func instances(series []Minute, w Window, cfg Config) ([]Instance, []string) {
+	from := w.Start.Add(-time.Hour)
+	byName := map[string]*Instance{}
+	for i := range series {
+		m := &series[i]
+		if m.Time.Before(from) || !m.Time.Before(w.End) {
+			continue
+		}
+		for name, im := range m.Instances {
+			in := byName[name]
+			if in == nil {
+				in = &Instance{Name: name}
+				byName[name] = in
+			}
+			if !m.Time.Before(w.Start) {
+				in.Records += im.Records
+				in.MaxLag = max(in.MaxLag, Duration(im.Lag))
+			}
+			if m.Time.After(in.LastSeen) {
+				in.LastSeen = m.Time
+			}
+		}
+	}
+	var out []Instance
+	var problems []string
+	loc := w.loc()
+	for _, name := range sortedKeys(byName) {
+		in := byName[name]
+		in.LastSeen = in.LastSeen.In(loc)
+		switch {
+		case in.LastSeen.Add(time.Minute).Before(w.End.Add(-cfg.SilentAfter)):
+			in.Status = "silent"
+			problems = append(problems, fmt.Sprintf("instance %s sent no statistics after %s (down, or no traffic)", name, in.LastSeen.Add(time.Minute).Format("2006-01-02 15:04 MST")))
+		case time.Duration(in.MaxLag) > cfg.LagWarn:
+			in.Status = "lagging"
+			problems = append(problems, fmt.Sprintf("instance %s lagged up to %v behind its input", name, time.Duration(in.MaxLag).Round(time.Second)))
+		default:
+			in.Status = "ok"
+		}
+		out = append(out, *in)
+	}
+	if len(out) == 0 {
+		problems = append(problems, "no detector instance reported statistics in the window")
+	}
+	return out, problems
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func categoryName(attack string) string { return record.CategoryOf(attack).String() }

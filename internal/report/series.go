@@ -1,0 +1,96 @@
+package report
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+)
+
+// Minute holds the counts of one minute, summed over every detector
+// instance and transaction that reported it.
+type Minute struct {
+	// Time is the start of the minute, in UTC.
+	Time time.Time `json:"time"`
+	// Records is the number of records scored.
+	Records int64 `json:"records"`
+	// DeadLetters is the number of records that failed to decode.
+	DeadLetters int64 `json:"dead_letters"`
+	// ByCategory counts verdicts by category name.
+	ByCategory map[string]int64 `json:"by_category"`
+	// ByAttack counts verdicts by attack name (normal excluded).
+	ByAttack map[string]int64 `json:"by_attack"`
+	// Instances holds what each detector instance reported for the minute.
+	Instances map[string]InstanceMinute `json:"instances"`
+}
+
+// InstanceMinute is one detector instance's share of a Minute.
+type InstanceMinute struct {
+	// Records is the number of records the instance scored in the minute.
+	Records int64 `json:"records"`
+	// Lag is the longest delay seen between the end of the minute and the
+	// time the instance wrote a statistics message for it; zero when the
+	// write time is unknown.
+	Lag time.Duration `json:"lag"`
+}
+
+// Aggregator sums statistics messages into minutes. Several messages for
+// the same minute (one per instance and transaction) are added up. The zero
+// value is ready to use; an Aggregator is not safe for concurrent use.
+type Aggregator struct {
+	minutes map[int64]*Minute
+}
+
+// Add adds one statistics message. written is the time the message was
+// written (its Kafka timestamp), used to measure how far behind an instance
+// runs; pass the zero time when it is unknown.
+func (a *Aggregator) Add(s event.Stats, written time.Time) {
+	if a.minutes == nil {
+		a.minutes = make(map[int64]*Minute)
+	}
+	t := s.Minute.UTC().Truncate(time.Minute)
+	m := a.minutes[t.Unix()]
+	if m == nil {
+		m = &Minute{
+			Time:       t,
+			ByCategory: make(map[string]int64),
+			ByAttack:   make(map[string]int64),
+			Instances:  make(map[string]InstanceMinute),
+		}
+		a.minutes[t.Unix()] = m
+	}
+	m.Records += s.Records
+	m.DeadLetters += s.DeadLetters
+	for k, v := range s.ByCategory {
+		m.ByCategory[k] += v
+	}
+	for k, v := range s.ByAttack {
+		m.ByAttack[k] += v
+	}
+	im := m.Instances[s.Instance]
+	im.Records += s.Records
+	if !written.IsZero() {
+		if lag := written.Sub(t.Add(time.Minute)); lag > im.Lag {
+			im.Lag = lag
+		}
+	}
+	m.Instances[s.Instance] = im
+}
+
+// Len returns the number of distinct minutes added so far.
+func (a *Aggregator) Len() int { return len(a.minutes) }
+
+// Series returns the minutes in time order. The Minutes are copies; later
+// calls to Add do not change them.
+func (a *Aggregator) Series() []Minute {
+	out := make([]Minute, 0, len(a.minutes))
+	for _, k := range slices.Sorted(maps.Keys(a.minutes)) {
+		m := *a.minutes[k]
+		m.ByCategory = maps.Clone(m.ByCategory)
+		m.ByAttack = maps.Clone(m.ByAttack)
+		m.Instances = maps.Clone(m.Instances)
+		out = append(out, m)
+	}
+	return out
+}
