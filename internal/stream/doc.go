@@ -1,0 +1,54 @@
+// Package stream moves connection records through Kafka: a Publisher
+// replays records into a topic, and a Detector consumes them in a consumer
+// group, scores each with a model and writes its outputs with exactly-once
+// semantics.
+//
+// # Exactly once
+//
+// The Detector uses franz-go's GroupTransactSession: for each poll it
+// begins a transaction, decodes and scores the records, produces the
+// outputs, and ends the transaction, committing the input offsets in it.
+// The session reads with ReadCommitted isolation and requires stable
+// offsets (KIP-447). If the group rebalances before the end, or anything
+// fails, the transaction is aborted and the records are redelivered to
+// whichever member then owns their partition; a crash at any point leaves
+// an open transaction that the broker aborts when the restarted instance
+// (same transactional ID) or the timeout fences it. So every input record
+// yields exactly one of: a normal count, an alert, or a dead letter.
+//
+// # Outputs
+//
+//   - alerts topic: one event.Alert JSON per record whose verdict is not
+//     normal, with the source topic, partition, offset and timestamp, the
+//     features and the record's own label if it had one;
+//   - dead-letter topic: one event.DeadLetter JSON per record that fails to
+//     decode, with the original bytes (cut to Options.MaxDeadLetterValue),
+//     the reason and the source position;
+//   - stats topic: event.Stats JSON per transaction and minute of record
+//     timestamps, counting records by category and attack and dead letters.
+//     A minute has several Stats messages; readers sum them.
+//
+// The books balance: records consumed = sum of Stats.Records (normal +
+// alerts) + sum of Stats.DeadLetters = normal + alert messages + dead-letter
+// messages.
+//
+// # Metrics
+//
+// The Detector registers these Prometheus metrics on Options.Registerer:
+//
+//	netsentinel_detect_records_total              counter   input records in committed transactions
+//	netsentinel_detect_verdicts_total{category}   counter   verdicts by predicted category
+//	netsentinel_detect_alerts_total               counter   alerts written
+//	netsentinel_detect_dead_letters_total         counter   records that failed to decode
+//	netsentinel_detect_consumer_lag{partition}    gauge     high watermark minus next offset, per partition
+//	netsentinel_detect_batch_duration_seconds     histogram poll-to-transaction-end time per batch
+//	netsentinel_detect_batch_records              histogram input records per batch
+//	netsentinel_detect_transactions_total{result} counter   transactions committed or aborted
+//	netsentinel_detect_produce_errors_total       counter   output records that failed to produce
+//	netsentinel_detect_session_restarts_total     counter   Kafka sessions recreated after errors
+//
+// # Security
+//
+// ClientOptions turns a ClientConfig (brokers, TLS, SASL PLAIN or
+// SCRAM-SHA-256/512) into franz-go options; every client here uses it.
+package stream
