@@ -6,8 +6,9 @@ import (
 	"strconv"
 )
 
-// maxCount is the largest integer a float64 holds exactly; a count above it
-// is an overflow.
+// maxCount is 2^53, the first integer from which float64 no longer holds
+// every integer exactly (2^53+1 parses as 2^53); a count at or above it is
+// an overflow.
 const maxCount = 1 << 53
 
 // Format is the wire format of one record.
@@ -146,7 +147,7 @@ func (r *Record) setNumber(i int, x float64) error {
 		if x < 0 {
 			return ErrNegative
 		}
-		if x > maxCount {
+		if x >= maxCount {
 			return ErrOverflow
 		}
 		if x != math.Trunc(x) {

@@ -237,11 +237,11 @@ func (p *jsonParser) value() (jsonKind, []byte, bool) {
 		}
 		return jsonNumber, p.b[start:p.i], true
 	case c == 't':
-		return jsonTrue, nil, p.lit("true")
+		return jsonTrue, p.b[p.i : p.i+min(4, len(p.b)-p.i)], p.lit("true")
 	case c == 'f':
-		return jsonFalse, nil, p.lit("false")
+		return jsonFalse, p.b[p.i : p.i+min(5, len(p.b)-p.i)], p.lit("false")
 	case c == 'n':
-		return jsonNull, nil, p.lit("null")
+		return jsonNull, p.b[p.i : p.i+min(4, len(p.b)-p.i)], p.lit("null")
 	case c == '{' || c == '[':
 		start := p.i
 		if !p.skipComposite() {

@@ -55,7 +55,7 @@ var attackCategory = map[string]Category{
 	"mailbomb": CategoryDoS, "neptune": CategoryDoS, "pod": CategoryDoS,
 	"processtable": CategoryDoS, "smurf": CategoryDoS, "teardrop": CategoryDoS,
 	"udpstorm": CategoryDoS,
-	"ipsweep": CategoryProbe, "mscan": CategoryProbe, "nmap": CategoryProbe,
+	"ipsweep":  CategoryProbe, "mscan": CategoryProbe, "nmap": CategoryProbe,
 	"portsweep": CategoryProbe, "saint": CategoryProbe, "satan": CategoryProbe,
 	"ftp_write": CategoryR2L, "guess_passwd": CategoryR2L, "imap": CategoryR2L,
 	"multihop": CategoryR2L, "named": CategoryR2L, "phf": CategoryR2L,
