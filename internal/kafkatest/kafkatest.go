@@ -9,7 +9,9 @@
 //		topic := kafkatest.NewTopic(t, 4)        // unique topic, 4 partitions, deleted at cleanup
 //		cl := kafkatest.Client(t, kgo.DefaultProduceTopic(topic)) // closed at cleanup
 //		...
-//		kafkatest.RestartBroker(t)               // stop + start the broker, same data dir
+//		b := kafkatest.PrivateBroker(t)          // a broker of this test's own (a few seconds)
+//		b.Restart(t)                             // SIGTERM + start, same port and data; also Kill/Stop/Start
+//		kafkatest.RestartBroker(t)               // restart the SHARED broker (disturbs other packages)
 //		out := kafkatest.Kcat(t, "-C", "-t", topic, "-e", "-q") // t.Skip if kcat is missing
 //	}
 //
@@ -39,7 +41,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -176,71 +177,99 @@ func NewTopic(t testing.TB, partitions int) string {
 	return topic
 }
 
-// restartMu serialises broker restarts within one test binary.
-var restartMu sync.Mutex
-
-// RestartBroker stops and restarts the test broker with the same data
-// directory, by running "$NETSENTINEL_TEST_KAFKA_SCRIPT restart". It returns
-// once the broker answers the Kafka protocol again. It skips the test when the
-// script is not configured, and fails it when the restart fails.
+// RestartBroker stops and restarts the shared test broker with the same data
+// directory and port, by running "$NETSENTINEL_TEST_KAFKA_SCRIPT restart". It
+// returns once the broker answers the Kafka protocol again. It skips the test
+// when the script is not configured, and fails it when the restart fails.
+//
+// Other test packages may be using the shared broker at the same moment and
+// will see it go away for several seconds; prefer PrivateBroker in tests that
+// restart or stop a broker.
 func RestartBroker(t testing.TB) {
 	t.Helper()
 	Brokers(t)
+	runScript(t, os.Getenv(EnvDir), "restart")
+}
+
+// Broker is a broker of the test's own, started by PrivateBroker.
+type Broker struct {
+	// Dir is the broker's state directory (kafka.log, data/).
+	Dir  string
+	addr string
+}
+
+// PrivateBroker starts a broker of the test's own with scripts/kafka.sh on a
+// free port and a temporary directory, and stops it when the test ends. It
+// takes some seconds (a JVM starts), so use it only for tests that restart,
+// stop or kill the broker. It skips like RestartBroker.
+func PrivateBroker(t testing.TB) *Broker {
+	t.Helper()
+	Brokers(t)
+	dir := t.TempDir()
+	b := &Broker{Dir: dir}
+	t.Cleanup(func() { runScript(t, dir, "stop", "--kill") })
+	runScript(t, dir, "start", "--port", "auto")
+	out := runScript(t, dir, "brokers")
+	b.addr = strings.TrimSpace(out)
+	if b.addr == "" {
+		t.Fatalf("kafkatest: private broker in %s: no address", dir)
+	}
+	return b
+}
+
+// Brokers returns the private broker's address as a seed list.
+func (b *Broker) Brokers() []string { return []string{b.addr} }
+
+// Restart stops the broker gracefully (SIGTERM) and starts it again on the
+// same port and data; it returns once the broker answers again.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	runScript(t, b.Dir, "restart")
+}
+
+// Kill stops the broker with SIGKILL, as a crash would; Start brings it back.
+func (b *Broker) Kill(t testing.TB) {
+	t.Helper()
+	runScript(t, b.Dir, "stop", "--kill")
+}
+
+// Stop stops the broker gracefully; Start brings it back.
+func (b *Broker) Stop(t testing.TB) {
+	t.Helper()
+	runScript(t, b.Dir, "stop")
+}
+
+// Start starts a stopped broker on its old port and data; starting a running
+// broker is a no-op.
+func (b *Broker) Start(t testing.TB) {
+	t.Helper()
+	runScript(t, b.Dir, "start")
+}
+
+// runScript runs "$NETSENTINEL_TEST_KAFKA_SCRIPT verb --dir dir args..." and
+// returns its standard output.
+func runScript(t testing.TB, dir, verb string, args ...string) string {
+	t.Helper()
 	script := os.Getenv(EnvScript)
 	if script == "" {
-		t.Skip(EnvScript + " is not set: cannot restart the broker")
+		t.Skip(EnvScript + " is not set: cannot control a broker")
 	}
-	restartMu.Lock()
-	defer restartMu.Unlock()
-	args := []string{"restart"}
-	if dir := os.Getenv(EnvDir); dir != "" {
-		args = append(args, "--dir", dir)
+	all := []string{verb}
+	if dir != "" {
+		all = append(all, "--dir", dir)
 	}
+	all = append(all, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kafkatest: %s %s: %v\n%s", script, strings.Join(args, " "), err, out)
+	cmd := exec.CommandContext(ctx, script, all...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kafkatest: %s %s: %v\n%s", script, strings.Join(all, " "), err, stderr.String())
 	}
-	t.Logf("kafkatest: broker restarted in %v", time.Since(start).Round(time.Millisecond))
-}
-
-// StopBroker stops the test broker (keeping its data) and registers a cleanup
-// that starts it again, for tests that need the broker down for a while. Call
-// StartBroker to bring it back earlier. It skips like RestartBroker.
-func StopBroker(t testing.TB) {
-	t.Helper()
-	runScript(t, "stop")
-	t.Cleanup(func() { runScript(t, "start") })
-}
-
-// StartBroker starts the test broker again after StopBroker. Starting a
-// running broker is a no-op.
-func StartBroker(t testing.TB) {
-	t.Helper()
-	runScript(t, "start")
-}
-
-func runScript(t testing.TB, verb string) {
-	t.Helper()
-	Brokers(t)
-	script := os.Getenv(EnvScript)
-	if script == "" {
-		t.Skip(EnvScript + " is not set: cannot control the broker")
-	}
-	restartMu.Lock()
-	defer restartMu.Unlock()
-	args := []string{verb}
-	if dir := os.Getenv(EnvDir); dir != "" {
-		args = append(args, "--dir", dir)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kafkatest: %s %s: %v\n%s", script, strings.Join(args, " "), err, out)
-	}
+	t.Logf("kafkatest: kafka.sh %s: %v", strings.Join(all, " "), time.Since(start).Round(time.Millisecond))
+	return stdout.String()
 }
 
 // Kcat runs kcat against the test broker ("-b <brokers>" is prepended to
