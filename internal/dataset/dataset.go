@@ -9,6 +9,8 @@ package dataset
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -75,12 +77,30 @@ func (d *Dataset) Concat(other *Dataset) {
 }
 
 // Record returns row i as a record (label included, difficulty unset).
+// A non-integer value becomes the float64 of its shortest float32 decimal,
+// so a rate read as 0.17 comes back as 0.17, not 0.17000000178813934, and
+// encodes as it was read.
 func (d *Dataset) Record(i int) record.Record {
 	r := record.Record{Label: d.Labels[i], Difficulty: -1}
 	for j := range r.Features {
-		r.Features[j] = float64(d.X[j][i])
+		r.Features[j] = widen(d.X[j][i])
 	}
 	return r
+}
+
+// widen converts x to the float64 nearest to the shortest decimal that
+// reads back as x.
+func widen(x float32) float64 {
+	f := float64(x)
+	if f == math.Trunc(f) || math.IsInf(f, 0) || math.IsNaN(f) {
+		return f
+	}
+	var buf [32]byte
+	w, err := strconv.ParseFloat(string(strconv.AppendFloat(buf[:0], f, 'g', -1, 32)), 64)
+	if err != nil {
+		return f
+	}
+	return w
 }
 
 // ParseError is a malformed line in a file.
