@@ -229,8 +229,9 @@ type Bucket struct {
 type Spike struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
-	// Metric is "attack rate" or "unknown rate": the one with the highest z
-	// among those that crossed the thresholds.
+	// Metric is "attack rate" or "unknown rate": the latter when the
+	// unknown rate crossed the thresholds, since novel traffic is the more
+	// specific signal.
 	Metric   string  `json:"metric"`
 	Rate     float64 `json:"rate"`
 	Baseline float64 `json:"baseline"`
@@ -246,10 +247,10 @@ type Spike struct {
 
 // Instance is one detector instance's activity.
 type Instance struct {
-	Name    string    `json:"name"`
-	Records int64     `json:"records"`
+	Name     string    `json:"name"`
+	Records  int64     `json:"records"`
 	LastSeen time.Time `json:"last_seen"`
-	MaxLag  Duration  `json:"max_lag"`
+	MaxLag   Duration  `json:"max_lag"`
 	// Status is "ok", "silent" (no statistics near the window's end) or
 	// "lagging" (statistics written long after their minute).
 	Status string `json:"status"`
@@ -350,6 +351,7 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 		TimeZone:    loc.String(),
 		WindowLabel: w.String(),
 		ID:          w.ID(),
+		GeneratedAt: time.Now().In(loc),
 		Bucket:      Duration(cfg.Bucket),
 		Method:      cfg,
 		Spikes:      []Spike{},

@@ -3,10 +3,12 @@ package report
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,10 +22,10 @@ import (
 //	window START END ZONE        the report window (RFC 3339) and time zone
 //	history DURATION             the series starts this long before END
 //	records N                    records per minute
-//	base RATE ATTACK             default attack rate and attack type
-//	noise F                      the rate is multiplied by 1±F (seeded)
-//	daily HH:MM HH:MM RATE ATTACK  rate between these local times every day
-//	plant START END RATE ATTACK  rate in [START, END)
+//	base RATE ATTACK             an attack type's rate at all times (repeatable)
+//	noise F                      each rate is multiplied by 1±F (seeded)
+//	daily HH:MM HH:MM RATE ATTACK  extra rate between these local times every day
+//	plant START END RATE ATTACK  extra rate in [START, END)
 //	unknown START END RATE       share of unknown verdicts in [START, END)
 //	expect-spike START METRIC DRIVER  a spike in the bucket at START
 //	expect-none                  no spike
@@ -31,7 +33,7 @@ type scenario struct {
 	window  Window
 	history time.Duration
 	records int64
-	base    rateSpec
+	base    []rateSpec
 	noise   float64
 	daily   []dailySpec
 	plants  []plantSpec
@@ -115,7 +117,7 @@ func parseScenario(t *testing.T, path string) *scenario {
 		case f[0] == "records" && len(f) == 2:
 			sc.records = int64(num(f[1]))
 		case f[0] == "base" && len(f) == 3:
-			sc.base = rateSpec{num(f[1]), f[2]}
+			sc.base = append(sc.base, rateSpec{num(f[1]), f[2]})
 		case f[0] == "noise" && len(f) == 2:
 			sc.noise = num(f[1])
 		case f[0] == "daily" && len(f) == 5:
@@ -144,63 +146,55 @@ func (sc *scenario) stats() []event.Stats {
 	loc := sc.window.loc()
 	var out []event.Stats
 	for t := sc.window.End.Add(-sc.history); t.Before(sc.window.End); t = t.Add(time.Minute) {
-		r := sc.base
+		rates := slices.Clone(sc.base)
 		lt := t.In(loc)
 		sinceMidnight := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute
 		for _, d := range sc.daily {
 			if sinceMidnight >= d.from && sinceMidnight < d.to {
-				r = d.rateSpec
+				rates = append(rates, d.rateSpec)
 			}
 		}
 		for _, p := range sc.plants {
 			if !t.Before(p.from) && t.Before(p.to) {
-				r = p.rateSpec
+				rates = append(rates, p.rateSpec)
 			}
 		}
-		var unknownRate float64
 		for _, p := range sc.unknown {
 			if !t.Before(p.from) && t.Before(p.to) {
-				unknownRate = p.rate
+				rates = append(rates, p.rateSpec)
 			}
 		}
-		jitter := func(x float64) int64 {
-			return int64(math.Round(float64(sc.records) * x * (1 + sc.noise*(2*rng.Float64()-1))))
+		left := sc.records
+		counts := map[string]int64{}
+		for _, r := range rates {
+			n := int64(math.Round(float64(sc.records) * r.rate * (1 + sc.noise*(2*rng.Float64()-1))))
+			n = min(max(n, 0), left)
+			counts[r.attack] += n
+			left -= n
 		}
-		attacks := min(jitter(r.rate), sc.records)
-		unknown := min(jitter(unknownRate), sc.records-attacks)
-		normal := sc.records - attacks - unknown
-		// Split between two instances: "a" gets the first half.
-		half := func(n int64) (int64, int64) { return n / 2, n - n/2 }
-		na, nb := half(normal)
-		aa, ab := half(attacks)
-		ua, ub := half(unknown)
-		for i, inst := range []struct {
-			name            string
-			normal, att, un int64
-		}{{"det-a", na, aa, ua}, {"det-b", nb, ab, ub}} {
-			_ = i
-			s := event.Stats{
-				Minute:     t,
-				Instance:   inst.name,
-				Records:    inst.normal + inst.att + inst.un,
-				ByCategory: map[string]int64{"normal": inst.normal},
-				ByAttack:   map[string]int64{},
+		// Split between two instances: det-a gets the smaller half.
+		for _, inst := range []string{"det-a", "det-b"} {
+			s := event.Stats{Minute: t, Instance: inst, ByCategory: map[string]int64{}, ByAttack: map[string]int64{}}
+			half := func(n int64) int64 {
+				if inst == "det-a" {
+					return n / 2
+				}
+				return n - n/2
 			}
-			if inst.att > 0 {
-				cat := categoryName(r.attack)
-				s.ByCategory[cat] += inst.att
-				s.ByAttack[r.attack] += inst.att
-			}
-			if inst.un > 0 {
-				s.ByCategory["unknown"] += inst.un
-				s.ByAttack["unknown"] += inst.un
+			s.ByCategory["normal"] = half(left)
+			s.Records = s.ByCategory["normal"]
+			for _, name := range slices.Sorted(maps.Keys(counts)) {
+				if n := half(counts[name]); n > 0 {
+					s.ByAttack[name] += n
+					s.ByCategory[categoryName(name)] += n
+					s.Records += n
+				}
 			}
 			out = append(out, s)
 		}
 	}
 	return out
 }
-
 func (sc *scenario) series() []Minute {
 	var a Aggregator
 	for _, s := range sc.stats() {
@@ -256,3 +250,5 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 }
+
+type eventStats = event.Stats

@@ -112,7 +112,9 @@ func detectSpike(ix index, t time.Time, d time.Duration, b Bucket, cfg Config, l
 		if z < cfg.SpikeZ || m.rate-med < cfg.MinRateIncrease || m.count < cfg.MinCount {
 			continue
 		}
-		if !found || z > best.Z {
+		// The unknown rate wins when both fire: novel traffic is the more
+		// specific signal (and is part of the attack rate too).
+		if !found || m.name == "unknown rate" {
 			best = Spike{Metric: m.name, Rate: m.rate, Baseline: med, Z: z, Count: m.count}
 			found = true
 		}
