@@ -40,7 +40,7 @@ func DecodeJSON(data []byte, r *Record) error {
 			if !ok {
 				return p.syntax("bad value for key " + strconv.Quote(string(key)))
 			}
-			if err := r.setJSON(string(key), vk, v, &seen, &labelSeen, &diffSeen); err != nil {
+			if err := r.setJSON(key, vk, v, &seen, &labelSeen, &diffSeen); err != nil {
 				return err
 			}
 			p.ws()
@@ -90,52 +90,54 @@ const (
 
 var kindNames = [...]string{jsonString: "string", jsonNumber: "number", jsonTrue: "true", jsonFalse: "false", jsonNull: "null", jsonComposite: "object or array"}
 
-func (r *Record) setJSON(key string, vk jsonKind, v []byte, seen *uint64, labelSeen, diffSeen *bool) error {
-	switch key {
+// setJSON stores one key's value. The key is []byte and the map lookup
+// and switch convert it in place, so known keys cost no allocation.
+func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, seen *uint64, labelSeen, diffSeen *bool) error {
+	switch string(key) {
 	case "label":
 		if *labelSeen {
-			return &FieldError{Field: key, Err: ErrDuplicate}
+			return &FieldError{Field: "label", Err: ErrDuplicate}
 		}
 		*labelSeen = true
 		if vk == jsonNull {
 			return nil
 		}
 		if vk != jsonString {
-			return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want a string, got " + kindNames[vk]}
+			return &FieldError{Field: "label", Value: clip(v), Err: ErrType, Detail: "want a string, got " + kindNames[vk]}
 		}
 		l, err := parseLabel(v)
 		if err != nil {
-			return &FieldError{Field: key, Value: clip(v), Err: err}
+			return &FieldError{Field: "label", Value: clip(v), Err: err}
 		}
 		r.Label = l
 		return nil
 	case "difficulty":
 		if *diffSeen {
-			return &FieldError{Field: key, Err: ErrDuplicate}
+			return &FieldError{Field: "difficulty", Err: ErrDuplicate}
 		}
 		*diffSeen = true
 		if vk == jsonNull {
 			return nil
 		}
 		if vk != jsonNumber && vk != jsonString {
-			return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want a number, got " + kindNames[vk]}
+			return &FieldError{Field: "difficulty", Value: clip(v), Err: ErrType, Detail: "want a number, got " + kindNames[vk]}
 		}
 		d, err := parseDifficulty(v)
 		if err != nil {
-			return &FieldError{Field: key, Value: clip(v), Err: err}
+			return &FieldError{Field: "difficulty", Value: clip(v), Err: err}
 		}
 		r.Difficulty = d
 		return nil
 	}
-	i, ok := featureIndex[key]
+	i, ok := featureIndex[string(key)]
 	if !ok {
 		return nil
 	}
+	f := Features[i]
 	if *seen&(1<<i) != 0 {
-		return &FieldError{Field: key, Err: ErrDuplicate}
+		return &FieldError{Field: f.Name, Err: ErrDuplicate}
 	}
 	*seen |= 1 << i
-	f := Features[i]
 	switch {
 	case vk == jsonString:
 		return r.setField(i, 0, v)
@@ -153,7 +155,7 @@ func (r *Record) setJSON(key string, vk jsonKind, v []byte, seen *uint64, labelS
 	if f.Kind == KindSymbolic {
 		want = "a string"
 	}
-	return &FieldError{Field: key, Value: clip(v), Err: ErrType, Detail: "want " + want + ", got " + kindNames[vk]}
+	return &FieldError{Field: f.Name, Value: clip(v), Err: ErrType, Detail: "want " + want + ", got " + kindNames[vk]}
 }
 
 // jsonParser is a small strict scanner for one flat JSON object.
