@@ -130,6 +130,12 @@ func PlainText(rep *Report) string {
 				in.Name, in.Status, in.Records, in.LastSeen.Format("15:04"), time.Duration(in.MaxLag).Round(time.Second))
 		}
 	}
+	if len(rep.DeadLetterReasons) > 0 {
+		b.WriteString("\nDead letters by reason:\n")
+		for _, r := range rep.DeadLetterReasons {
+			fmt.Fprintf(&b, "  %6d  %s\n", r.Count, r.Name)
+		}
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "\n%s", n)
 	}
@@ -219,6 +225,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
 	"dur":  func(d Duration) string { return time.Duration(d).Round(time.Second).String() },
 	"z":    func(z float64) string { return fmt.Sprintf("%.1f", z) },
+	"z2":   func(f float64) string { return fmt.Sprintf("%.2f", f) },
 	"exp":  func(f float64) string { return fmt.Sprintf("%.0f", f) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -261,6 +268,12 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{if .Bars}}<h2>Attack types per category</h2>
 {{range .Bars}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>
 {{end}}{{end}}
+{{if .TopAlerts}}<h2>Most novel alerts</h2>
+<table><tr><th>Time</th><th>Attack</th><th>Category</th><th class="n">Probability</th><th class="n">Novelty</th><th>Flagged by</th><th>Source</th></tr>
+{{range .TopAlerts}}<tr><td>{{time .Time}}</td><td>{{.Attack}}</td><td>{{.Category}}</td><td class="n">{{z2 .Probability}}</td><td class="n">{{z2 .Novelty}}</td><td>{{.FlaggedBy}}</td><td>{{.Source}}</td></tr>
+{{end}}</table>{{end}}
+{{if .DeadLetterReasons}}<h2>Dead letters by reason</h2>
+<table>{{range .DeadLetterReasons}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}
 <h2>Detector instances</h2>
 {{if .Instances}}<table><tr><th>Instance</th><th>Status</th><th class="n">Records</th><th>Last minute</th><th class="n">Max lag</th></tr>
 {{range .Instances}}<tr><td>{{.Name}}</td><td>{{.Status}}</td><td class="n">{{.Records}}</td><td>{{time .LastSeen}}</td><td class="n">{{dur .MaxLag}}</td></tr>

@@ -191,6 +191,12 @@ type Report struct {
 	Quiet bool `json:"quiet"`
 	// Method describes the spike detection for the footer.
 	Method Config `json:"method"`
+	// TopAlerts lists the window's most novel alerts, when the alerts
+	// topic was read.
+	TopAlerts []AlertSummary `json:"top_alerts,omitempty"`
+	// DeadLetterReasons lists the most frequent reasons records failed to
+	// decode, when the dead-letter topic was read.
+	DeadLetterReasons []AttackCount `json:"dead_letter_reasons,omitempty"`
 	// Notes holds extra lines added by the caller (e.g. a demo's context).
 	Notes []string `json:"notes,omitempty"`
 }

@@ -1,0 +1,268 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+)
+
+// Source reads the detector's output topics by timestamp. It works with
+// any number of detector instances and across their restarts: it reads
+// every committed message written in the span it needs, whoever wrote it.
+// Only committed transactions are read (read_committed).
+type Source struct {
+	// Opts are the franz-go client options: seed brokers, TLS, SASL.
+	Opts []kgo.Opt
+	// StatsTopic holds the per-minute event.Stats messages.
+	StatsTopic string
+	// AlertsTopic (optional) holds the event.Alert messages.
+	AlertsTopic string
+	// DeadLetterTopic (optional) holds the event.DeadLetter messages.
+	DeadLetterTopic string
+	// MaxLate bounds how long after a window's end statistics for it are
+	// still looked for; zero means an hour.
+	MaxLate time.Duration
+	// Logger receives warnings about undecodable messages; nil discards.
+	Logger *slog.Logger
+}
+
+func (s *Source) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Source) maxLate() time.Duration {
+	if s.MaxLate <= 0 {
+		return time.Hour
+	}
+	return s.MaxLate
+}
+
+// Stats reads the statistics for the minutes in [from, to) and sums them
+// into a series. It starts at the first message written at or after from
+// and stops at the end of each partition (its last stable offset when the
+// read began) or at the first message written more than MaxLate after to.
+func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error) {
+	var agg Aggregator
+	var bad int
+	err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), func(r *kgo.Record) {
+		var st event.Stats
+		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
+			bad++
+			return
+		}
+		if st.Minute.Before(from) || !st.Minute.Before(to) {
+			return
+		}
+		agg.Add(st, r.Timestamp)
+	})
+	if bad > 0 {
+		s.logger().Warn("undecodable statistics messages skipped", "topic", s.StatsTopic, "count", bad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return agg.Series(), nil
+}
+
+// Extras reads the optional alerts and dead-letter topics for window w and
+// returns the alerts with the highest novelty (at most n) and the most
+// frequent dead-letter reasons (at most n). A topic left empty in s is
+// skipped.
+func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, []AttackCount, error) {
+	var alerts []AlertSummary
+	if s.AlertsTopic != "" {
+		err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, func(r *kgo.Record) {
+			var a event.Alert
+			if json.Unmarshal(r.Value, &a) != nil || a.Time.Before(w.Start) || !a.Time.Before(w.End) {
+				return
+			}
+			alerts = append(alerts, summarizeAlert(a))
+			if len(alerts) > 4*n+64 {
+				alerts = topAlerts(alerts, n)
+			}
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	reasons := map[string]int64{}
+	if s.DeadLetterTopic != "" {
+		err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, func(r *kgo.Record) {
+			var d event.DeadLetter
+			if json.Unmarshal(r.Value, &d) != nil || d.Time.Before(w.Start) || !d.Time.Before(w.End) {
+				return
+			}
+			reasons[reasonKey(d.Reason)]++
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	var rs []AttackCount
+	for k, v := range reasons {
+		rs = append(rs, AttackCount{Name: k, Count: v})
+	}
+	sortAttacks(rs)
+	if len(rs) > n {
+		rs = rs[:n]
+	}
+	return topAlerts(alerts, n), rs, nil
+}
+
+// AlertSummary is the part of an alert a report shows.
+type AlertSummary struct {
+	Time        time.Time `json:"time"`
+	Attack      string    `json:"attack"`
+	Category    string    `json:"category"`
+	Probability float64   `json:"probability"`
+	Novelty     float64   `json:"novelty"`
+	FlaggedBy   string    `json:"flagged_by"`
+	Source      string    `json:"source"`
+}
+
+func summarizeAlert(a event.Alert) AlertSummary {
+	return AlertSummary{Time: a.Time, Attack: a.Attack, Category: a.Category, Probability: a.Probability,
+		Novelty: a.Novelty, FlaggedBy: a.FlaggedBy, Source: fmt.Sprintf("%s/%d@%d", a.Topic, a.Partition, a.Offset)}
+}
+
+// topAlerts keeps the n alerts with the highest novelty, then probability.
+func topAlerts(a []AlertSummary, n int) []AlertSummary {
+	slices.SortFunc(a, func(x, y AlertSummary) int {
+		if c := cmp.Compare(y.Novelty, x.Novelty); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.Probability, x.Probability); c != 0 {
+			return c
+		}
+		return x.Time.Compare(y.Time)
+	})
+	if len(a) > n {
+		a = a[:n]
+	}
+	return a
+}
+
+// reasonKey shortens a dead letter's reason so similar failures group:
+// it keeps the text before the first ':' of a quoted detail, capped at 80
+// characters.
+func reasonKey(s string) string {
+	if i := strings.IndexAny(s, "\"\n"); i > 0 {
+		s = strings.TrimRight(s[:i], " :")
+	}
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+// ErrNoTopic is returned (wrapped) when a topic to read does not exist.
+var ErrNoTopic = errors.New("topic does not exist")
+
+// scan calls fn for every committed data record of topic written at or
+// after from, up to each partition's last stable offset at the start, and
+// stops a partition at its first record written after until.
+func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Time, fn func(*kgo.Record)) error {
+	if topic == "" {
+		return fmt.Errorf("read: no topic given")
+	}
+	admCl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	starts, err := adm.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: list offsets at %v: %w", topic, from, errTopic(err))
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: list end offsets: %w", topic, errTopic(err))
+	}
+	at := map[int32]kgo.Offset{}
+	end := map[int32]int64{}
+	ends.Each(func(e kadm.ListedOffset) {
+		s, ok := starts.Lookup(topic, e.Partition)
+		if !ok || s.Offset < 0 || s.Offset >= e.Offset {
+			return
+		}
+		at[e.Partition] = kgo.NewOffset().At(s.Offset)
+		end[e.Partition] = e.Offset
+	})
+	if len(at) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(slices.Clip(opts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: at}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records (transaction markers) are kept so the reader
+		// sees every offset up to the end and knows when it is done.
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer cl.Close()
+	for len(end) > 0 {
+		fetches := cl.PollRecords(ctx, 10000)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", topic, err)
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if ferr == nil {
+				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		var done []int32
+		fetches.EachRecord(func(r *kgo.Record) {
+			e, ok := end[r.Partition]
+			if !ok || r.Offset >= e {
+				return
+			}
+			late := r.Timestamp.After(until)
+			if !r.Attrs.IsControl() && !late {
+				fn(r)
+			}
+			if late || r.Offset+1 >= e {
+				delete(end, r.Partition)
+				done = append(done, r.Partition)
+			}
+		})
+		if len(done) > 0 {
+			cl.PauseFetchPartitions(map[string][]int32{topic: done})
+		}
+	}
+	return nil
+}
+
+func errTopic(err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("%w: %w", ErrNoTopic, err)
+	}
+	return err
+}

@@ -1,0 +1,147 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+)
+
+func newCluster(t *testing.T, topics ...string) []kgo.Opt {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+}
+
+// produceTx writes values in one transaction, committed or aborted, each
+// record stamped with its time.
+func produceTx(t *testing.T, opts []kgo.Opt, txid, topic string, commit bool, recs ...*kgo.Record) {
+	t.Helper()
+	ctx := t.Context()
+	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(txid), kgo.DefaultProduceTopic(topic))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func statsRecord(t *testing.T, s event.Stats, written time.Time) *kgo.Record {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Value: b, Timestamp: written, Key: []byte(s.Instance)}
+}
+
+func TestSourceStats(t *testing.T) {
+	opts := newCluster(t, "stats", "alerts", "dead")
+	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	msg := func(min int, inst string, records int64, attacks map[string]int64) *kgo.Record {
+		m := start.Add(time.Duration(min) * time.Minute)
+		return statsRecord(t, statsMsg(m, inst, records, attacks), m.Add(time.Minute+time.Second))
+	}
+	// Before the window: must not count.
+	produceTx(t, opts, "a", "stats", true, msg(-30, "a", 1000, nil))
+	// Two instances, two transactions for the same minute: summed.
+	produceTx(t, opts, "a", "stats", true, msg(0, "a", 100, map[string]int64{"neptune": 10}), msg(1, "a", 100, nil))
+	produceTx(t, opts, "b", "stats", true, msg(0, "b", 50, map[string]int64{"satan": 5}))
+	produceTx(t, opts, "b", "stats", true, msg(0, "b", 50, map[string]int64{"satan": 5}))
+	// Aborted: must not count.
+	produceTx(t, opts, "b", "stats", false, msg(2, "b", 7777, nil))
+	// Written late (after the window) but for a minute inside it: counts.
+	late := statsMsg(start.Add(59*time.Minute), "a", 3, nil)
+	produceTx(t, opts, "a", "stats", true, statsRecord(t, late, start.Add(70*time.Minute)))
+	// For a minute after the window: must not count.
+	produceTx(t, opts, "a", "stats", true, msg(61, "a", 5555, nil))
+	// A bad message is skipped.
+	produceTx(t, opts, "a", "stats", true, &kgo.Record{Value: []byte("{not json"), Timestamp: start.Add(5 * time.Minute)})
+
+	src := &Source{Opts: opts, StatsTopic: "stats"}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	series, err := src.Stats(ctx, start, start.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records int64
+	for _, m := range series {
+		records += m.Records
+	}
+	if want := int64(100 + 100 + 50 + 50 + 3); records != want {
+		t.Errorf("records = %d, want %d (series %+v)", records, want, series)
+	}
+	if len(series) == 0 || series[0].ByAttack["satan"] != 10 || series[0].ByAttack["neptune"] != 10 || len(series[0].Instances) != 2 {
+		t.Errorf("minute 0 = %+v, want satan 10, neptune 10 from 2 instances", series[0])
+	}
+
+	// The history read starts earlier and sees the minute before.
+	series, err = src.Stats(ctx, start.Add(-time.Hour), start.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if series[0].Records != 1000 {
+		t.Errorf("history minute = %+v, want 1000 records", series[0])
+	}
+
+	// An empty topic or window reads nothing and returns.
+	series, err = src.Stats(ctx, start.Add(24*time.Hour), start.Add(25*time.Hour))
+	if err != nil || len(series) != 0 {
+		t.Errorf("empty span: %d minutes, %v", len(series), err)
+	}
+	_, err = (&Source{Opts: opts, StatsTopic: "missing"}).Stats(ctx, start, start.Add(time.Hour))
+	if !errors.Is(err, ErrNoTopic) {
+		t.Errorf("missing topic: %v, want ErrNoTopic", err)
+	}
+}
+
+func TestSourceExtras(t *testing.T) {
+	opts := newCluster(t, "alerts", "dead")
+	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	var alerts, dead []*kgo.Record
+	for i := range 30 {
+		ts := start.Add(time.Duration(i) * time.Minute)
+		b, _ := json.Marshal(event.Alert{Time: ts, Attack: "neptune", Category: "dos", Probability: 0.9, Novelty: float64(i) / 100, Topic: "flows", Offset: int64(i)})
+		alerts = append(alerts, &kgo.Record{Value: b, Timestamp: ts})
+		reason := "record: field 5: bad value \"x\""
+		if i%3 == 0 {
+			reason = "record: 40 fields, want 41"
+		}
+		b, _ = json.Marshal(event.DeadLetter{Time: ts, Reason: reason, Value: []byte("x")})
+		dead = append(dead, &kgo.Record{Value: b, Timestamp: ts})
+	}
+	produceTx(t, opts, "a", "alerts", true, alerts...)
+	produceTx(t, opts, "a", "dead", true, dead...)
+	src := &Source{Opts: opts, StatsTopic: "stats", AlertsTopic: "alerts", DeadLetterTopic: "dead"}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	top, reasons, err := src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 3 || top[0].Novelty != 0.19 || top[0].Source != "flows/0@19" {
+		t.Errorf("top alerts = %+v, want novelty 0.19 (offset 19) first", top)
+	}
+	if len(reasons) != 2 || reasons[0].Count != 13 || reasons[0].Name != "record: field 5: bad value" || reasons[1].Count != 7 {
+		t.Errorf("reasons = %+v, want 13 bad value, 7 field count", reasons)
+	}
+}
