@@ -3,8 +3,8 @@ package stream
 import (
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/netsentinel/netsentinel/internal/record"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the detector's Prometheus metrics; see the package doc.

@@ -1,0 +1,377 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+const (
+	inTopic    = "netlog"
+	alertTopic = "alerts"
+	statsTopic = "stats"
+	deadTopic  = "dead"
+)
+
+func newFake(t testing.TB, partitions int32, opts ...kfake.Opt) []string {
+	t.Helper()
+	all := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, inTopic),
+		kfake.SeedTopics(1, alertTopic, statsTopic, deadTopic)}, opts...)
+	c, err := kfake.NewCluster(all...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+func testOptions(brokers []string, instance string) Options {
+	return Options{
+		Client:      ClientConfig{Brokers: brokers},
+		Topic:       inTopic,
+		Group:       "detectors",
+		AlertsTopic: alertTopic, StatsTopic: statsTopic, DeadLetterTopic: deadTopic,
+		Instance:       instance,
+		Scorer:         labelScorer{},
+		MaxPollRecords: 300,
+		FetchMaxWait:   50 * time.Millisecond,
+		SessionTimeout: 6 * time.Second,
+		RestartBackoff: 100 * time.Millisecond,
+	}
+}
+
+// runDetector starts d.Run in the background; the returned stop cancels it
+// and returns Run's error.
+func runDetector(t testing.TB, d *Detector) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-errc:
+			case <-time.After(60 * time.Second):
+				err = errors.New("Run did not return within 60s of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func producer(t testing.TB, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TestDetectorBooks runs good and bad records through one detector and
+// checks every output, the metrics and the balance of the books.
+func TestDetectorBooks(t *testing.T) {
+	brokers := newFake(t, 3)
+	lines := kddLines(t, 2000)
+	bad := badInputs(900_000) // kfake's message limit is just under 1 MB
+	var values [][]byte
+	values = append(values, lines...)
+	for _, v := range bad {
+		values = append(values, v)
+	}
+	// A JSON record and an unlabelled CSV record, both good.
+	var rec record.Record
+	if err := record.DecodeCSV(lines[0], &rec); err != nil {
+		t.Fatal(err)
+	}
+	values = append(values, rec.AppendJSON(nil))
+	rec.Label, rec.Difficulty = "", -1
+	rec.Features[4] = 50000 // labelScorer calls unlabelled big transfers attacks
+	values = append(values, rec.AppendCSV(nil))
+	produceAll(t, producer(t, brokers), inTopic, values)
+
+	reg := prometheus.NewRegistry()
+	opts := testOptions(brokers, "a")
+	opts.Registerer = reg
+	var readyMu sync.Mutex
+	var readyCalls []bool
+	opts.OnReady = func(r bool) { readyMu.Lock(); readyCalls = append(readyCalls, r); readyMu.Unlock() }
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 30*time.Second, "all records processed", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, int64(len(values)))
+	if len(b.deadLetters) != len(bad) {
+		t.Errorf("dead letters: got %d, want %d", len(b.deadLetters), len(bad))
+	}
+	reasons := map[string]bool{}
+	for _, dl := range b.deadLetters {
+		if dl.Reason == "" || dl.Topic != inTopic || dl.Instance != "a" || dl.Time.IsZero() {
+			t.Errorf("dead letter lacks reason, source or instance: %+v", dl)
+		}
+		reasons[dl.Reason] = true
+		if len(dl.Value) > 1000 && !strings.Contains(dl.Reason, "truncated") {
+			t.Errorf("large dead letter not marked truncated: reason %q, %d bytes", dl.Reason, len(dl.Value))
+		}
+	}
+	for _, want := range []string{"empty record", "wrong number of fields", "missing key", "rate outside [0,1]", "malformed JSON"} {
+		found := false
+		for r := range reasons {
+			found = found || strings.Contains(r, want)
+		}
+		if !found {
+			t.Errorf("no dead letter with reason %q; reasons: %v", want, reasons)
+		}
+	}
+
+	// Verdicts against labels: labelScorer predicts the label, so every
+	// labelled attack must have an alert carrying it.
+	wantAlerts := 0
+	for _, l := range lines {
+		if !strings.Contains(string(l), ",normal,") {
+			wantAlerts++
+		}
+	}
+	wantAlerts++ // the unlabelled big transfer
+	if len(b.alerts) != wantAlerts {
+		t.Errorf("alerts: got %d, want %d", len(b.alerts), wantAlerts)
+	}
+	for p, a := range b.alerts {
+		if a.Label != "" && a.Label != a.Attack {
+			t.Errorf("alert at %v: attack %q, label %q", p, a.Attack, a.Label)
+		}
+		if a.Category == "" || a.Category == "normal" || a.Instance != "a" || a.Topic != inTopic || len(a.Features) != record.NumFeatures {
+			t.Errorf("alert at %v malformed: %+v", p, a)
+		}
+		if _, ok := a.Features["protocol_type"].(string); !ok {
+			t.Errorf("alert at %v: protocol_type %v is not a string", p, a.Features["protocol_type"])
+		}
+	}
+
+	tot := d.Totals()
+	if tot.Records != int64(len(values)) || tot.Alerts != int64(len(b.alerts)) || tot.DeadLetters != int64(len(bad)) {
+		t.Errorf("totals %+v disagree with outputs (%v)", tot, b)
+	}
+	if got := testutil.ToFloat64(d.m.records); got != float64(len(values)) {
+		t.Errorf("records_total = %v, want %d", got, len(values))
+	}
+	if got := testutil.ToFloat64(d.m.deadLetters); got != float64(len(bad)) {
+		t.Errorf("dead_letters_total = %v, want %d", got, len(bad))
+	}
+	if got := testutil.ToFloat64(d.m.verdicts.WithLabelValues("normal")); got != float64(b.normal) {
+		t.Errorf("verdicts_total{normal} = %v, want %d", got, b.normal)
+	}
+	if n, err := testutil.GatherAndCount(reg, "netsentinel_detect_batch_duration_seconds", "netsentinel_detect_consumer_lag"); err != nil || n < 2 {
+		t.Errorf("gather: %d series, %v", n, err)
+	}
+	readyMu.Lock()
+	if len(readyCalls) == 0 || !readyCalls[0] || readyCalls[len(readyCalls)-1] {
+		t.Errorf("OnReady calls %v, want true first and false last", readyCalls)
+	}
+	readyMu.Unlock()
+}
+
+// TestDetectorAbortRedelivers aborts every third transaction: the records
+// come back and the books still balance.
+func TestDetectorAbortRedelivers(t *testing.T) {
+	brokers := newFake(t, 2)
+	values := kddLines(t, 1500)
+	produceAll(t, producer(t, brokers), inTopic, values)
+	opts := testOptions(brokers, "a")
+	opts.MaxPollRecords = 100
+	opts.hookBeforeEnd = func(batch int) bool { return batch%3 == 0 }
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 30*time.Second, "all records processed", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Totals().Aborted == 0 {
+		t.Fatal("no transaction was aborted")
+	}
+	if got := testutil.ToFloat64(d.m.txAborted); got == 0 {
+		t.Error("transactions_total{aborted} is 0")
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, int64(len(values)))
+	if tot := d.Totals(); tot.Records != int64(len(values)) {
+		t.Errorf("committed records %d, want %d (aborted batches counted?)", tot.Records, len(values))
+	}
+}
+
+// TestDetectorHandover stops one of two detectors mid-stream; the other
+// takes its partitions and the books balance.
+func TestDetectorHandover(t *testing.T) {
+	brokers := newFake(t, 4)
+	values := kddLines(t, 4000)
+	cl := producer(t, brokers)
+	produceAll(t, cl, inTopic, values[:2000])
+	mk := func(name string) *Detector {
+		o := testOptions(brokers, name)
+		o.MaxPollRecords = 50
+		d, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, b := mk("a"), mk("b")
+	stopA := runDetector(t, a)
+	stopB := runDetector(t, b)
+	waitFor(t, 30*time.Second, "some progress", func() bool { return a.Totals().Records+b.Totals().Records > 500 })
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	produceAll(t, cl, inTopic, values[2000:])
+	waitFor(t, 60*time.Second, "all records processed", func() bool {
+		return a.Totals().Records+b.Totals().Records >= int64(len(values))
+	})
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	bk := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, bk, int64(len(values)))
+	if got := a.Totals().Records + b.Totals().Records; got != int64(len(values)) {
+		t.Errorf("committed %d+%d records, want %d", a.Totals().Records, b.Totals().Records, len(values))
+	}
+	if b.Totals().Records == 0 {
+		t.Error("detector b did no work")
+	}
+}
+
+// TestDetectorSASL connects through SCRAM-SHA-256 to a kfake broker that
+// requires it, and fails fast-and-retrying with a wrong password.
+func TestDetectorSASL(t *testing.T) {
+	brokers := newFake(t, 1, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "admin", "s3cret"))
+	sasl := ClientConfig{Brokers: brokers, SASLMechanism: SASLScramSHA256, SASLUser: "admin", SASLPassword: "s3cret"}
+	kopts, err := ClientOptions(sasl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	values := kddLines(t, 200)
+	produceAll(t, cl, inTopic, values)
+
+	opts := testOptions(brokers, "a")
+	opts.Client = sasl
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 30*time.Second, "records over SASL", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := sasl
+	bad.SASLPassword = "wrong"
+	kopts, _ = ClientOptions(bad)
+	bcl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bcl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := bcl.Ping(ctx); err == nil {
+		t.Error("ping with a wrong SASL password succeeded")
+	}
+}
+
+func TestClientOptionsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  ClientConfig
+		want string
+	}{
+		{"no brokers", ClientConfig{}, "no brokers"},
+		{"bad mechanism", ClientConfig{Brokers: []string{"127.0.0.1:1"}, SASLMechanism: "gssapi", SASLUser: "u", SASLPassword: "p"}, "unknown sasl mechanism"},
+		{"no user", ClientConfig{Brokers: []string{"127.0.0.1:1"}, SASLMechanism: "plain"}, "needs a user"},
+		{"no password", ClientConfig{Brokers: []string{"127.0.0.1:1"}, SASLMechanism: "plain", SASLUser: "u"}, "needs a password"},
+		{"user only", ClientConfig{Brokers: []string{"127.0.0.1:1"}, SASLUser: "u"}, "without a sasl mechanism"},
+		{"missing ca", ClientConfig{Brokers: []string{"127.0.0.1:1"}, TLSCA: "/nonexistent/ca.pem"}, "tls ca"},
+		{"cert without key", ClientConfig{Brokers: []string{"127.0.0.1:1"}, TLSCert: "c.pem"}, "together"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ClientOptions(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ClientOptions: got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	for _, mech := range []string{"plain", "SCRAM-SHA-256", "scram-sha-512"} {
+		if _, err := ClientOptions(ClientConfig{Brokers: []string{"a:1,b:2"}, TLS: true, SASLMechanism: mech, SASLUser: "u", SASLPassword: "p"}); err != nil {
+			t.Errorf("%s: %v", mech, err)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	_, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "x", AlertsTopic: "x"})
+	if err == nil {
+		t.Fatal("New accepted options without group or scorer and with alerts = input topic")
+	}
+	for _, want := range []string{"consumer group", "scorer", "is the input topic"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestAppendAlertIsValidJSON(t *testing.T) {
+	d, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "in", Group: "g", Scorer: labelScorer{}, Instance: "x\"<y>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec record.Record
+	if err := record.DecodeCSV(kddLines(t, 30)[29], &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Features[0] = 0.5
+	v := labelScorer{}.PredictRecord(&rec)
+	v.Attack = "neptune\n\"quoted\""
+	r := &kgo.Record{Topic: "in", Partition: 3, Offset: 77, Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
+	b := d.appendAlert(nil, r, &rec, &v)
+	var a event.Alert
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("alert JSON %s: %v", b, err)
+	}
+	if a.Attack != v.Attack || a.Offset != 77 || a.Partition != 3 || !a.Time.Equal(r.Timestamp) || a.Instance != "x\"<y>" ||
+		a.Features["duration"] != 0.5 || a.Features["service"] != rec.Symbol(2) {
+		t.Errorf("decoded alert %+v does not match", a)
+	}
+}
