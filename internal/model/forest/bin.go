@@ -77,7 +77,8 @@ func midpoint(a, b float32) float32 {
 }
 
 // binColumn writes the bin code of every value of col into codes: the
-// number of edges below the value. NaN goes to the last bin.
+// number of edges below the value. NaN goes to bin 0, as it goes left when
+// scoring.
 func binColumn(col []float32, edges []float32, codes []uint8) {
 	for i, v := range col {
 		// Binary search for the first edge >= v.
@@ -91,7 +92,7 @@ func binColumn(col []float32, edges []float32, codes []uint8) {
 			}
 		}
 		if v != v {
-			lo = len(edges)
+			lo = 0
 		}
 		codes[i] = uint8(lo)
 	}

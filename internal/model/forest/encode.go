@@ -187,6 +187,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			}
 		}
 	}
+	out.buildWalk()
 	*m = out
 	return nil
 }

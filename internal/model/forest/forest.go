@@ -149,14 +149,16 @@ type Model struct {
 	// after the other.
 	roots []int32
 	nodes []node
+	// walk is nodes with leaves looping to themselves, for scoreBlock.
+	walk []node
 	// leaves holds the sparse class distributions of all leaves.
 	leaves     []leafEntry
 	importance []float64
 }
 
 // node is one node of a tree, 12 bytes. An internal node sends a row with
-// x[feat] <= thr to nodes[next] and any other (including NaN) to
-// nodes[next+1]; children always come after their parent. A leaf has
+// x[feat] > thr to nodes[next+1] and any other (including NaN) to
+// nodes[next]; children always come after their parent. A leaf has
 // feat = -n and its n class probabilities in leaves[next : next+n].
 type node struct {
 	thr  float32

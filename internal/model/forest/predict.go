@@ -2,6 +2,7 @@ package forest
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 )
@@ -24,15 +25,10 @@ func (m *Model) PredictProba(x []float32, out []float32) {
 	for _, i := range m.roots {
 		nd := nodes[i]
 		for nd.feat >= 0 {
-			i = nd.next
-			if !(x[nd.feat] <= nd.thr) {
-				i++
-			}
+			i = nd.next + b2i(x[nd.feat] > nd.thr)
 			nd = nodes[i]
 		}
-		for _, e := range leaves[nd.next : nd.next-nd.feat] {
-			out[e.class] += e.p
-		}
+		addLeaf(out, leaves, nd)
 	}
 	scale := 1 / float32(len(m.roots))
 	for k := range out {
@@ -92,6 +88,11 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 
 // scoreBlock scores rows [start, end) of X into out, using buf (blockRows ×
 // NumFeatures) for the rows in row-major order.
+//
+// Rows are walked down each tree in groups of laneRows in lock step and
+// without branches on the split comparisons (leaves loop to themselves in
+// m.walk), so the CPU overlaps the independent walks instead of waiting on
+// one chain of loads and mispredicted branches.
 func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
 	nf, nc := m.nFeatures, m.nClasses
 	rows := end - start
@@ -102,27 +103,78 @@ func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
 	}
 	o := out[start*nc : end*nc]
 	clear(o)
-	nodes, leaves := m.nodes, m.leaves
+	walk, nodes, leaves := m.walk, m.nodes, m.leaves
 	for _, root := range m.roots {
-		for r := range rows {
+		r := 0
+		for ; r+laneRows <= rows; r += laneRows {
+			x0 := buf[(r+0)*nf : (r+1)*nf]
+			x1 := buf[(r+1)*nf : (r+2)*nf]
+			x2 := buf[(r+2)*nf : (r+3)*nf]
+			x3 := buf[(r+3)*nf : (r+4)*nf]
+			i0, i1, i2, i3 := root, root, root, root
+			for {
+				n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
+				j0 := n0.next + b2i(x0[n0.feat] > n0.thr)
+				j1 := n1.next + b2i(x1[n1.feat] > n1.thr)
+				j2 := n2.next + b2i(x2[n2.feat] > n2.thr)
+				j3 := n3.next + b2i(x3[n3.feat] > n3.thr)
+				if j0 == i0 && j1 == i1 && j2 == i2 && j3 == i3 {
+					break
+				}
+				i0, i1, i2, i3 = j0, j1, j2, j3
+			}
+			addLeaf(o[(r+0)*nc:(r+1)*nc], leaves, nodes[i0])
+			addLeaf(o[(r+1)*nc:(r+2)*nc], leaves, nodes[i1])
+			addLeaf(o[(r+2)*nc:(r+3)*nc], leaves, nodes[i2])
+			addLeaf(o[(r+3)*nc:(r+4)*nc], leaves, nodes[i3])
+		}
+		for ; r < rows; r++ {
 			x := buf[r*nf : (r+1)*nf]
 			i := root
-			nd := nodes[i]
-			for nd.feat >= 0 {
-				i = nd.next
-				if !(x[nd.feat] <= nd.thr) {
-					i++
+			for {
+				nd := &walk[i]
+				j := nd.next + b2i(x[nd.feat] > nd.thr)
+				if j == i {
+					break
 				}
-				nd = nodes[i]
+				i = j
 			}
-			p := o[r*nc : (r+1)*nc]
-			for _, e := range leaves[nd.next : nd.next-nd.feat] {
-				p[e.class] += e.p
-			}
+			addLeaf(o[r*nc:(r+1)*nc], leaves, nodes[i])
 		}
 	}
 	scale := 1 / float32(len(m.roots))
 	for k := range o {
 		o[k] *= scale
+	}
+}
+
+// laneRows is the number of rows scoreBlock walks down a tree together.
+const laneRows = 4
+
+// addLeaf adds the class distribution of leaf nd to p.
+func addLeaf(p []float32, leaves []leafEntry, nd node) {
+	for _, e := range leaves[nd.next : nd.next-nd.feat] {
+		p[e.class] += e.p
+	}
+}
+
+func b2i(b bool) int32 {
+	var i int32
+	if b {
+		i = 1
+	}
+	return i
+}
+
+// buildWalk derives m.walk from m.nodes: the same tree with each leaf
+// turned into a node that loops to itself (feature 0, threshold +Inf), so
+// a walk can take fixed steps without testing for leaves.
+func (m *Model) buildWalk() {
+	m.walk = make([]node, len(m.nodes))
+	for i, nd := range m.nodes {
+		if nd.feat < 0 {
+			nd = node{thr: float32(math.Inf(1)), feat: 0, next: int32(i)}
+		}
+		m.walk[i] = nd
 	}
 }

@@ -106,7 +106,9 @@ func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Conf
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("train forest: %w", err)
 	}
-	return assemble(trees, len(X), nClasses), nil
+	m := assemble(trees, len(X), nClasses)
+	m.buildWalk()
+	return m, nil
 }
 
 // binned is the training data after binning.
@@ -181,7 +183,7 @@ type builder struct {
 	words    int
 
 	hist  []float64 // [bin*nc + class]
-	binW  []float64
+	hist2 []float64 // same, for odd rows
 	binN  []int32
 	left  []float64
 	bestL []float64
@@ -199,7 +201,7 @@ func newBuilder(d *binned, cfg Config) *builder {
 		samples: make([]sample, 0, len(d.y)),
 		scratch: make([]sample, len(d.y)),
 		hist:    make([]float64, 256*nc),
-		binW:    make([]float64, 256),
+		hist2:   make([]float64, 256*nc),
 		binN:    make([]int32, 256),
 		left:    make([]float64, nc),
 		bestL:   make([]float64, nc),
@@ -360,51 +362,70 @@ func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
 		f := b.feats[k]
 		codes := b.d.codes[f]
 
-		// Histogram of the node's rows over the bins of f.
-		hist, binW, binN := b.hist, b.binW, b.binN
-		lo, hi := 255, 0
-		for _, s := range rows {
+		// Histogram of the node's rows over the bins of f. The row
+		// counts per bin mark the non-empty bins.
+		// Odd rows go to a second histogram: two independent chains of
+		// read-modify-write when consecutive rows hit the same bin.
+		hist, hist2, binN := b.hist, b.hist2, b.binN
+		k := 0
+		for ; k+1 < len(rows); k += 2 {
+			s0, s1 := &rows[k], &rows[k+1]
+			c0, c1 := int(codes[s0.row]), int(codes[s1.row])
+			hist[c0*nc+int(s0.class)] += s0.w
+			hist2[c1*nc+int(s1.class)] += s1.w
+			binN[c0]++
+			binN[c1]++
+		}
+		if k < len(rows) {
+			s := &rows[k]
 			c := int(codes[s.row])
 			hist[c*nc+int(s.class)] += s.w
-			binW[c] += s.w
 			binN[c]++
-			lo = min(lo, c)
-			hi = max(hi, c)
 		}
-		if lo == hi {
+		nb := len(b.d.edges[f]) + 1
+		first := 0
+		for binN[first] == 0 {
+			first++
+		}
+		if binN[first] == int32(n) {
 			// Constant in this node and all below.
 			b.cst[f>>6] |= 1 << (f & 63)
-			hist0 := hist[lo*nc : (lo+1)*nc]
-			clear(hist0)
-			binW[lo], binN[lo] = 0, 0
+			clear(hist[first*nc : (first+1)*nc])
+			clear(hist2[first*nc : (first+1)*nc])
+			binN[first] = 0
 			continue
 		}
 		tried++
-		// Scan the bins left to right; the split after bin c sends bins
-		// <= c left.
+		// Scan the bins left to right, clearing them; the split after
+		// bin c sends bins <= c left.
 		left := b.left
 		clear(left)
 		var wl, sqL float64
 		sqR := sq
 		var nl int32
-		for c := lo; c < hi; c++ {
+		for c := first; c < nb; c++ {
 			if binN[c] == 0 {
 				continue
 			}
-			h := hist[c*nc : (c+1)*nc]
+			h, h2 := hist[c*nc:(c+1)*nc], hist2[c*nc:(c+1)*nc]
 			for k, v := range h {
+				v += h2[k]
 				if v != 0 {
+					h2[k] = 0
 					l := left[k]
 					r := b.tot[k] - l
 					sqL += v * (2*l + v)
 					sqR += v * (v - 2*r)
 					left[k] = l + v
+					wl += v
 					h[k] = 0
 				}
 			}
-			wl += binW[c]
 			nl += binN[c]
-			binW[c], binN[c] = 0, 0
+			binN[c] = 0
+			if nl == int32(n) {
+				break // last non-empty bin: nothing on the right
+			}
 			wr := W - wl
 			if nl < minLeaf || int32(n)-nl < minLeaf || wl <= 0 || wr <= 0 {
 				continue
@@ -416,9 +437,6 @@ func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
 				found = true
 			}
 		}
-		// Clear the last bin.
-		clear(hist[hi*nc : (hi+1)*nc])
-		binW[hi], binN[hi] = 0, 0
 	}
 	if !found {
 		return split{}, false
