@@ -392,13 +392,18 @@ func TestTrainErrors(t *testing.T) {
 	}
 }
 
+func seedModel(f *testing.F) []byte {
+	b, err := os.ReadFile("testdata/small.model")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
+
 func FuzzLoad(f *testing.F) {
-	good := modelBytes(f)
+	good := seedModel(f)
 	f.Add(good)
 	f.Add(good[:len(good)/3])
-	if b, err := os.ReadFile("testdata/small.model"); err == nil {
-		f.Add(b)
-	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Unmarshal(data)
 		if err != nil {
@@ -412,4 +417,33 @@ func FuzzLoad(f *testing.F) {
 func sha256Sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// FuzzLoadResealed fixes up the size field and checksum of the fuzzed file
+// so that the fuzzer reaches the header and section decoders.
+func FuzzLoadResealed(f *testing.F) {
+	good := seedModel(f)
+	f.Add(good[:len(good)-sumSize])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) < prefixSize {
+			return
+		}
+		d, err := Unmarshal(resealed(body))
+		if err != nil {
+			return
+		}
+		var x [record.NumFeatures]float32
+		d.Predict(x[:])
+	})
+}
+
+// TestWriteSmallModel regenerates testdata/small.model, the fuzz seed, when
+// NETSENTINEL_UPDATE_TESTDATA=1.
+func TestWriteSmallModel(t *testing.T) {
+	if os.Getenv("NETSENTINEL_UPDATE_TESTDATA") != "1" {
+		t.Skip("set NETSENTINEL_UPDATE_TESTDATA=1 to regenerate testdata/small.model")
+	}
+	if err := os.WriteFile("testdata/small.model", modelBytes(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

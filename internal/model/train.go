@@ -44,6 +44,9 @@ type TrainOptions struct {
 	// Progress, if not nil, is called as training advances with the work
 	// done and the total (trees for the forest, iterations for logistic).
 	Progress func(done, total int)
+	// Sources names the files the data came from, for the model's
+	// metadata; nil means ds.Source.
+	Sources []string
 }
 
 // ErrNoData is returned (wrapped) by Train when the training set is empty or
@@ -114,7 +117,7 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 		Training: TrainingData{
 			Rows:        n,
 			SHA256:      Fingerprint(ds),
-			Sources:     sources(ds.Source),
+			Sources:     sources(opts.Sources, ds.Source),
 			Skipped:     ds.Skipped,
 			ClassCounts: counts,
 		},
@@ -175,11 +178,14 @@ func logisticColumns() []logistic.Column {
 	return cols
 }
 
-func sources(s string) []string {
-	if s == "" {
+func sources(given []string, s string) []string {
+	switch {
+	case given != nil:
+		return slices.Clone(given)
+	case s == "":
 		return []string{}
 	}
-	return strings.Split(s, "+")
+	return []string{s}
 }
 
 // Fingerprint returns the hex SHA-256 of the rows of ds: for each row in

@@ -1,0 +1,286 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+var cmdPredict = &Command{
+	Name:      "predict",
+	UsageLine: "predict --model MODEL [FILE|-]",
+	Short:     "print a verdict for each connection record of a file or stdin",
+	Long: `
+Predict reads connection records, one per line, from FILE (plain or .gz) or
+standard input ("-" or no argument). Each line may be a CSV line of 41
+features (an optional label and difficulty after them are ignored) or a JSON
+object keyed by feature name; the format is detected line by line. Blank
+lines are skipped.
+
+For each record it prints one JSON object on its own line, in input order:
+
+  {"line":1,"attack":"neptune","category":"dos","binary":"attack",
+   "is_attack":true,"probability":0.99,"category_probability":1,
+   "attack_probability":1,"novelty":0,"flagged_by":"classifier"}
+
+"line" is the input line number, "attack" the predicted type ("normal", an
+attack name, or "unknown"), "probability" its probability,
+"attack_probability" the probability that the record is not normal. When
+the input carries a label it is echoed as "label".
+
+A malformed line prints {"line":N,"error":"..."} instead and processing
+continues; the command then exits with code 3.
+`,
+	Flags: predictFlags,
+}
+
+func predictFlags(fs *flag.FlagSet) RunFunc {
+	modelPath := fs.String("model", "", "model `file` written by train (required)")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if *modelPath == "" {
+			return Usagef("--model is required")
+		}
+		if len(args) > 1 {
+			return Usagef("at most one input file, got %d", len(args))
+		}
+		det, err := model.LoadFile(*modelPath)
+		if err != nil {
+			return err
+		}
+		in, name := env.Stdin, "stdin"
+		if len(args) == 1 && args[0] != "-" {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in, name = f, args[0]
+			if strings.HasSuffix(name, ".gz") {
+				zr, err := gzip.NewReader(f)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				defer zr.Close()
+				in = zr
+			}
+		}
+		w := bufio.NewWriterSize(env.Stdout, 1<<16)
+		lines, bad, err := predictStream(ctx, det, in, w)
+		if ferr := w.Flush(); err == nil && ferr != nil {
+			err = ferr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if bad > 0 {
+			return fmt.Errorf("%s: %d of %d records invalid: %w", name, bad, lines, ErrBadData)
+		}
+		return nil
+	}
+}
+
+// predictBatch is a run of input lines scored by one worker.
+type predictBatch struct {
+	firstLine int
+	data      []byte // the lines, each ending in '\n'
+	out       []byte
+	records   int
+	bad       int
+	done      chan struct{}
+}
+
+const predictBatchBytes = 256 << 10
+
+// predictStream scores the lines of r on all cores and writes the verdicts
+// to w in input order. It returns the number of records read and of bad
+// ones.
+func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w io.Writer) (records, bad int, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *predictBatch, workers)
+	order := make(chan *predictBatch, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				scoreBatch(det, b)
+				close(b.done)
+			}
+		}()
+	}
+	// The reader cuts the input into batches of whole lines.
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		readErr <- readBatches(ctx, r, func(b *predictBatch) {
+			order <- b
+			work <- b
+		})
+	}()
+	var werr error
+	for b := range order {
+		<-b.done
+		records += b.records
+		bad += b.bad
+		if werr == nil {
+			if _, werr = w.Write(b.out); werr != nil {
+				cancel() // stop reading; drain what is in flight
+			}
+		}
+	}
+	wg.Wait()
+	if werr != nil {
+		return records, bad, werr
+	}
+	return records, bad, <-readErr
+}
+
+func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) error {
+	br := bufio.NewReaderSize(r, predictBatchBytes)
+	line := 1
+	var carry []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		buf := make([]byte, len(carry), predictBatchBytes+len(carry))
+		copy(buf, carry)
+		n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
+		buf = buf[:len(carry)+n]
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return err
+		}
+		cut := len(buf)
+		if !eof {
+			cut = bytes.LastIndexByte(buf, '\n') + 1
+			if cut == 0 { // a line longer than a batch: read on
+				carry = buf
+				continue
+			}
+		}
+		carry = append(carry[:0:0], buf[cut:]...)
+		if data := buf[:cut]; len(data) > 0 {
+			emit(&predictBatch{firstLine: line, data: data, done: make(chan struct{})})
+			line += bytes.Count(data, []byte{'\n'})
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+func scoreBatch(det *model.Detector, b *predictBatch) {
+	out := make([]byte, 0, len(b.data)*2)
+	var rec record.Record
+	var x [record.NumFeatures]float32
+	line := b.firstLine
+	data := b.data
+	for len(data) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			line++
+			continue
+		}
+		b.records++
+		if err := record.Decode(l, &rec); err != nil {
+			b.bad++
+			out = appendErrorLine(out, line, err)
+			line++
+			continue
+		}
+		for j, v := range rec.Features {
+			x[j] = float32(v)
+		}
+		out = appendVerdict(out, line, rec.Label, det.Predict(x[:]))
+		line++
+	}
+	b.out = out
+	b.data = nil
+}
+
+func appendErrorLine(b []byte, line int, err error) []byte {
+	msg, _ := json.Marshal(err.Error())
+	b = append(b, `{"line":`...)
+	b = strconv.AppendInt(b, int64(line), 10)
+	b = append(b, `,"error":`...)
+	b = append(b, msg...)
+	return append(b, "}\n"...)
+}
+
+// appendVerdict appends v as one JSON line. Labels and attack names are
+// plain identifiers, but they are quoted safely anyway.
+func appendVerdict(b []byte, line int, label string, v model.Verdict) []byte {
+	b = append(b, `{"line":`...)
+	b = strconv.AppendInt(b, int64(line), 10)
+	if label != "" {
+		b = append(b, `,"label":`...)
+		b = appendString(b, label)
+	}
+	b = append(b, `,"attack":`...)
+	b = appendString(b, v.Attack)
+	b = append(b, `,"category":"`...)
+	b = append(b, v.Category.String()...)
+	if v.IsAttack {
+		b = append(b, `","binary":"attack","is_attack":true`...)
+	} else {
+		b = append(b, `","binary":"normal","is_attack":false`...)
+	}
+	b = append(b, `,"probability":`...)
+	b = appendProb(b, v.Probability)
+	b = append(b, `,"category_probability":`...)
+	b = appendProb(b, v.CategoryProbability)
+	b = append(b, `,"attack_probability":`...)
+	b = appendProb(b, v.AttackProbability)
+	b = append(b, `,"novelty":`...)
+	b = appendProb(b, v.Novelty)
+	if v.FlaggedBy != "" {
+		b = append(b, `,"flagged_by":`...)
+		b = appendString(b, v.FlaggedBy)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendProb appends a probability with float32 precision, which is what
+// the models compute in.
+func appendProb(b []byte, p float64) []byte {
+	if p != p || p > 1e300 || p < -1e300 {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, p, 'g', 6, 64)
+}
+
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

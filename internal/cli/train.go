@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/model/forest"
+	"github.com/netsentinel/netsentinel/internal/model/logistic"
+)
+
+var cmdTrain = &Command{
+	Name:      "train",
+	UsageLine: "train --data FILE [--data FILE...] [--algo forest|logistic] [flags] --out MODEL",
+	Short:     "train a detection model on labelled connection records",
+	Long: `
+Train reads labelled connection records (CSV lines of 41 features and a
+label, as in KDD'99 and NSL-KDD, or JSON objects; plain or .gz) from one or
+more --data files, trains a random forest (or a logistic regression with
+--algo logistic) and writes one self-describing model file to --out.
+
+It prints a summary: rows, classes, training time and, with --validate,
+the accuracy on a stratified held-out fraction of the rows (the model is
+then trained on the rest).
+
+A malformed line stops training with its file and line number, unless
+--skip-bad is given: then bad lines are counted and skipped, and the
+command exits with code 3 after writing the model.
+`,
+	Flags: trainFlags,
+}
+
+func trainFlags(fs *flag.FlagSet) RunFunc {
+	def := forest.DefaultConfig()
+	ldef := logistic.DefaultConfig()
+	var data stringList
+	fs.Var(&data, "data", "training `file` (CSV or JSON lines, plain or .gz); repeat for several")
+	algo := fs.String("algo", model.AlgoForest, "algorithm: forest or logistic")
+	out := fs.String("out", "", "`path` of the model file to write (required)")
+	trees := fs.Int("trees", def.Trees, "forest: number of trees")
+	maxDepth := fs.Int("max-depth", def.MaxDepth, "forest: maximum tree depth (0 = unlimited)")
+	minLeaf := fs.Int("min-leaf", def.MinLeaf, "forest: minimum rows in a leaf")
+	maxFeatures := fs.Int("max-features", def.MaxFeatures, "forest: features tried per split (0 = round(sqrt(41)) = 6)")
+	bins := fs.Int("bins", def.Bins, "forest: histogram bins per feature (2..256)")
+	sample := fs.Float64("sample", def.Sample, "forest: bootstrap sample size as a fraction of the rows")
+	l2 := fs.Float64("l2", ldef.L2, "logistic: L2 penalty")
+	maxIter := fs.Int("max-iter", ldef.MaxIter, "logistic: maximum L-BFGS iterations")
+	seed := fs.Uint64("seed", def.Seed, "random seed (forest and --validate split)")
+	classWeight := fs.String("class-weight", "none", "class weights: none or balanced (inverse class frequency)")
+	threshold := fs.Float64("threshold", model.DefaultThreshold, "binary threshold: a record is an attack when P(normal) is below it")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
+	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if len(args) > 0 {
+			return Usagef("unexpected arguments %q", args)
+		}
+		if len(data) == 0 {
+			return Usagef("--data is required")
+		}
+		if *out == "" {
+			return Usagef("--out is required")
+		}
+		if *algo != model.AlgoForest && *algo != model.AlgoLogistic {
+			return Usagef("--algo %q: want forest or logistic", *algo)
+		}
+		if *classWeight != "none" && *classWeight != "balanced" {
+			return Usagef("--class-weight %q: want none or balanced", *classWeight)
+		}
+		if !(*validate >= 0 && *validate <= 0.9) {
+			return Usagef("--validate %v: want a fraction in [0, 0.9]", *validate)
+		}
+		if !(*threshold > 0 && *threshold <= 1) {
+			return Usagef("--threshold %v: want a value in (0, 1]", *threshold)
+		}
+		ds, err := loadData(env, data, *skipBad)
+		if err != nil {
+			return err
+		}
+		opts := model.TrainOptions{
+			Algo: *algo,
+			Forest: forest.Config{
+				Trees: *trees, MaxDepth: *maxDepth, MinLeaf: *minLeaf, MaxFeatures: *maxFeatures,
+				Bins: *bins, Sample: *sample, Seed: *seed,
+			},
+			Logistic:            logistic.Config{L2: *l2, MaxIter: *maxIter},
+			BalancedClassWeight: *classWeight == "balanced",
+			Threshold:           *threshold,
+			Sources:             baseNames(data),
+		}
+		train := ds
+		if *validate > 0 {
+			train, opts.Validation = model.StratifiedSplit(ds, *validate, *seed)
+		}
+		bar := newProgress(env.Stderr, "training", false)
+		if bar != nil {
+			opts.Progress = bar.ints
+		}
+		start := time.Now()
+		det, err := model.Train(ctx, train, opts)
+		bar.done()
+		if err != nil {
+			return err
+		}
+		elapsed := time.Since(start)
+		if err := det.SaveFile(*out); err != nil {
+			return err
+		}
+		st, err := os.Stat(*out)
+		if err != nil {
+			return err
+		}
+		printTrainSummary(env.Stdout, det, train, ds.Skipped, elapsed, *out, st.Size())
+		if ds.Skipped > 0 {
+			return fmt.Errorf("skipped %d malformed lines: %w", ds.Skipped, ErrBadData)
+		}
+		return nil
+	}
+}
+
+func printTrainSummary(w io.Writer, det *model.Detector, train *dataset.Dataset, skipped int, elapsed time.Duration, out string, size int64) {
+	info := det.Info()
+	fmt.Fprintf(w, "trained %s on %d rows, %d classes, from %s in %s\n",
+		info.Algorithm, train.Len(), len(info.Labels), strings.Join(info.Training.Sources, ", "), elapsed.Round(time.Millisecond))
+	if skipped > 0 {
+		fmt.Fprintf(w, "skipped %d malformed lines\n", skipped)
+	}
+	if n := info.Metrics["validation_rows"]; n > 0 {
+		fmt.Fprintf(w, "validation on %d held-out rows: attack %.2f%%, category %.2f%%, binary %.2f%%\n", int(n),
+			100*info.Metrics["validation_attack_accuracy"], 100*info.Metrics["validation_category_accuracy"],
+			100*info.Metrics["validation_binary_accuracy"])
+	}
+	fmt.Fprintf(w, "wrote %s (%s, data sha256 %.12s)\n", out, sizeString(size), info.Training.SHA256)
+}
+
+func baseNames(paths []string) []string {
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = filepath.Base(p)
+	}
+	return names
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// loadData loads and concatenates files of records, with a progress bar per
+// file on a terminal.
+func loadData(env *Env, paths []string, skipBad bool) (*dataset.Dataset, error) {
+	var all *dataset.Dataset
+	for _, p := range paths {
+		bar := newProgress(env.Stderr, "loading "+filepath.Base(p), true)
+		opts := dataset.Options{SkipBad: skipBad}
+		if bar != nil {
+			opts.Progress = bar.update
+		}
+		d, err := dataset.Load(p, opts)
+		bar.done()
+		if err != nil {
+			var pe *dataset.ParseError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("%w (use --skip-bad to skip bad lines)", err)
+			}
+			return nil, err
+		}
+		if all == nil {
+			all = d
+		} else {
+			all.Concat(d)
+		}
+	}
+	return all, nil
+}
