@@ -297,7 +297,7 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.TransactionalID(d.txID),
 		kgo.TransactionTimeout(d.opts.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
+		// Stable fetch offsets (KIP-447) are always required by kgo now.
 		kgo.ConsumerGroup(d.opts.Group),
 		kgo.ConsumeTopics(d.opts.Topic),
 		kgo.ConsumeResetOffset(reset),

@@ -52,3 +52,12 @@
 // ClientOptions turns a ClientConfig (brokers, TLS, SASL PLAIN or
 // SCRAM-SHA-256/512) into franz-go options; every client here uses it.
 package stream
+
+// Default topic and group names, shared by the commands.
+const (
+	DefaultTopic           = "netsentinel-records"
+	DefaultAlertsTopic     = "netsentinel-alerts"
+	DefaultStatsTopic      = "netsentinel-stats"
+	DefaultDeadLetterTopic = "netsentinel-dead-letters"
+	DefaultGroup           = "netsentinel-detect"
+)
