@@ -95,12 +95,19 @@ func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
 	)
 	stop := make(chan struct{})
 	var stopOnce sync.Once
+	// free hands parsed chunk buffers back to split for reuse; records do
+	// not alias them (labels are copied or interned).
+	free := make(chan []byte, 2*workers)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for c := range chunks {
 				d, err := parseChunk(c, name, opts.SkipBad)
+				select {
+				case free <- c.data[:0]:
+				default:
+				}
 				mu.Lock()
 				for len(results) <= c.seq {
 					results = append(results, result{})
@@ -113,7 +120,7 @@ func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
 			}
 		}()
 	}
-	readErr = split(r, chunks, stop)
+	readErr = split(r, chunks, free, stop)
 	close(chunks)
 	wg.Wait()
 	if readErr != nil {
@@ -142,13 +149,24 @@ func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
 	return out, nil
 }
 
-// split cuts r into chunks that end at a line end and sends them on.
-func split(r io.Reader, chunks chan<- chunk, stop <-chan struct{}) error {
+// split cuts r into chunks that end at a line end and sends them on. It
+// takes buffers from free when one is large enough.
+func split(r io.Reader, chunks chan<- chunk, free <-chan []byte, stop <-chan struct{}) error {
 	br := bufio.NewReaderSize(r, chunkSize)
 	seq, line := 0, 1
 	var carry []byte
 	for {
-		buf := make([]byte, len(carry), chunkSize+len(carry))
+		var buf []byte
+		select {
+		case b := <-free:
+			if cap(b) >= chunkSize+len(carry) {
+				buf = b[:len(carry)]
+			}
+		default:
+		}
+		if buf == nil {
+			buf = make([]byte, len(carry), chunkSize+len(carry))
+		}
 		copy(buf, carry)
 		n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
 		buf = buf[:len(carry)+n]

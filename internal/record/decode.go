@@ -74,11 +74,16 @@ func DecodeCSV(line []byte, r *Record) error {
 	}
 	rest := line
 	for i := 0; i < NumFeatures; i++ {
-		var field []byte
-		if j := bytes.IndexByte(rest, ','); j >= 0 {
-			field, rest = rest[:j], rest[j+1:]
+		// Fields are short; a plain loop beats bytes.IndexByte's call.
+		j := 0
+		for j < len(rest) && rest[j] != ',' {
+			j++
+		}
+		field := rest[:j]
+		if j < len(rest) {
+			rest = rest[j+1:]
 		} else {
-			field, rest = rest, nil
+			rest = nil
 		}
 		if err := r.setField(i, i+1, trimSpace(field)); err != nil {
 			return err
@@ -113,8 +118,7 @@ var comma = []byte{','}
 
 // setField validates and stores the text value of feature i.
 func (r *Record) setField(i, column int, v []byte) error {
-	f := Features[i]
-	if f.Kind == KindSymbolic {
+	if Features[i].Kind == KindSymbolic {
 		c, err := symbolCode(i, v)
 		if err != nil {
 			return fieldErr(i, column, v, err)
