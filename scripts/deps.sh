@@ -16,6 +16,7 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
 fi
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v make >/dev/null 2>&1 || need+=(make)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: java $(java_major), $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), kcat present"
