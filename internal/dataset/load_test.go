@@ -370,3 +370,28 @@ func TestWidenRoundTrips(t *testing.T) {
 		t.Errorf("widen(0.17) = %v, want 0.17", w)
 	}
 }
+
+// TestReadStopsEarly checks that an error in the first chunk of a long
+// input stops the reader before the input ends.
+func TestReadStopsEarly(t *testing.T) {
+	r := &countReader{r: strings.NewReader(lines(60000, 2))} // about 9 MB
+	_, err := Read(r, "in", Options{})
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != 2 {
+		t.Fatalf("Read = %v, want a ParseError at line 2", err)
+	}
+	if r.n > 6<<20 {
+		t.Errorf("Read consumed %d bytes after an error on line 2, want it to stop early", r.n)
+	}
+}
+
+type countReader struct {
+	r interface{ Read([]byte) (int, error) }
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
