@@ -27,8 +27,8 @@ var cmdPredict = &Command{
 	Long: `
 Predict reads connection records, one per line, from FILE (plain or .gz) or
 standard input ("-" or no argument). Each line may be a CSV line of 41
-features (an optional label and difficulty after them are ignored) or a JSON
-object keyed by feature name; the format is detected line by line. Blank
+features, optionally followed by a label and a difficulty, or a JSON object
+keyed by feature name (optionally with "label"); the format is detected line by line. Blank
 lines are skipped.
 
 For each record it prints one JSON object on its own line, in input order:

@@ -89,7 +89,7 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 		}
 		clf, params = m, cfg
 	case AlgoLogistic:
-		cfg := opts.Logistic
+		cfg := opts.Logistic.WithDefaults()
 		cfg.Columns = logisticColumns()
 		if opts.BalancedClassWeight {
 			cfg.ClassWeight = forest.BalancedWeights(y, len(labels))

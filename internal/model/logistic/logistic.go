@@ -49,6 +49,25 @@ func (k ColumnKind) String() string {
 	return fmt.Sprintf("ColumnKind(%d)", uint8(k))
 }
 
+// MarshalText implements encoding.TextMarshaler.
+func (k ColumnKind) MarshalText() ([]byte, error) {
+	if k >= numColumnKinds {
+		return nil, fmt.Errorf("logistic: invalid column kind %d", uint8(k))
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *ColumnKind) UnmarshalText(b []byte) error {
+	for c := range numColumnKinds {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("logistic: unknown column kind %q", b)
+}
+
 // Column describes one input column.
 type Column struct {
 	Kind ColumnKind `json:"kind"`
@@ -78,6 +97,12 @@ type Config struct {
 // DefaultConfig returns the default settings.
 func DefaultConfig() Config {
 	return Config{L2: 1e-5, MaxIter: 300, Tolerance: 1e-7}
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.fill()
+	return c
 }
 
 func (c *Config) fill() {
