@@ -151,7 +151,7 @@ func TestAllQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Quiet || rep.Title != "all quiet: 0% attacks, 0 spikes" {
+	if !rep.Quiet || rep.Title != "all quiet, 0% attacks, 0 spikes" {
 		t.Errorf("quiet %v title %q problems %v", rep.Quiet, rep.Title, rep.Problems)
 	}
 	text := PlainText(rep)

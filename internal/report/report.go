@@ -444,7 +444,7 @@ func sortAttacks(a []AttackCount) {
 func title(rep *Report) string {
 	s := fmt.Sprintf("%s attacks, %s", Percent(rep.AttackShare), plural(len(rep.Spikes), "spike"))
 	if rep.Quiet {
-		s = "all quiet: " + s
+		s = "all quiet, " + s
 	}
 	if len(rep.Problems) > 0 {
 		s += ", " + plural(len(rep.Problems), "problem")

@@ -1,0 +1,507 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"image/png"
+	"io"
+	"math/big"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/report"
+)
+
+const (
+	testUser     = "admin"
+	testPassword = "s3cret pass"
+)
+
+// received is one message the test server accepted.
+type received struct {
+	from string
+	to   []string
+	user string
+	tls  bool
+	data []byte
+}
+
+// smtpServer is a real SMTP server (emersion/go-smtp) on 127.0.0.1 that
+// requires AUTH PLAIN or LOGIN and keeps what it receives.
+type smtpServer struct {
+	mu   sync.Mutex
+	msgs []received
+	srv  *smtp.Server
+	addr string
+}
+
+func (s *smtpServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{srv: s, conn: c}, nil
+}
+
+func (s *smtpServer) messages() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.msgs...)
+}
+
+type session struct {
+	srv  *smtpServer
+	conn *smtp.Conn
+	cur  received
+}
+
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		if user != testUser || pass != testPassword {
+			return errors.New("invalid credentials")
+		}
+		s.cur.user = user
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
+	case sasl.Login:
+		return newLoginServer(check), nil
+	}
+	return nil, smtp.ErrAuthUnsupported
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.cur.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	s.cur.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.cur.to = append(s.cur.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m := s.cur
+	m.data = b
+	_, m.tls = s.conn.TLSConnectionState()
+	s.srv.mu.Lock()
+	s.srv.msgs = append(s.srv.msgs, m)
+	s.srv.mu.Unlock()
+	s.cur.to = nil
+	return nil
+}
+
+func (s *session) Reset()        { s.cur.to = nil; s.cur.from = "" }
+func (s *session) Logout() error { return nil }
+
+// loginServer implements the LOGIN mechanism (which go-sasl dropped).
+type loginServer struct {
+	step  int
+	user  string
+	check func(user, pass string) error
+}
+
+func newLoginServer(check func(user, pass string) error) sasl.Server {
+	return &loginServer{check: check}
+}
+
+func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step++
+		if len(resp) > 0 {
+			l.user = string(resp)
+			l.step++
+			return []byte("Password:"), false, nil
+		}
+		return []byte("Username:"), false, nil
+	case 1:
+		l.user = string(resp)
+		l.step++
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(l.user, string(resp))
+	}
+}
+
+// startServer starts an SMTP server on addr ("127.0.0.1:0" for any port).
+// mode is TLSNone, TLSStartTLS (STARTTLS offered, AUTH only after it) or
+// TLSImplicit.
+func startServer(t *testing.T, addr, mode string, cert *tls.Certificate) *smtpServer {
+	t.Helper()
+	s := &smtpServer{}
+	srv := smtp.NewServer(s)
+	srv.Domain = "localhost"
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.AllowInsecureAuth = mode == TLSNone
+	var l net.Listener
+	var err error
+	switch mode {
+	case TLSImplicit:
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		l, err = tls.Listen("tcp", addr, srv.TLSConfig)
+	case TLSStartTLS:
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		fallthrough
+	default:
+		l, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = srv
+	s.addr = l.Addr().String()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return s
+}
+
+func (s *smtpServer) stop() { s.srv.Close() }
+
+// selfSigned returns a certificate for 127.0.0.1 and a pool trusting it.
+func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// testReport: one hour, 1000 records (17 a minute for 40 minutes, then
+// 16), and in the first minute all 17 are neptune (dos): 1.7% attacks.
+func testReport(t *testing.T, hour int) *report.Report {
+	t.Helper()
+	start := time.Date(2026, 11, 26, hour, 0, 0, 0, time.UTC)
+	var a report.Aggregator
+	for i := range 60 {
+		s := event.Stats{Minute: start.Add(time.Duration(i) * time.Minute), Instance: "det-a", Records: 16}
+		if i < 40 {
+			s.Records = 17
+		}
+		s.ByCategory = map[string]int64{"normal": s.Records}
+		if i == 0 {
+			s.ByCategory = map[string]int64{"dos": 17}
+			s.ByAttack = map[string]int64{"neptune": 17}
+		}
+		a.Add(s, time.Time{})
+	}
+	rep, err := report.Build(a.Series(), report.Window{Start: start, End: start.Add(time.Hour), Location: time.UTC}, report.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func testConfig(addr, mode string) Config {
+	return Config{
+		Addr: addr, TLS: mode, User: testUser, Password: testPassword,
+		From: "netsentinel@example.org", To: []string{"admin@example.org", "soc@example.org"},
+		Timeout: 10 * time.Second,
+	}
+}
+
+// part is one leaf of a parsed MIME tree.
+type part struct {
+	contentType string
+	disposition string
+	contentID   string
+	filename    string
+	body        []byte
+}
+
+func walk(t *testing.T, header map[string][]string, body io.Reader, out *[]part) {
+	t.Helper()
+	get := func(k string) string {
+		if v := header[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	mt, params, err := mime.ParseMediaType(get("Content-Type"))
+	if err != nil {
+		t.Fatalf("content type %q: %v", get("Content-Type"), err)
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		r := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := r.NextRawPart()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			walk(t, p.Header, p, out)
+		}
+	}
+	switch strings.ToLower(get("Content-Transfer-Encoding")) {
+	case "base64":
+		body = base64.NewDecoder(base64.StdEncoding, body)
+	case "quoted-printable":
+		body = quotedprintable.NewReader(body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp, dparams, _ := mime.ParseMediaType(get("Content-Disposition"))
+	*out = append(*out, part{contentType: mt, disposition: disp, contentID: strings.Trim(get("Content-Id"), "<>"), filename: dparams["filename"], body: b})
+}
+
+func TestSendMIME(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", TLSNone, nil)
+	rep := testReport(t, 14)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := Send(ctx, testConfig(srv.addr, TLSNone), rep); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("server got %d messages, want 1", len(msgs))
+	}
+	got := msgs[0]
+	if got.user != testUser || got.from != "netsentinel@example.org" || strings.Join(got.to, ",") != "admin@example.org,soc@example.org" {
+		t.Errorf("envelope: user %q from %q to %v", got.user, got.from, got.to)
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(got.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "netsentinel: all quiet, 1.7% attacks, 0 spikes — 2026-11-26 14:00–15:00 UTC"; subject != want {
+		t.Errorf("subject %q, want %q", subject, want)
+	}
+	if id := msg.Header.Get("Message-Id"); id != "<report-"+rep.ID+"@example.org>" {
+		t.Errorf("Message-ID %q", id)
+	}
+	var parts []part
+	walk(t, map[string][]string(msg.Header), msg.Body, &parts)
+
+	var plain, html string
+	inline := map[string]bool{}
+	attached := map[string]bool{}
+	for _, p := range parts {
+		switch {
+		case p.contentType == "text/plain":
+			plain = string(p.body)
+		case p.contentType == "text/html":
+			html = string(p.body)
+		case p.contentType == "image/png":
+			img, err := png.Decode(bytes.NewReader(p.body))
+			if err != nil {
+				t.Errorf("image %s/%s: %v", p.contentID, p.filename, err)
+				continue
+			}
+			if img.Bounds().Dx() < 100 {
+				t.Errorf("image %s is %v", p.filename, img.Bounds())
+			}
+			if p.disposition == "attachment" {
+				attached[p.filename] = true
+			} else {
+				inline[p.contentID] = true
+			}
+		}
+	}
+	for _, want := range []string{"Records scored:  1000", "Attacks:         17 (1.7%)", "dos"} {
+		if !strings.Contains(plain, want) {
+			t.Errorf("plain text lacks %q:\n%s", want, plain)
+		}
+	}
+	if !strings.Contains(html, `id="records">1000<`) || !strings.Contains(html, `id="attacks">17 (1.7%)<`) {
+		t.Errorf("html lacks the numbers")
+	}
+	charts := []string{"categories.png", "attacks-dos.png", "attack-rate.png"}
+	for _, c := range charts {
+		if !inline[c] {
+			t.Errorf("no inline image with Content-ID %s (have %v)", c, inline)
+		}
+		if !strings.Contains(html, `src="cid:`+c+`"`) {
+			t.Errorf("html does not refer to cid:%s", c)
+		}
+		if !attached[c] {
+			t.Errorf("no attachment %s (have %v)", c, attached)
+		}
+	}
+	if len(inline) != len(charts) || len(attached) != len(charts) {
+		t.Errorf("inline %v attached %v, want %v", inline, attached, charts)
+	}
+}
+
+func TestSendTLSModes(t *testing.T) {
+	cert, pool := selfSigned(t)
+	for _, tc := range []struct {
+		mode, auth string
+	}{
+		{TLSStartTLS, AuthPlain},
+		{TLSStartTLS, AuthLogin},
+		{TLSImplicit, AuthPlain},
+	} {
+		t.Run(tc.mode+"-"+tc.auth, func(t *testing.T) {
+			srv := startServer(t, "127.0.0.1:0", tc.mode, cert)
+			cfg := testConfig(srv.addr, tc.mode)
+			cfg.Auth = tc.auth
+			cfg.TLSConfig = &tls.Config{RootCAs: pool}
+			if err := Send(t.Context(), cfg, testReport(t, 14)); err != nil {
+				t.Fatal(err)
+			}
+			msgs := srv.messages()
+			if len(msgs) != 1 || !msgs[0].tls || msgs[0].user != testUser {
+				t.Fatalf("got %d messages (tls %v)", len(msgs), len(msgs) > 0 && msgs[0].tls)
+			}
+		})
+	}
+	t.Run("untrusted", func(t *testing.T) {
+		srv := startServer(t, "127.0.0.1:0", TLSStartTLS, cert)
+		if err := Send(t.Context(), testConfig(srv.addr, TLSStartTLS), testReport(t, 14)); err == nil {
+			t.Fatal("sent to a server with an untrusted certificate")
+		}
+	})
+}
+
+func TestSendErrors(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", TLSNone, nil)
+	cfg := testConfig(srv.addr, TLSNone)
+	cfg.Password = "wrong"
+	err := Send(t.Context(), cfg, testReport(t, 14))
+	if err == nil {
+		t.Fatal("wrong password: no error")
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if len(srv.messages()) != 0 {
+		t.Error("message accepted with a wrong password")
+	}
+	bad := Config{Addr: "nohost", TLS: "ssl", Auth: "cram", User: "u"}
+	err = bad.Validate()
+	for _, want := range []string{"smtp address", "smtp tls", "smtp auth", "sender", "recipients", "password"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+// freeAddr returns a loopback address nobody listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestOutboxServerDownThenUp(t *testing.T) {
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	cfg := testConfig(addr, TLSNone)
+	cfg.Timeout = 2 * time.Second
+	ob := &report.Outbox{Dir: dir, Deliver: Deliver(cfg)}
+	rep1, rep2 := testReport(t, 13), testReport(t, 14)
+	for _, r := range []*report.Report{rep1, rep2} {
+		if err := ob.Enqueue(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Server down: delivery fails, both reports stay queued.
+	err := ob.FlushRetry(t.Context(), report.Backoff{Initial: 10 * time.Millisecond}, 3)
+	if err == nil {
+		t.Fatal("delivered with the server down")
+	}
+	if ids, _ := ob.Pending(); len(ids) != 2 {
+		t.Fatalf("pending %v, want both reports", ids)
+	}
+	// Server up: both are sent, in order, once.
+	srv := startServer(t, addr, TLSNone, nil)
+	if err := ob.FlushRetry(t.Context(), report.Backoff{Initial: 10 * time.Millisecond}, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Flushing again, or queueing a sent report again, sends nothing.
+	if n, err := ob.Flush(t.Context()); n != 0 || err != nil {
+		t.Errorf("second flush sent %d (%v)", n, err)
+	}
+	if err := ob.Enqueue(rep1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ob.Flush(t.Context()); n != 0 || err != nil {
+		t.Errorf("flush after re-queueing a sent report sent %d (%v)", n, err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("server got %d messages, want 2", len(msgs))
+	}
+	for i, want := range []string{rep1.ID, rep2.ID} {
+		m, err := mail.ReadMessage(bytes.NewReader(msgs[i].data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := m.Header.Get("Message-Id"); !strings.Contains(id, want) {
+			t.Errorf("message %d is %s, want %s", i, id, want)
+		}
+	}
+	st, err := report.NewStateFile(dir + "/" + report.StateFileName).Load()
+	if err != nil || len(st.Sent) != 2 {
+		t.Errorf("state %+v (%v), want 2 deliveries", st, err)
+	}
+}
