@@ -2,6 +2,7 @@ package forest
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 )
@@ -27,7 +28,7 @@ func binEdges(col []float32, maxBins int, rng *rand.Rand) []float32 {
 		vals = slices.Clone(col)
 	}
 	vals = slices.DeleteFunc(vals, func(v float32) bool { return v != v })
-	slices.Sort(vals)
+	radixSort(vals)
 	// Distinct values and their counts.
 	distinct := vals[:0:0]
 	var counts []int
@@ -80,20 +81,63 @@ func midpoint(a, b float32) float32 {
 // number of edges below the value. NaN goes to bin 0, as it goes left when
 // scoring.
 func binColumn(col []float32, edges []float32, codes []uint8) {
+	top := 0
+	if len(edges) > 0 {
+		top = 1 << (bits.Len(uint(len(edges))) - 1)
+	}
 	for i, v := range col {
-		// Binary search for the first edge >= v.
-		lo, hi := 0, len(edges)
-		for lo < hi {
-			h := int(uint(lo+hi) >> 1)
-			if edges[h] < v {
-				lo = h + 1
-			} else {
-				hi = h
+		// Branch-free binary search for the number of edges < v.
+		lo := 0
+		for step := top; step > 0; step >>= 1 {
+			if j := lo + step; j <= len(edges) && edges[j-1] < v {
+				lo = j
 			}
 		}
-		if v != v {
-			lo = 0
-		}
 		codes[i] = uint8(lo)
+	}
+}
+
+// radixSort sorts finite float32 values in increasing order (-0 and +0 are
+// equal and may come in either order).
+func radixSort(vals []float32) {
+	if len(vals) < 2 {
+		return
+	}
+	keys := make([]uint32, len(vals))
+	for i, v := range vals {
+		k := math.Float32bits(v)
+		if k>>31 != 0 {
+			k = ^k
+		} else {
+			k |= 1 << 31
+		}
+		keys[i] = k
+	}
+	tmp := make([]uint32, len(keys))
+	for shift := 0; shift < 32; shift += 8 {
+		var count [257]int
+		for _, k := range keys {
+			count[(k>>shift)&0xff+1]++
+		}
+		if count[(keys[0]>>shift)&0xff+1] == len(keys) {
+			continue // all keys share this byte
+		}
+		for b := 1; b < len(count); b++ {
+			count[b] += count[b-1]
+		}
+		for _, k := range keys {
+			b := (k >> shift) & 0xff
+			tmp[count[b]] = k
+			count[b]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for i, k := range keys {
+		if k>>31 != 0 {
+			k &^= 1 << 31
+		} else {
+			k = ^k
+		}
+		vals[i] = math.Float32frombits(k)
 	}
 }

@@ -8,8 +8,10 @@ import (
 )
 
 // blockRows is the number of rows PredictProbaBatch scores together, tree by
-// tree, so that a tree stays in cache while it scores the whole block.
-const blockRows = 64
+// tree, so that a tree stays in cache while it scores the whole block. With
+// 64-row blocks a 100-tree model (about 1 MB of nodes) was streamed from L3
+// for every block; 1024 rows (168 KB of features) scored 1.5-2x faster.
+const blockRows = 1024
 
 // PredictProba writes the class probabilities of one row x (len
 // NumFeatures) into out (len NumClasses): the mean of the class
@@ -61,7 +63,7 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 	blocks := (n + blockRows - 1) / blockRows
 	workers := min(runtime.GOMAXPROCS(0), blocks)
 	if workers <= 1 {
-		buf := make([]float32, blockRows*m.nFeatures)
+		buf := make([]float32, min(blockRows, n)*m.nFeatures)
 		for start := 0; start < n; start += blockRows {
 			m.scoreBlock(X, start, min(start+blockRows, n), buf, out)
 		}
@@ -73,7 +75,7 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]float32, blockRows*m.nFeatures)
+			buf := make([]float32, min(blockRows, n)*m.nFeatures)
 			for start := range tasks {
 				m.scoreBlock(X, start, min(start+blockRows, n), buf, out)
 			}
@@ -153,6 +155,12 @@ const laneRows = 4
 
 // addLeaf adds the class distribution of leaf nd to p.
 func addLeaf(p []float32, leaves []leafEntry, nd node) {
+	if nd.feat == -1 {
+		// Pure leaf, the common case.
+		e := leaves[nd.next]
+		p[e.class] += e.p
+		return
+	}
 	for _, e := range leaves[nd.next : nd.next-nd.feat] {
 		p[e.class] += e.p
 	}
