@@ -78,7 +78,7 @@ func run(args []string) error {
 	balanced := fs.Bool("balanced", false, "balanced class weights")
 	folds := fs.Int("folds", 0, "k-fold cross-validation instead of one 80/20 split")
 	holdout := fs.String("holdout", "", "comma-separated attack `types` to leave out of training")
-	export := fs.String("export", "", "write the 80/20 split as CSV to `dir`")
+	export := fs.String("export", "", "write the split as CSV files to `dir` (for bench/forest_sklearn.py)")
 	asJSON := fs.Bool("json", false, "print results as JSON lines")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,7 +105,7 @@ func run(args []string) error {
 	case *holdout != "":
 		held := strings.Split(*holdout, ",")
 		train, test := stratifiedSplit(y, len(classes), 0.2, *seed)
-		r, err := b.holdout(train, test, held)
+		r, err := b.holdout(train, test, held, *export)
 		if err != nil {
 			return err
 		}
@@ -266,7 +266,10 @@ func (b *bench) validate(train, test []int, mode string) (result, error) {
 
 // holdout trains on the training rows minus the held-out attack types and
 // reports how many rows of those types (anywhere in the file) are flagged.
-func (b *bench) holdout(train, test []int, held []string) (result, error) {
+//
+// With dir set, the training rows go to dir/train.csv, the held-out rows to
+// dir/test.csv and the normal test rows to dir/normal.csv.
+func (b *bench) holdout(train, test []int, held []string, dir string) (result, error) {
 	isHeld := func(i int) bool { return slices.Contains(held, b.d.Labels[i]) }
 	train = slices.DeleteFunc(slices.Clone(train), isHeld)
 	var heldRows, normalTest []int
@@ -282,6 +285,16 @@ func (b *bench) holdout(train, test []int, held []string) (result, error) {
 	}
 	if len(heldRows) == 0 {
 		return result{}, fmt.Errorf("no rows of %s in %s", strings.Join(held, ","), b.name)
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return result{}, err
+		}
+		for name, rows := range map[string][]int{"train.csv": train, "test.csv": heldRows, "normal.csv": normalTest} {
+			if err := b.writeCSV(filepath.Join(dir, name), rows); err != nil {
+				return result{}, fmt.Errorf("export %s: %w", name, err)
+			}
+		}
 	}
 	r := result{Tool: "netsentinel", Data: b.name, Mode: "holdout", HeldOut: strings.Join(held, ","), HeldOutRows: len(heldRows)}
 	m, err := b.train(train, &r)

@@ -429,3 +429,74 @@ func crc32Sum(b []byte) []byte {
 }
 
 func isFormatErr(err error) bool { return errors.Is(err, ErrFormat) }
+
+func TestTrainErrors(t *testing.T) {
+	X := [][]float32{{1, 2, 3, 4}, {0, 1, 0, 1}}
+	y := []int32{0, 1, 0, 1}
+	cfgWith := func(f func(*Config)) Config {
+		c := DefaultConfig()
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name     string
+		X        [][]float32
+		y        []int32
+		nClasses int
+		cfg      Config
+	}{
+		{"no features", nil, y, 2, DefaultConfig()},
+		{"no rows", [][]float32{{}}, nil, 2, DefaultConfig()},
+		{"ragged columns", [][]float32{{1, 2, 3, 4}, {1}}, y, 2, DefaultConfig()},
+		{"label count", X, y[:3], 2, DefaultConfig()},
+		{"class out of range", X, []int32{0, 1, 2, 0}, 2, DefaultConfig()},
+		{"negative class", X, []int32{0, -1, 0, 0}, 2, DefaultConfig()},
+		{"no classes", X, y, 0, DefaultConfig()},
+		{"negative trees", X, y, 2, cfgWith(func(c *Config) { c.Trees = -1 })},
+		{"too many bins", X, y, 2, cfgWith(func(c *Config) { c.Bins = 257 })},
+		{"one bin", X, y, 2, cfgWith(func(c *Config) { c.Bins = 1 })},
+		{"sample above 1", X, y, 2, cfgWith(func(c *Config) { c.Sample = 1.5 })},
+		{"NaN sample", X, y, 2, cfgWith(func(c *Config) { c.Sample = math.NaN() })},
+		{"class weight count", X, y, 2, cfgWith(func(c *Config) { c.ClassWeight = []float64{1} })},
+		{"negative class weight", X, y, 2, cfgWith(func(c *Config) { c.ClassWeight = []float64{1, -1} })},
+		{"all weights zero", X, y, 2, cfgWith(func(c *Config) { c.ClassWeight = []float64{0, 0} })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Train(context.Background(), tt.X, tt.y, tt.nClasses, tt.cfg, nil)
+			if err == nil {
+				t.Fatalf("Train succeeded with %d trees, want error", m.NumTrees())
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestTrainCancel(t *testing.T) {
+	train, _ := kddSplit(t, 2000, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	_, err := Train(ctx, train.X, train.y, len(train.classes), Config{Trees: 50, Workers: 1}, func(done, total int) {
+		calls++
+		if done == 3 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Train after cancel: err = %v, want context.Canceled", err)
+	}
+	if calls != 3 {
+		t.Errorf("progress called %d times, want 3 (training should stop after cancel)", calls)
+	}
+}
+
+func TestBalancedWeights(t *testing.T) {
+	got := BalancedWeights([]int32{0, 0, 0, 1}, 3)
+	want := []float64{4.0 / 9, 4.0 / 3, 0}
+	for k := range want {
+		if math.Abs(got[k]-want[k]) > 1e-12 {
+			t.Errorf("BalancedWeights = %v, want %v", got, want)
+			break
+		}
+	}
+}
