@@ -160,9 +160,8 @@ func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, seen *uint64, labelS
 
 // jsonParser is a small strict scanner for one flat JSON object.
 type jsonParser struct {
-	b   []byte
-	i   int
-	tmp []byte
+	b []byte
+	i int
 }
 
 func (p *jsonParser) syntax(detail string) error {
