@@ -1,9 +1,14 @@
 package record
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // AppendCSV appends r as a CSV line without line end: the 41 features, then
 // the label if it is set, then the difficulty if it is set (>= 0) as well.
+// The label is written as it is; a decoded label is always safe, one set by
+// hand must not hold a comma or line end.
 func (r *Record) AppendCSV(dst []byte) []byte {
 	for i := range NumFeatures {
 		if i > 0 {
@@ -43,7 +48,7 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 	}
 	if r.Label != "" {
 		dst = append(dst, `,"label":`...)
-		dst = strconv.AppendQuote(dst, r.Label)
+		dst = appendJSONString(dst, r.Label)
 	}
 	if r.Difficulty >= 0 {
 		dst = append(dst, `,"difficulty":`...)
@@ -61,4 +66,23 @@ func (r *Record) appendValue(dst []byte, i int) []byte {
 		return strconv.AppendInt(dst, int64(x), 10)
 	}
 	return strconv.AppendFloat(dst, x, 'g', -1, 64)
+}
+
+// appendJSONString appends s as a JSON string. Unlike strconv.AppendQuote it
+// never writes Go-only escapes such as \x00, so the output is valid JSON
+// whatever s holds; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', byte(c))
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = utf8.AppendRune(dst, c)
+		}
+	}
+	return append(dst, '"')
 }

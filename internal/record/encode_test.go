@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -100,5 +101,23 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	if m["label"] != "normal" || m["difficulty"] != 20.0 {
 		t.Errorf("label, difficulty = %v, %v; want normal, 20", m["label"], m["difficulty"])
+	}
+}
+
+// TestAppendJSONAnyLabel checks that a label set by hand, whatever it holds,
+// still gives valid JSON that carries the label.
+func TestAppendJSONAnyLabel(t *testing.T) {
+	for _, label := range []string{`a"b`, `back\slash`, "tab\there", "nul\x00", "bad\xffutf8", "日本", "\u2028"} {
+		r := Record{Label: label, Difficulty: -1}
+		b := r.AppendJSON(nil)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Errorf("AppendJSON with label %q: invalid JSON %s: %v", label, b, err)
+			continue
+		}
+		want := strings.ToValidUTF8(label, "\uFFFD")
+		if m["label"] != want {
+			t.Errorf("AppendJSON label %q decodes as %q, want %q", label, m["label"], want)
+		}
 	}
 }
