@@ -81,8 +81,8 @@ func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error
 
 // Extras reads the optional alerts and dead-letter topics for window w and
 // returns the alerts with the highest novelty (at most n) and the most
-// frequent dead-letter reasons (at most n). A topic left empty in s is
-// skipped.
+// frequent dead-letter reasons (at most n). A topic left empty in s, or
+// missing on the brokers, is skipped.
 func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, []AttackCount, error) {
 	var alerts []AlertSummary
 	if s.AlertsTopic != "" {
@@ -96,7 +96,9 @@ func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, [
 				alerts = topAlerts(alerts, n)
 			}
 		})
-		if err != nil {
+		if errors.Is(err, ErrNoTopic) {
+			s.logger().Warn("alerts topic missing, skipped", "topic", s.AlertsTopic)
+		} else if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -109,7 +111,9 @@ func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, [
 			}
 			reasons[reasonKey(d.Reason)]++
 		})
-		if err != nil {
+		if errors.Is(err, ErrNoTopic) {
+			s.logger().Warn("dead-letter topic missing, skipped", "topic", s.DeadLetterTopic)
+		} else if err != nil {
 			return nil, nil, err
 		}
 	}

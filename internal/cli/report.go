@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/mail"
+	"github.com/netsentinel/netsentinel/internal/report"
+	"github.com/netsentinel/netsentinel/internal/stream"
+)
+
+// envSMTPPassword names the environment variable holding the SMTP
+// password. There is deliberately no --smtp-password flag.
+const envSMTPPassword = "NETSENTINEL_SMTP_PASSWORD"
+
+// defaultReportDir is where reports go without --out.
+const defaultReportDir = "netsentinel-report"
+
+var cmdReport = &Command{
+	Name:      "report",
+	UsageLine: "report --brokers HOST:PORT,... [--stats-topic S] [--alerts-topic A] [--dead-letter-topic D] [--window 1h|24h|...] [--end TIME] [--tz ZONE] [--out DIR] [--every 1h|24h [--at HH:MM]] [--smtp HOST:PORT --mail-to ADDR,... --mail-from ADDR ...]",
+	Short:     "report on a time window (or every hour/day): charts, spikes, HTML, email",
+	Long: `
+Report reads the detector's per-minute statistics from --stats-topic (and,
+if named, the most novel alerts from --alerts-topic and the dead-letter
+reasons from --dead-letter-topic) by timestamp, so it sums any number of
+detector instances and survives their restarts. For the window it writes
+to --out: report.html (self-contained, charts embedded), summary.json and
+the PNG charts - a pie of verdicts by category, a bar chart of attack types
+per attack category, and the attack rate over time with spikes marked.
+
+A bucket (an hour, or 5 minutes for windows up to 6h) is a spike when its
+attack or unknown rate stands far above its baseline: a robust z-score
+(median and MAD) against the same time of day on the previous
+--baseline-days days, or the trailing buckets when there is no history.
+The thresholds are flags; the report's footer explains them. A report is
+produced even when nothing happened ("all quiet", with the numbers).
+
+Without --every, one report is built for the window ending at --end
+(default: the last full hour, or the last local midnight for --window 24h).
+With --every 1h or 24h, report runs until stopped and produces a report
+aligned to the wall clock in --tz (top of the hour, local midnight or
+--at HH:MM) into --out/<window>/, remembering in --out/state.json what it
+produced: after a restart nothing is produced twice, and after downtime the
+missed span is produced late, once.
+
+With --smtp, the report is mailed (HTML with inline charts, a plain-text
+alternative, the charts attached) to --mail-to. The SMTP password comes
+from ` + envSMTPPassword + ` or --smtp-password-file, never from the command
+line. Undelivered reports wait in --out/outbox and are retried with backoff,
+and by the next run; each is sent once.
+`,
+	Flags: reportFlags,
+}
+
+// mailFlags are the SMTP flags, shared by report and demo.
+type mailFlags struct {
+	addr, tlsMode, auth, user, passwordFile, ca, from, to *string
+}
+
+func addMailFlags(fs *flag.FlagSet) *mailFlags {
+	return &mailFlags{
+		addr:         fs.String("smtp", "", "SMTP server `host:port`; mail the report (needs --mail-to and --mail-from)"),
+		tlsMode:      fs.String("smtp-tls", mail.TLSStartTLS, "SMTP TLS `mode`: none, starttls or tls (implicit, port 465)"),
+		auth:         fs.String("smtp-auth", mail.AuthPlain, "SMTP AUTH `mechanism` when --smtp-user is set: plain or login"),
+		user:         fs.String("smtp-user", "", "SMTP user `name` (password from "+envSMTPPassword+" or --smtp-password-file)"),
+		passwordFile: fs.String("smtp-password-file", "", "`file` holding the SMTP password"),
+		ca:           fs.String("smtp-ca", "", "PEM `file` of CA certificates to trust for the SMTP server"),
+		from:         fs.String("mail-from", "", "sender `address`"),
+		to:           fs.String("mail-to", "", "recipient `addresses`, comma-separated"),
+	}
+}
+
+// config returns the mail configuration, or ok false when --smtp is not
+// set.
+func (m *mailFlags) config() (cfg mail.Config, ok bool, err error) {
+	if *m.addr == "" {
+		return cfg, false, nil
+	}
+	cfg = mail.Config{Addr: *m.addr, TLS: *m.tlsMode, Auth: *m.auth, User: *m.user, From: *m.from}
+	for _, a := range strings.Split(*m.to, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.To = append(cfg.To, a)
+		}
+	}
+	if cfg.User != "" {
+		if *m.passwordFile != "" {
+			b, err := os.ReadFile(*m.passwordFile)
+			if err != nil {
+				return cfg, false, fmt.Errorf("smtp password file: %w", err)
+			}
+			cfg.Password = strings.TrimRight(string(b), "\r\n")
+		} else {
+			cfg.Password = os.Getenv(envSMTPPassword)
+		}
+	}
+	if *m.ca != "" {
+		pem, err := os.ReadFile(*m.ca)
+		if err != nil {
+			return cfg, false, fmt.Errorf("smtp ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, false, Usagef("--smtp-ca %s: no PEM certificates", *m.ca)
+		}
+		cfg.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, Usagef("%w", err)
+	}
+	return cfg, true, nil
+}
+
+// deliverReport queues rep in dir's outbox and tries to send it (and any
+// report still waiting there) with a few retries. The demo calls it too.
+func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail.Config, attempts int, log *slog.Logger) error {
+	ob := &report.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
+	if err := ob.Enqueue(rep); err != nil {
+		return err
+	}
+	if err := ob.FlushRetry(ctx, report.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
+		return fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, report.OutboxDir))
+	}
+	return nil
+}
+
+// parseClock parses "HH:MM" as a duration since midnight.
+func parseClock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("time of day %q: want HH:MM", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+// parseEnd parses --end: RFC 3339, or a date and time in loc.
+func parseEnd(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--end %q: want RFC 3339, YYYY-MM-DD HH:MM or YYYY-MM-DD", s)
+}
+
+func reportFlags(fs *flag.FlagSet) RunFunc {
+	kf := addKafkaFlags(fs)
+	mf := addMailFlags(fs)
+	statsTopic := fs.String("stats-topic", stream.DefaultStatsTopic, "`topic` of the detector's per-minute statistics")
+	alertsTopic := fs.String("alerts-topic", stream.DefaultAlertsTopic, "`topic` of the detector's alerts, for the most novel ones (empty: skip)")
+	deadTopic := fs.String("dead-letter-topic", stream.DefaultDeadLetterTopic, "`topic` of dead letters, for their reasons (empty: skip)")
+	window := fs.Duration("window", 0, "window `length` (default: --every, else 1h)")
+	endFlag := fs.String("end", "", "window end `time` (RFC 3339 or YYYY-MM-DD HH:MM in --tz; default: the last boundary)")
+	tz := fs.String("tz", "Local", "time `zone` of the report and the schedule (e.g. UTC, Europe/Berlin)")
+	out := fs.String("out", defaultReportDir, "output `directory`")
+	every := fs.Duration("every", 0, "keep running and produce a report every `interval` (1h or 24h), aligned to the clock")
+	at := fs.String("at", "00:00", "with --every 24h, the local `time` of day the window ends (HH:MM)")
+	delay := fs.Duration("delay", 2*time.Minute, "with --every, wait this long after the window ends (lets detectors commit)")
+	retries := fs.Int("mail-retries", 5, "delivery attempts before a one-off report is left in the outbox")
+	spikeZ := fs.Float64("spike-z", 3.5, "robust z-score at or above which a bucket is a spike")
+	baselineDays := fs.Int("baseline-days", 7, "previous days of the same time of day that form a bucket's baseline")
+	minCount := fs.Int64("spike-min-count", 20, "least attacks (or unknown verdicts) in a bucket for a spike")
+	minRise := fs.Float64("spike-min-rise", 0.02, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if len(args) > 0 {
+			return Usagef("unexpected arguments %q", args)
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return Usagef("--log-level: %w", err)
+		}
+		log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+		loc, err := time.LoadLocation(*tz)
+		if err != nil {
+			return Usagef("--tz: %w", err)
+		}
+		atDur, err := parseClock(*at)
+		if err != nil {
+			return Usagef("--at: %w", err)
+		}
+		if *window == 0 {
+			*window = *every
+			if *window == 0 {
+				*window = time.Hour
+			}
+		}
+		if *window < 5*time.Minute || *window%time.Minute != 0 {
+			return Usagef("--window %v: want whole minutes, at least 5m", *window)
+		}
+		if *statsTopic == "" {
+			return Usagef("--stats-topic is required")
+		}
+		cfg := report.Config{SpikeZ: *spikeZ, BaselineDays: *baselineDays, MinCount: *minCount, MinRateIncrease: *minRise}
+		mcfg, mailing, err := mf.config()
+		if err != nil {
+			return err
+		}
+		ccfg, err := kf.config()
+		if err != nil {
+			return err
+		}
+		opts, err := stream.ClientOptions(ccfg)
+		if err != nil {
+			return Usagef("kafka: %w", err)
+		}
+		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, Logger: log}
+
+		build := func(ctx context.Context, w report.Window, dir string) (*report.Report, error) {
+			series, err := src.Stats(ctx, w.Start.Add(-cfg.History()), w.End)
+			if err != nil {
+				return nil, err
+			}
+			rep, err := report.Build(series, w, cfg)
+			if err != nil {
+				return nil, err
+			}
+			if rep.TopAlerts, rep.DeadLetterReasons, err = src.Extras(ctx, w, 10); err != nil {
+				return nil, err
+			}
+			if _, err := report.Write(dir, rep); err != nil {
+				return nil, err
+			}
+			log.Info("report written", "window", rep.WindowLabel, "title", rep.Title, "dir", dir)
+			return rep, nil
+		}
+
+		if *every == 0 {
+			sched := report.Schedule{Every: *window, At: atDur, Location: loc}
+			end := sched.Last(time.Now())
+			if sched.Validate() != nil {
+				end = time.Now().Truncate(time.Minute)
+			}
+			if *endFlag != "" {
+				if end, err = parseEnd(*endFlag, loc); err != nil {
+					return Usagef("%w", err)
+				}
+			}
+			w := report.Window{Start: end.Add(-*window), End: end, Location: loc}
+			if *window == 24*time.Hour {
+				// A calendar day keeps its local clock times across DST.
+				le := end.In(loc)
+				w.Start = time.Date(le.Year(), le.Month(), le.Day()-1, le.Hour(), le.Minute(), 0, 0, loc)
+			}
+			rep, err := build(ctx, w, *out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%s: %s\n%s\n", rep.WindowLabel, rep.Title, filepath.Join(*out, report.HTMLFile))
+			if mailing {
+				if err := deliverReport(ctx, *out, rep, mcfg, *retries, log); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "mailed to %s\n", strings.Join(mcfg.To, ", "))
+			}
+			return nil
+		}
+
+		if *window != *every {
+			return Usagef("--window %v differs from --every %v", *window, *every)
+		}
+		sched := report.Schedule{Every: *every, At: atDur, Location: loc}
+		if err := sched.Validate(); err != nil {
+			return Usagef("%w", err)
+		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		state := report.NewStateFile(filepath.Join(*out, report.StateFileName))
+		ob := &report.Outbox{Dir: *out, State: state, Logger: log}
+		s := &report.Scheduler{
+			Schedule: sched,
+			Delay:    *delay,
+			State:    state,
+			Backoff:  report.Backoff{Initial: 30 * time.Second, Max: 15 * time.Minute},
+			Logger:   log,
+			Produce: func(ctx context.Context, w report.Window) error {
+				rep, err := build(ctx, w, filepath.Join(*out, w.ID()))
+				if err != nil {
+					return err
+				}
+				if mailing {
+					return ob.Enqueue(rep)
+				}
+				return nil
+			},
+		}
+		if mailing {
+			ob.Deliver = mail.Deliver(mcfg)
+			s.Flush = ob.Flush
+		}
+		log.Info("report scheduler started", "every", *every, "tz", loc.String(), "out", *out, "mail", mailing)
+		err = s.Run(ctx)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+}

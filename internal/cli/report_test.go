@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/report"
+)
+
+// sinkBackend is a minimal SMTP server backend that requires AUTH PLAIN
+// and keeps the messages it receives.
+type sinkBackend struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (b *sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{b: b}, nil }
+
+type sinkSession struct {
+	b    *sinkBackend
+	auth bool
+}
+
+func (s *sinkSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *sinkSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != "ops" || pass != "pw-from-env" {
+			return smtp.ErrAuthFailed
+		}
+		s.auth = true
+		return nil
+	}), nil
+}
+func (s *sinkSession) Mail(string, *smtp.MailOptions) error {
+	if !s.auth {
+		return smtp.ErrAuthRequired
+	}
+	return nil
+}
+func (s *sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.b.mu.Lock()
+	s.b.msgs = append(s.b.msgs, b)
+	s.b.mu.Unlock()
+	return err
+}
+func (s *sinkSession) Reset()        {}
+func (s *sinkSession) Logout() error { return nil }
+
+func TestReportCommand(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := strings.Join(cluster.ListenAddrs(), ",")
+
+	// 60 minutes of statistics from two instances, 5% neptune, written
+	// transactionally as the detector does.
+	end := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.TransactionalID("det"), kgo.DefaultProduceTopic("stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		m := end.Add(time.Duration(i-60) * time.Minute)
+		for _, inst := range []string{"a", "b"} {
+			b, _ := json.Marshal(event.Stats{Minute: m, Instance: inst, Records: 100,
+				ByCategory: map[string]int64{"normal": 95, "dos": 5}, ByAttack: map[string]int64{"neptune": 5}})
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: b, Timestamp: m.Add(70 * time.Second)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	sink := &sinkBackend{}
+	srv := smtp.NewServer(sink)
+	srv.AllowInsecureAuth = true
+	srv.Addr = "127.0.0.1:0"
+	l, err := newLoopbackListener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(l)
+	}()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	t.Setenv("NETSENTINEL_SMTP_PASSWORD", "pw-from-env")
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := Main(ctx, []string{"report", "--brokers", brokers, "--stats-topic", "stats",
+		"--alerts-topic", "missing-alerts", "--dead-letter-topic", "",
+		"--window", "1h", "--end", "2026-11-26T15:00:00Z", "--tz", "UTC", "--out", dir,
+		"--smtp", l.Addr().String(), "--smtp-tls", "none", "--smtp-user", "ops",
+		"--mail-from", "netsentinel@example.org", "--mail-to", "a@example.org,b@example.org",
+	}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "2026-11-26 14:00–15:00 UTC: all quiet, 5.0% attacks, 0 spikes") {
+		t.Errorf("stdout: %s", out.String())
+	}
+	if strings.Contains(errb.String(), "pw-from-env") {
+		t.Error("the password appears in the log")
+	}
+	rep, err := report.ReadSummary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 12000 || rep.Attacks != 600 || len(rep.Instances) != 2 {
+		t.Errorf("summary: records %d attacks %d instances %d, want 12000 600 2", rep.Records, rep.Attacks, len(rep.Instances))
+	}
+	for _, f := range []string{"report.html", "categories.png", "attacks-dos.png", "attack-rate.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	sink.mu.Lock()
+	msgs := sink.msgs
+	sink.mu.Unlock()
+	if len(msgs) != 1 {
+		t.Fatalf("smtp server got %d messages, want 1", len(msgs))
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msgs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to := m.Header.Get("To"); !strings.Contains(to, "a@example.org") || !strings.Contains(to, "b@example.org") {
+		t.Errorf("To: %q", to)
+	}
+
+	// Bad usage exits 2.
+	code = Main(ctx, []string{"report", "--brokers", brokers, "--smtp", "127.0.0.1:25"}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+	if code != ExitUsage {
+		t.Errorf("--smtp without --mail-to: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
