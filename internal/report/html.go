@@ -74,12 +74,12 @@ func MethodText(rep *Report) []string {
 	return []string{
 		fmt.Sprintf("Counts are the detector's per-minute statistics summed over every instance, for minutes in [%s, %s) %s.",
 			rep.Start.Format("2006-01-02 15:04"), rep.End.Format("2006-01-02 15:04"), rep.TimeZone),
-		fmt.Sprintf("Spikes: each %v bucket's attack rate (non-normal verdicts / records) and unknown rate are compared with a baseline: the same bucket of the day on up to %d previous days, or, with fewer than %d such days, the %d buckets before it. The robust z-score is (rate − median) / (1.4826 × MAD), the spread floored at %s.",
-			time.Duration(rep.Bucket), m.BaselineDays, m.MinBaselinePoints, m.TrailingBuckets, Percent(m.MinScale)),
+		fmt.Sprintf("Spikes: each %v bucket's attack rate (non-normal verdicts / records) and unknown rate are compared with a baseline: the same bucket of the day on up to %d previous days, or, with fewer than %d such days, the %d buckets before it. The robust z-score is (rate − median) / (1.4826 × MAD; 1.2533 × the mean absolute deviation when the MAD is zero), the spread floored at %s.",
+			shortDuration(time.Duration(rep.Bucket)), m.BaselineDays, m.MinBaselinePoints, m.TrailingBuckets, pp(m.MinScale)),
 		fmt.Sprintf("A bucket is a spike when z ≥ %.1f, the rate is at least %s above the baseline median, and it holds at least %d such verdicts. Drivers are the attack types most above the count the baseline's mix predicts.",
 			m.SpikeZ, pp(m.MinRateIncrease), m.MinCount),
 		fmt.Sprintf("An instance is silent when it sent no statistics in the last %v of the window, and lagging when statistics were written more than %v after their minute.",
-			m.SilentAfter, m.LagWarn),
+			shortDuration(m.SilentAfter), shortDuration(m.LagWarn)),
 	}
 }
 
@@ -223,7 +223,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":  Percent,
 	"time": func(t time.Time) string { return t.Format("2006-01-02 15:04") },
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
-	"dur":  func(d Duration) string { return time.Duration(d).Round(time.Second).String() },
+	"dur":  func(d Duration) string { return shortDuration(time.Duration(d).Round(time.Second)) },
 	"z":    func(z float64) string { return fmt.Sprintf("%.1f", z) },
 	"z2":   func(f float64) string { return fmt.Sprintf("%.2f", f) },
 	"exp":  func(f float64) string { return fmt.Sprintf("%.0f", f) },
@@ -240,7 +240,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .sub{color:#666} footer{margin-top:2em;font-size:.85em;color:#555;border-top:1px solid #ddd} img{max-width:100%;height:auto}
 </style></head><body>
 <h1>netsentinel report</h1>
-<div class="sub">{{.WindowLabel}} ({{.TimeZone}}), {{dur .Bucket}} buckets</div>
+<div class="sub">{{.WindowLabel}}{{if ne .TimeZone "UTC"}} ({{.TimeZone}}){{end}}, {{dur .Bucket}} buckets</div>
 {{if .Quiet}}<div class="banner quiet">All quiet: {{.Records}} records scored, {{pct .AttackShare}} attacks, no spikes, every detector instance healthy.</div>
 {{else}}{{if .Spikes}}<div class="banner alert">{{len .Spikes}} spike{{if ne (len .Spikes) 1}}s{{end}} in the attack rate.</div>{{end}}
 {{range .Problems}}<div class="banner problem">{{.}}</div>{{end}}{{end}}

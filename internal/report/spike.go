@@ -132,7 +132,8 @@ func detectSpike(ix index, t time.Time, d time.Duration, b Bucket, cfg Config, l
 }
 
 // drivers lists the attack types whose count in the bucket most exceeds
-// what the baseline's mix predicts for the bucket's record count.
+// what the baseline's mix predicts for the bucket's record count, leaving
+// out those whose excess is under a tenth of the largest.
 func drivers(byAttack map[string]int64, records int64, bs []baselineBucket, top int) []AttackCount {
 	var baseRecords int64
 	baseAttack := map[string]int64{}
@@ -159,6 +160,14 @@ func drivers(byAttack map[string]int64, records int64, bs []baselineBucket, top 
 		}
 		return compareStrings(x.Name, y.Name)
 	})
+	// Keep the types that carry at least a tenth of the largest excess:
+	// the others only follow their usual share.
+	for i := 1; i < len(out); i++ {
+		if float64(out[i].Count)-out[i].Expected < 0.1*(float64(out[0].Count)-out[0].Expected) {
+			out = out[:i]
+			break
+		}
+	}
 	if len(out) > top {
 		out = out[:top]
 	}
