@@ -19,10 +19,9 @@ func DecodeJSON(data []byte, r *Record) error {
 	if !p.eat('{') {
 		return p.syntax("want '{'")
 	}
-	var seen uint64
+	var st jsonState
 	r.Label = ""
 	r.Difficulty = -1
-	labelSeen, diffSeen := false, false
 	p.ws()
 	if !p.eat('}') {
 		for {
@@ -40,7 +39,7 @@ func DecodeJSON(data []byte, r *Record) error {
 			if !ok {
 				return p.syntax("bad value for key " + strconv.Quote(string(key)))
 			}
-			if err := r.setJSON(key, vk, v, &seen, &labelSeen, &diffSeen); err != nil {
+			if err := r.setJSON(key, vk, v, &st); err != nil {
 				return err
 			}
 			p.ws()
@@ -57,11 +56,11 @@ func DecodeJSON(data []byte, r *Record) error {
 	if p.i != len(p.b) {
 		return p.syntax("data after the object")
 	}
-	if seen != 1<<NumFeatures-1 {
+	if st.seen != 1<<NumFeatures-1 {
 		missing := 0
 		first := -1
 		for i := 0; i < NumFeatures; i++ {
-			if seen&(1<<i) == 0 {
+			if st.seen&(1<<i) == 0 {
 				if first < 0 {
 					first = i
 				}
@@ -90,15 +89,24 @@ const (
 
 var kindNames = [...]string{jsonString: "string", jsonNumber: "number", jsonTrue: "true", jsonFalse: "false", jsonNull: "null", jsonComposite: "object or array"}
 
+// jsonState is what DecodeJSON has seen so far.
+type jsonState struct {
+	seen                uint64 // bit i: feature i
+	labelSeen, diffSeen bool
+	next                int // the feature expected next in schema order
+}
+
 // setJSON stores one key's value. The key is []byte and the map lookup
-// and switch convert it in place, so known keys cost no allocation.
-func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, seen *uint64, labelSeen, diffSeen *bool) error {
+// and switch convert it in place, so known keys cost no allocation. Keys
+// usually come in schema order, so the expected name is tried before the
+// map.
+func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, st *jsonState) error {
 	switch string(key) {
 	case "label":
-		if *labelSeen {
+		if st.labelSeen {
 			return &FieldError{Field: "label", Err: ErrDuplicate}
 		}
-		*labelSeen = true
+		st.labelSeen = true
 		if vk == jsonNull {
 			return nil
 		}
@@ -112,10 +120,10 @@ func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, seen *uint64, labelS
 		r.Label = l
 		return nil
 	case "difficulty":
-		if *diffSeen {
+		if st.diffSeen {
 			return &FieldError{Field: "difficulty", Err: ErrDuplicate}
 		}
-		*diffSeen = true
+		st.diffSeen = true
 		if vk == jsonNull {
 			return nil
 		}
@@ -129,15 +137,19 @@ func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, seen *uint64, labelS
 		r.Difficulty = d
 		return nil
 	}
-	i, ok := featureIndex[string(key)]
-	if !ok {
-		return nil
+	i := st.next
+	if i >= NumFeatures || string(key) != Features[i].Name {
+		var ok bool
+		if i, ok = featureIndex[string(key)]; !ok {
+			return nil
+		}
 	}
+	st.next = i + 1
 	f := Features[i]
-	if *seen&(1<<i) != 0 {
+	if st.seen&(1<<i) != 0 {
 		return &FieldError{Field: f.Name, Err: ErrDuplicate}
 	}
-	*seen |= 1 << i
+	st.seen |= 1 << i
 	switch {
 	case vk == jsonString:
 		return r.setField(i, 0, v)
