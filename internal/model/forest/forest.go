@@ -28,7 +28,8 @@ type Config struct {
 	// MaxDepth limits the depth of every tree; 0 means unlimited.
 	MaxDepth int
 	// MinLeaf is the minimum number of distinct training rows in a leaf
-	// (default 1).
+	// (default 1); rows equal in every binned feature and in class count
+	// once.
 	MinLeaf int
 	// MaxFeatures is the number of (non-constant) features tried at each
 	// split; 0 means round(sqrt(number of features)).

@@ -66,9 +66,9 @@ func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Conf
 	workers = max(1, min(workers, cfg.Trees))
 
 	d := binData(X, cfg.Bins, cfg.Seed, workers)
-	d.y = y
 	d.rowWeight = rowWeight
 	d.nClasses = nClasses
+	d.dedupe(y)
 
 	trees := make([]*grownTree, cfg.Trees)
 	var (
@@ -111,13 +111,72 @@ func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Conf
 	return m, nil
 }
 
-// binned is the training data after binning.
+// binned is the training data after binning. Rows with the same bins in
+// every feature and the same class are indistinguishable to a tree, so they
+// are stored once ("unique rows"); a bootstrap sample is still drawn over
+// the original rows and adds up their weights per unique row.
 type binned struct {
-	codes     [][]uint8   // codes[j][i]: bin of feature j in row i
+	codes     [][]uint8   // codes[j][u]: bin of feature j in unique row u
 	edges     [][]float32 // edges[j][b]: upper bound (inclusive) of bin b
-	y         []int32
-	rowWeight []float64
+	y         []int32     // y[u]: class of unique row u
+	unique    []int32     // unique[i]: unique row of original row i
+	rowWeight []float64   // per original row
 	nClasses  int
+}
+
+// dedupe replaces the per-row codes with per-unique-row codes.
+func (d *binned) dedupe(y []int32) {
+	n := len(y)
+	h := make([]uint64, n)
+	for i, c := range y {
+		h[i] = uint64(c) + 1
+	}
+	for _, col := range d.codes {
+		for i, c := range col {
+			h[i] = (h[i] ^ uint64(c)) * 0x100000001b3
+		}
+	}
+	same := func(a, b int32) bool {
+		if y[a] != y[b] {
+			return false
+		}
+		for _, col := range d.codes {
+			if col[a] != col[b] {
+				return false
+			}
+		}
+		return true
+	}
+	first := make(map[uint64]int32, n/2)
+	var reps []int32 // reps[u]: an original row of unique row u
+	d.unique = make([]int32, n)
+	for i := range n {
+		// Open addressing over the hash values: a collision between
+		// different rows moves on to the next value.
+		for k := h[i]; ; k++ {
+			u, ok := first[k]
+			if !ok {
+				u = int32(len(reps))
+				first[k] = u
+				reps = append(reps, int32(i))
+			} else if !same(reps[u], int32(i)) {
+				continue
+			}
+			d.unique[i] = u
+			break
+		}
+	}
+	d.y = make([]int32, len(reps))
+	for u, i := range reps {
+		d.y[u] = y[i]
+	}
+	for j, col := range d.codes {
+		uc := make([]uint8, len(reps))
+		for u, i := range reps {
+			uc[u] = col[i]
+		}
+		d.codes[j] = uc
+	}
 }
 
 func binData(X [][]float32, bins int, seed uint64, workers int) *binned {
@@ -173,7 +232,7 @@ type builder struct {
 	nf  int
 	nc  int
 
-	counts  []int32
+	uw      []float64 // bootstrap weight of each unique row
 	samples []sample
 	scratch []sample
 
@@ -197,7 +256,7 @@ func newBuilder(d *binned, cfg Config) *builder {
 	words := (nf + 63) / 64
 	return &builder{
 		d: d, cfg: cfg, nf: nf, nc: nc, words: words,
-		counts:  make([]int32, len(d.y)),
+		uw:      make([]float64, len(d.y)),
 		samples: make([]sample, 0, len(d.y)),
 		scratch: make([]sample, len(d.y)),
 		hist:    make([]float64, 256*nc),
@@ -228,25 +287,22 @@ func (b *builder) push(t task, tot []float64, cst []uint64) {
 // grow grows one tree on a fresh bootstrap sample drawn with rng.
 func (b *builder) grow(rng *rand.Rand) *grownTree {
 	d, nc := b.d, b.nc
-	n := len(d.y)
-	clear(b.counts)
+	n := len(d.unique)
+	clear(b.uw)
 	draws := max(1, int(math.Round(b.cfg.Sample*float64(n))))
 	for range draws {
-		b.counts[rng.IntN(n)]++
+		i := rng.IntN(n)
+		b.uw[d.unique[i]] += d.rowWeight[i]
 	}
 	b.samples = b.samples[:0]
 	clear(b.tot)
 	var total float64
-	for i, c := range b.counts {
-		if c == 0 {
-			continue
-		}
-		w := float64(c) * d.rowWeight[i]
+	for u, w := range b.uw {
 		if w <= 0 {
 			continue
 		}
-		cls := d.y[i]
-		b.samples = append(b.samples, sample{row: int32(i), class: cls, w: w})
+		cls := d.y[u]
+		b.samples = append(b.samples, sample{row: int32(u), class: cls, w: w})
 		b.tot[cls] += w
 		total += w
 	}
