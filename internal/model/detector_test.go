@@ -201,11 +201,8 @@ func modelBytes(t testing.TB) []byte {
 	return b
 }
 
-// reseal recomputes the checksum of a model file edited in place.
-func reseal(b []byte) []byte {
-	return resealed(b[:len(b)-sumSize])
-}
-
+// resealed returns a model file body with its size field set and its
+// checksum appended.
 func resealed(body []byte) []byte {
 	b := append([]byte(nil), body...)
 	binary.LittleEndian.PutUint64(b[16:], uint64(len(b)+sumSize))
