@@ -248,8 +248,11 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			if !ok || r.Offset >= e {
 				return
 			}
-			late := r.Timestamp.After(until)
-			if !r.Attrs.IsControl() && !late {
+			// Transaction markers carry the time of the commit, not of
+			// the data: only data records end a partition early.
+			control := r.Attrs.IsControl()
+			late := !control && r.Timestamp.After(until)
+			if !control && !late {
 				fn(r)
 			}
 			if late || r.Offset+1 >= e {

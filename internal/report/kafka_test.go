@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,16 +12,48 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/kafkatest"
 )
 
-func newCluster(t *testing.T, topics ...string) []kgo.Opt {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
-	if err != nil {
-		t.Fatal(err)
+// backend is a Kafka to test against: kfake in-process, or the real
+// broker of kafkatest when NETSENTINEL_TEST_BROKERS is set.
+type backend struct {
+	name string
+	// setup returns client options and the names of n fresh topics.
+	setup func(t *testing.T, n int) ([]kgo.Opt, []string)
+}
+
+var backends = []backend{
+	{"kfake", func(t *testing.T, n int) ([]kgo.Opt, []string) {
+		var topics []string
+		for i := range n {
+			topics = append(topics, fmt.Sprintf("topic-%d", i))
+		}
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, topics
+	}},
+	{"kafka", func(t *testing.T, n int) ([]kgo.Opt, []string) {
+		brokers := kafkatest.Brokers(t)
+		var topics []string
+		for range n {
+			topics = append(topics, kafkatest.NewTopic(t, 3))
+		}
+		return []kgo.Opt{kgo.SeedBrokers(brokers...)}, topics
+	}},
+}
+
+// forEachBackend runs f as a subtest per backend.
+func forEachBackend(t *testing.T, topics int, f func(t *testing.T, opts []kgo.Opt, topics []string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			opts, names := b.setup(t, topics)
+			f(t, opts, names)
+		})
 	}
-	t.Cleanup(c.Close)
-	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 }
 
 // produceTx writes values in one transaction, committed or aborted, each
@@ -54,29 +87,35 @@ func statsRecord(t *testing.T, s event.Stats, written time.Time) *kgo.Record {
 }
 
 func TestSourceStats(t *testing.T) {
-	opts := newCluster(t, "stats", "alerts", "dead")
-	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	forEachBackend(t, 1, testSourceStats)
+}
+
+func testSourceStats(t *testing.T, opts []kgo.Opt, topics []string) {
+	stats := topics[0]
+	tx := kafkaTxID(t)
+	// Brokers reject timestamps far in the future: work three hours back.
+	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	msg := func(min int, inst string, records int64, attacks map[string]int64) *kgo.Record {
 		m := start.Add(time.Duration(min) * time.Minute)
 		return statsRecord(t, statsMsg(m, inst, records, attacks), m.Add(time.Minute+time.Second))
 	}
 	// Before the window: must not count.
-	produceTx(t, opts, "a", "stats", true, msg(-30, "a", 1000, nil))
+	produceTx(t, opts, tx+"a", stats, true, msg(-30, "a", 1000, nil))
 	// Two instances, two transactions for the same minute: summed.
-	produceTx(t, opts, "a", "stats", true, msg(0, "a", 100, map[string]int64{"neptune": 10}), msg(1, "a", 100, nil))
-	produceTx(t, opts, "b", "stats", true, msg(0, "b", 50, map[string]int64{"satan": 5}))
-	produceTx(t, opts, "b", "stats", true, msg(0, "b", 50, map[string]int64{"satan": 5}))
+	produceTx(t, opts, tx+"a", stats, true, msg(0, "a", 100, map[string]int64{"neptune": 10}), msg(1, "a", 100, nil))
+	produceTx(t, opts, tx+"b", stats, true, msg(0, "b", 50, map[string]int64{"satan": 5}))
+	produceTx(t, opts, tx+"b", stats, true, msg(0, "b", 50, map[string]int64{"satan": 5}))
 	// Aborted: must not count.
-	produceTx(t, opts, "b", "stats", false, msg(2, "b", 7777, nil))
+	produceTx(t, opts, tx+"b", stats, false, msg(2, "b", 7777, nil))
 	// Written late (after the window) but for a minute inside it: counts.
 	late := statsMsg(start.Add(59*time.Minute), "a", 3, nil)
-	produceTx(t, opts, "a", "stats", true, statsRecord(t, late, start.Add(70*time.Minute)))
+	produceTx(t, opts, tx+"a", stats, true, statsRecord(t, late, start.Add(70*time.Minute)))
 	// For a minute after the window: must not count.
-	produceTx(t, opts, "a", "stats", true, msg(61, "a", 5555, nil))
+	produceTx(t, opts, tx+"a", stats, true, msg(61, "a", 5555, nil))
 	// A bad message is skipped.
-	produceTx(t, opts, "a", "stats", true, &kgo.Record{Value: []byte("{not json"), Timestamp: start.Add(5 * time.Minute)})
+	produceTx(t, opts, tx+"a", stats, true, &kgo.Record{Value: []byte("{not json"), Timestamp: start.Add(5 * time.Minute)})
 
-	src := &Source{Opts: opts, StatsTopic: "stats"}
+	src := &Source{Opts: opts, StatsTopic: stats}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	series, err := src.Stats(ctx, start, start.Add(time.Hour))
@@ -108,15 +147,20 @@ func TestSourceStats(t *testing.T) {
 	if err != nil || len(series) != 0 {
 		t.Errorf("empty span: %d minutes, %v", len(series), err)
 	}
-	_, err = (&Source{Opts: opts, StatsTopic: "missing"}).Stats(ctx, start, start.Add(time.Hour))
+	_, err = (&Source{Opts: opts, StatsTopic: stats + "-missing"}).Stats(ctx, start, start.Add(time.Hour))
 	if !errors.Is(err, ErrNoTopic) {
 		t.Errorf("missing topic: %v, want ErrNoTopic", err)
 	}
 }
 
 func TestSourceExtras(t *testing.T) {
-	opts := newCluster(t, "alerts", "dead")
-	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	forEachBackend(t, 2, testSourceExtras)
+}
+
+func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
+	alertsTopic, deadTopic := topics[0], topics[1]
+	tx := kafkaTxID(t)
+	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	var alerts, dead []*kgo.Record
 	for i := range 30 {
 		ts := start.Add(time.Duration(i) * time.Minute)
@@ -129,9 +173,9 @@ func TestSourceExtras(t *testing.T) {
 		b, _ = json.Marshal(event.DeadLetter{Time: ts, Reason: reason, Value: []byte("x")})
 		dead = append(dead, &kgo.Record{Value: b, Timestamp: ts})
 	}
-	produceTx(t, opts, "a", "alerts", true, alerts...)
-	produceTx(t, opts, "a", "dead", true, dead...)
-	src := &Source{Opts: opts, StatsTopic: "stats", AlertsTopic: "alerts", DeadLetterTopic: "dead"}
+	produceTx(t, opts, tx+"a", alertsTopic, true, alerts...)
+	produceTx(t, opts, tx+"a", deadTopic, true, dead...)
+	src := &Source{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	top, reasons, err := src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
@@ -144,4 +188,9 @@ func TestSourceExtras(t *testing.T) {
 	if len(reasons) != 2 || reasons[0].Count != 13 || reasons[0].Name != "record: field 5: bad value" || reasons[1].Count != 7 {
 		t.Errorf("reasons = %+v, want 13 bad value, 7 field count", reasons)
 	}
+}
+
+// kafkaTxID returns a transactional ID prefix unique to the test run.
+func kafkaTxID(t *testing.T) string {
+	return fmt.Sprintf("%s-%d-", t.Name(), time.Now().UnixNano())
 }
