@@ -57,7 +57,7 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 	classWeight := fs.String("class-weight", "none", "class weights: none or balanced (inverse class frequency)")
 	threshold := fs.Float64("threshold", model.DefaultThreshold, "binary threshold: a record is an attack when P(normal) is below it")
 	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
-	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it")
+	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it (0 = train on all rows)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
