@@ -133,6 +133,39 @@ func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail
 	return nil
 }
 
+// writeReport builds the report of series for w, writes it into dir
+// (report.html, summary.json, PNG charts) and, when mf names an SMTP
+// server, mails it (retrying a few times; an undelivered report waits in
+// dir/outbox for the next run). mf may be nil. The demo calls it with the
+// aggregates it collected, e.g.
+//
+//	var agg report.Aggregator // agg.Add(stats, time.Time{}) for each event.Stats
+//	series := agg.Series()
+//	rep, err := writeReport(ctx, series, report.SeriesWindow(series, time.Local), report.Config{}, dir, mf, log)
+func writeReport(ctx context.Context, series []report.Minute, w report.Window, cfg report.Config, dir string, mf *mailFlags, log *slog.Logger) (*report.Report, error) {
+	var mcfg mail.Config
+	mailing := false
+	if mf != nil {
+		var err error
+		if mcfg, mailing, err = mf.config(); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := report.Build(series, w, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := report.Write(dir, rep); err != nil {
+		return nil, err
+	}
+	if mailing {
+		if err := deliverReport(ctx, dir, rep, mcfg, 3, log); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
 // parseClock parses "HH:MM" as a duration since midnight.
 func parseClock(s string) (time.Duration, error) {
 	t, err := time.Parse("15:04", s)

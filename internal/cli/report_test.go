@@ -169,3 +169,29 @@ func TestReportCommand(t *testing.T) {
 }
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// TestWriteReportDemo is what the demo does at its end: a report on the
+// minutes it just processed, from in-memory aggregates.
+func TestWriteReportDemo(t *testing.T) {
+	var agg report.Aggregator
+	start := time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Minute)
+	for i := range 3 {
+		agg.Add(event.Stats{Minute: start.Add(time.Duration(i) * time.Minute), Instance: "demo", Records: 1000,
+			ByCategory: map[string]int64{"normal": 600, "dos": 300, "probe": 100},
+			ByAttack:   map[string]int64{"neptune": 300, "satan": 100}}, time.Time{})
+	}
+	series := agg.Series()
+	dir := t.TempDir()
+	rep, err := writeReport(t.Context(), series, report.SeriesWindow(series, time.UTC), report.Config{}, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 3000 || rep.Attacks != 1200 || len(rep.Buckets) != 3 {
+		t.Errorf("records %d attacks %d buckets %d, want 3000 1200 3 (1-minute buckets)", rep.Records, rep.Attacks, len(rep.Buckets))
+	}
+	for _, f := range []string{"report.html", "summary.json", "categories.png", "attacks-dos.png", "attacks-probe.png", "attack-rate.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

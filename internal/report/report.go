@@ -140,13 +140,33 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// BucketFor returns the bucket size used for a window of length d: five
-// minutes up to six hours, an hour above.
+// BucketFor returns the bucket size used for a window of length d: a
+// minute up to 30 minutes (a demo run), five minutes up to six hours, an
+// hour above.
 func BucketFor(d time.Duration) time.Duration {
-	if d <= 6*time.Hour {
+	switch {
+	case d <= 30*time.Minute:
+		return time.Minute
+	case d <= 6*time.Hour:
 		return 5 * time.Minute
 	}
 	return time.Hour
+}
+
+// SeriesWindow returns the window that just covers series: from its first
+// minute to the end of its last, shown in loc. It is the window of a
+// report on everything a run (e.g. the demo) processed.
+func SeriesWindow(series []Minute, loc *time.Location) Window {
+	w := Window{Location: loc}
+	for i, m := range series {
+		if i == 0 || m.Time.Before(w.Start) {
+			w.Start = m.Time
+		}
+		if end := m.Time.Add(time.Minute); end.After(w.End) {
+			w.End = end
+		}
+	}
+	return w
 }
 
 // History returns how far before a window's start the series given to
