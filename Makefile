@@ -43,14 +43,13 @@ build:
 
 # demo runs the demo command once it exists; until then it trains and
 # evaluates on the shipped NSL-KDD file if those commands exist.
-demo:
-	@cmds=$$($(GO) run ./cmd/netsentinel -h 2>/dev/null || true); \
+demo: build
+	@cmds=$$(bin/netsentinel -h 2>/dev/null || true); \
 	if grep -qE '^  demo ' <<<"$$cmds"; then \
-		$(GO) run ./cmd/netsentinel demo; \
+		bin/netsentinel demo $(DEMOFLAGS); \
 	elif grep -qE '^  train ' <<<"$$cmds" && grep -qE '^  eval ' <<<"$$cmds"; then \
-		mkdir -p bin && \
-		$(GO) run ./cmd/netsentinel train -out bin/demo.model data/KDDTrain+.txt.gz && \
-		$(GO) run ./cmd/netsentinel eval -model bin/demo.model data/KDDTrain+.txt.gz; \
+		bin/netsentinel train --data data/KDDTrain+.txt.gz --out bin/demo.model && \
+		bin/netsentinel eval --model bin/demo.model --data data/KDDTrain+.txt.gz; \
 	else \
 		echo "make demo: no demo (or train/eval) command yet"; exit 1; \
 	fi

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -390,4 +391,27 @@ func TestKcat(t *testing.T) {
 	if n1, n2 := len(strings.Fields(first)), len(strings.Fields(second)); n1 != 200 || n2 != 0 {
 		t.Errorf("kcat group read %d then %d records, want 200 then 0", n1, n2)
 	}
+}
+
+// FuzzResolve checks that no listen/advertise string makes validation panic,
+// and that whatever it accepts is loopback unless AllowRemote is set.
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:9092", ":0", "[::1]:1", "0.0.0.0:9092", "10.0.0.1:9", "x", "[::]:70000", "localhost:"} {
+		f.Add(s, "", false)
+		f.Add(s, "h", true)
+	}
+	f.Fuzz(func(t *testing.T, listen, advertise string, remote bool) {
+		cfg := Config{Listen: listen, Advertise: advertise, AllowRemote: remote}
+		l, _, err := cfg.resolve()
+		if err != nil {
+			return
+		}
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			t.Fatalf("resolve(%+v) = %q, not host:port: %v", cfg, l, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || (!remote && !ip.IsLoopback()) {
+			t.Fatalf("resolve(%+v) accepted %q", cfg, l)
+		}
+	})
 }
