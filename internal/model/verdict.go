@@ -11,7 +11,8 @@ type Verdict struct {
 	Category record.Category `json:"category"`
 	// IsAttack is the binary verdict: true for anything but normal.
 	IsAttack bool `json:"is_attack"`
-	// Probability is the classifier's probability of Attack.
+	// Probability is the classifier's probability of Attack; for "unknown"
+	// it is the novelty score.
 	Probability float64 `json:"probability"`
 	// CategoryProbability is the probability of Category (summed over its
 	// attack types).
