@@ -190,8 +190,6 @@ func startServer(t *testing.T, addr, mode string, cert *tls.Certificate) *smtpSe
 	return s
 }
 
-func (s *smtpServer) stop() { s.srv.Close() }
-
 // selfSigned returns a certificate for 127.0.0.1 and a pool trusting it.
 func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
 	t.Helper()
