@@ -163,6 +163,7 @@ func newDetector(info Info, clf classifier) *Detector {
 func (d *Detector) Info() Info {
 	i := d.info
 	i.Labels = slices.Clone(i.Labels)
+	i.Params = slices.Clone(i.Params)
 	i.Metrics = maps.Clone(i.Metrics)
 	i.Training.Sources = slices.Clone(i.Training.Sources)
 	i.Training.ClassCounts = maps.Clone(i.Training.ClassCounts)
