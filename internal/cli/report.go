@@ -251,8 +251,14 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		}
 		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, Logger: log}
 
+		// With --every, a cache reads the week of history once and then only
+		// what is new; a one-off report reads its span directly.
+		readSeries := src.Stats
+		if *every != 0 {
+			readSeries = src.NewStatsCache().Series
+		}
 		build := func(ctx context.Context, w report.Window, dir string) (*report.Report, error) {
-			series, err := src.Stats(ctx, w.Start.Add(-cfg.History()), w.End)
+			series, err := readSeries(ctx, w.Start.Add(-cfg.History()), w.End)
 			if err != nil {
 				return nil, err
 			}

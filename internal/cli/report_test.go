@@ -195,3 +195,40 @@ func TestWriteReportDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestReportEvery starts the scheduler and stops it: it records where it
+// starts in the state file and exits cleanly.
+func TestReportEvery(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := Main(ctx, []string{"report", "--brokers", strings.Join(cluster.ListenAddrs(), ","), "--stats-topic", "stats",
+		"--every", "1h", "--tz", "UTC", "--out", dir}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	st, err := report.NewStateFile(filepath.Join(dir, report.StateFileName)).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Now().UTC().Truncate(time.Hour); !st.LastEnd.Equal(want) {
+		t.Errorf("state last end %v, want %v", st.LastEnd, want)
+	}
+	for _, bad := range [][]string{
+		{"--every", "7h"},
+		{"--every", "1h", "--window", "2h"},
+		{"--every", "24h", "--at", "25:00"},
+		{"--tz", "Mars/Olympus"},
+	} {
+		code := Main(t.Context(), append([]string{"report", "--out", dir}, bad...), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+		if code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", bad, code, ExitUsage)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func (s *Source) maxLate() time.Duration {
 func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error) {
 	var agg Aggregator
 	var bad int
-	err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), func(r *kgo.Record) {
+	_, err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), nil, func(r *kgo.Record) {
 		var st event.Stats
 		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
 			bad++
@@ -79,6 +79,48 @@ func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error
 	return agg.Series(), nil
 }
 
+// StatsCache keeps the statistics read so far and, on each call, reads
+// only what was written since: a scheduler producing hourly reports with a
+// week of baseline reads the week once, then an hour at a time. It is not
+// safe for concurrent use.
+type StatsCache struct {
+	src  *Source
+	agg  Aggregator
+	next map[int32]int64
+	bad  int
+}
+
+// NewStatsCache returns an empty cache reading from s.
+func (s *Source) NewStatsCache() *StatsCache { return &StatsCache{src: s} }
+
+// Series returns the minutes in [from, to). The first call reads every
+// message written since from; later calls continue where the previous one
+// stopped, at the end of each partition. Minutes before from are dropped
+// from the cache; minutes at or after to are kept for the next call.
+func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, error) {
+	next, err := scan(ctx, c.src.Opts, c.src.StatsTopic, from, time.Time{}, c.next, func(r *kgo.Record) {
+		var st event.Stats
+		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
+			c.bad++
+			return
+		}
+		if st.Minute.Before(from) {
+			return
+		}
+		c.agg.Add(st, r.Timestamp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.bad > 0 {
+		c.src.logger().Warn("undecodable statistics messages skipped", "topic", c.src.StatsTopic, "count", c.bad)
+		c.bad = 0
+	}
+	c.next = next
+	c.agg.Prune(from)
+	return c.agg.Range(from, to), nil
+}
+
 // Extras reads the optional alerts and dead-letter topics for window w and
 // returns the alerts with the highest novelty (at most n) and the most
 // frequent dead-letter reasons (at most n). A topic left empty in s, or
@@ -86,7 +128,7 @@ func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error
 func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, []AttackCount, error) {
 	var alerts []AlertSummary
 	if s.AlertsTopic != "" {
-		err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, func(r *kgo.Record) {
+		_, err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, nil, func(r *kgo.Record) {
 			var a event.Alert
 			if json.Unmarshal(r.Value, &a) != nil || a.Time.Before(w.Start) || !a.Time.Before(w.End) {
 				return
@@ -104,7 +146,7 @@ func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, [
 	}
 	reasons := map[string]int64{}
 	if s.DeadLetterTopic != "" {
-		err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, func(r *kgo.Record) {
+		_, err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, nil, func(r *kgo.Record) {
 			var d event.DeadLetter
 			if json.Unmarshal(r.Value, &d) != nil || d.Time.Before(w.Start) || !d.Time.Before(w.End) {
 				return
@@ -177,16 +219,19 @@ func reasonKey(s string) string {
 // ErrNoTopic is returned (wrapped) when a topic to read does not exist.
 var ErrNoTopic = errors.New("topic does not exist")
 
-// scan calls fn for every committed data record of topic written at or
-// after from, up to each partition's last stable offset at the start, and
-// stops a partition at its first record written after until.
-func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Time, fn func(*kgo.Record)) error {
+// scan calls fn for every committed data record of topic from the
+// offsets in next (partitions missing there: from the first record written
+// at or after from) up to each partition's last stable offset at the
+// start, and stops a partition at its first data record written after
+// until (zero: no limit). It returns the offset each partition should be
+// read from next time.
+func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Time, next map[int32]int64, fn func(*kgo.Record)) (map[int32]int64, error) {
 	if topic == "" {
-		return fmt.Errorf("read: no topic given")
+		return nil, fmt.Errorf("read: no topic given")
 	}
 	admCl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", topic, err)
+		return nil, fmt.Errorf("read %s: %w", topic, err)
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
@@ -195,27 +240,36 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 		err = starts.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: list offsets at %v: %w", topic, from, errTopic(err))
+		return nil, fmt.Errorf("read %s: list offsets at %v: %w", topic, from, errTopic(err))
 	}
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: list end offsets: %w", topic, errTopic(err))
+		return nil, fmt.Errorf("read %s: list end offsets: %w", topic, errTopic(err))
 	}
 	at := map[int32]kgo.Offset{}
 	end := map[int32]int64{}
+	reached := map[int32]int64{}
 	ends.Each(func(e kadm.ListedOffset) {
-		s, ok := starts.Lookup(topic, e.Partition)
-		if !ok || s.Offset < 0 || s.Offset >= e.Offset {
+		start, ok := next[e.Partition]
+		if !ok {
+			s, found := starts.Lookup(topic, e.Partition)
+			if !found || s.Offset < 0 {
+				return
+			}
+			start = s.Offset
+		}
+		reached[e.Partition] = max(start, e.Offset)
+		if start >= e.Offset {
 			return
 		}
-		at[e.Partition] = kgo.NewOffset().At(s.Offset)
+		at[e.Partition] = kgo.NewOffset().At(start)
 		end[e.Partition] = e.Offset
 	})
 	if len(at) == 0 {
-		return nil
+		return reached, nil
 	}
 	cl, err := kgo.NewClient(append(slices.Clip(opts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: at}),
@@ -225,13 +279,13 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", topic, err)
+		return nil, fmt.Errorf("read %s: %w", topic, err)
 	}
 	defer cl.Close()
 	for len(end) > 0 {
 		fetches := cl.PollRecords(ctx, 10000)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", topic, err)
+			return nil, fmt.Errorf("read %s: %w", topic, err)
 		}
 		var ferr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -240,7 +294,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			}
 		})
 		if ferr != nil {
-			return ferr
+			return nil, ferr
 		}
 		var done []int32
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -251,9 +305,14 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			// Transaction markers carry the time of the commit, not of
 			// the data: only data records end a partition early.
 			control := r.Attrs.IsControl()
-			late := !control && r.Timestamp.After(until)
-			if !control && !late {
-				fn(r)
+			late := !control && !until.IsZero() && r.Timestamp.After(until)
+			if late {
+				reached[r.Partition] = r.Offset
+			} else {
+				if !control {
+					fn(r)
+				}
+				reached[r.Partition] = r.Offset + 1
 			}
 			if late || r.Offset+1 >= e {
 				delete(end, r.Partition)
@@ -264,7 +323,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			cl.PauseFetchPartitions(map[string][]int32{topic: done})
 		}
 	}
-	return nil
+	return reached, nil
 }
 
 func errTopic(err error) error {

@@ -194,3 +194,53 @@ func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 func kafkaTxID(t *testing.T) string {
 	return fmt.Sprintf("%s-%d-", t.Name(), time.Now().UnixNano())
 }
+
+func TestStatsCache(t *testing.T) {
+	forEachBackend(t, 1, func(t *testing.T, opts []kgo.Opt, topics []string) {
+		tx := kafkaTxID(t)
+		h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+		hour := func(h int) []*kgo.Record {
+			var recs []*kgo.Record
+			for i := range 60 {
+				m := h0.Add(time.Duration(h)*time.Hour + time.Duration(i)*time.Minute)
+				recs = append(recs, statsRecord(t, statsMsg(m, "a", 10, nil), m.Add(time.Minute)))
+			}
+			return recs
+		}
+		total := func(series []Minute) (n int64) {
+			for _, m := range series {
+				n += m.Records
+			}
+			return n
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		c := (&Source{Opts: opts, StatsTopic: topics[0]}).NewStatsCache()
+
+		produceTx(t, opts, tx, topics[0], true, hour(0)...)
+		s, err := c.Series(ctx, h0.Add(-time.Hour), h0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := total(s); got != 600 {
+			t.Fatalf("first read: %d records, want 600", got)
+		}
+
+		late := statsRecord(t, statsMsg(h0.Add(59*time.Minute), "a", 5, nil), h0.Add(time.Hour+3*time.Minute))
+		produceTx(t, opts, tx, topics[0], true, append(hour(1), late)...)
+		s, err = c.Series(ctx, h0.Add(-time.Hour), h0.Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := total(s); got != 1205 {
+			t.Errorf("second read: %d records, want 1205 (600 + 600 + 5 late, nothing twice)", got)
+		}
+		s, err = c.Series(ctx, h0.Add(time.Hour), h0.Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := total(s); got != 600 {
+			t.Errorf("third read: %d records, want 600", got)
+		}
+	})
+}

@@ -81,6 +81,27 @@ func (a *Aggregator) Add(s event.Stats, written time.Time) {
 // Len returns the number of distinct minutes added so far.
 func (a *Aggregator) Len() int { return len(a.minutes) }
 
+// Prune drops the minutes before t.
+func (a *Aggregator) Prune(t time.Time) {
+	for k, m := range a.minutes {
+		if m.Time.Before(t) {
+			delete(a.minutes, k)
+		}
+	}
+}
+
+// Range returns copies of the minutes in [from, to), in time order.
+func (a *Aggregator) Range(from, to time.Time) []Minute {
+	all := a.Series()
+	out := all[:0]
+	for _, m := range all {
+		if !m.Time.Before(from) && m.Time.Before(to) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Series returns the minutes in time order. The Minutes are copies; later
 // calls to Add do not change them.
 func (a *Aggregator) Series() []Minute {
