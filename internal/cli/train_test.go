@@ -263,6 +263,18 @@ func TestPredict(t *testing.T) {
 			}
 		})
 	}
+	// A gzip file.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.Join(kddLines(t, 0, 10), "\n")))
+	zw.Close()
+	gzPath := filepath.Join(t.TempDir(), "in.csv.gz")
+	if err := os.WriteFile(gzPath, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := run(t, "", "predict", "--model", m, gzPath); code != ExitOK || strings.Count(stdout, "\n") != 10 {
+		t.Errorf("gzip input: exit %d, %d lines, stderr %q", code, strings.Count(stdout, "\n"), stderr)
+	}
 	// All good lines: exit 0.
 	if code, _, stderr := run(t, strings.Join(kddLines(t, 0, 10), "\n"), "predict", "--model", m); code != ExitOK {
 		t.Errorf("good input: exit %d, stderr %q", code, stderr)
