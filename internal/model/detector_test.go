@@ -444,3 +444,28 @@ func TestWriteSmallModel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPredictConcurrent(t *testing.T) {
+	train, test := kddSlices(t, 2000, 400)
+	d, err := Train(context.Background(), train, smallForest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := d.PredictBatch(test)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var x [record.NumFeatures]float32
+			for i := g; i < test.Len(); i += 2 {
+				test.Row(i, &x)
+				if v := d.Predict(x[:]); v != want[i] {
+					t.Errorf("goroutine %d, row %d: %+v, want %+v", g, i, v, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
