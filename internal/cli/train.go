@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/model/forest"
 	"github.com/netsentinel/netsentinel/internal/model/logistic"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 var cmdTrain = &Command{
@@ -136,6 +138,18 @@ func printTrainSummary(w io.Writer, det *model.Detector, train *dataset.Dataset,
 		fmt.Fprintf(w, "validation on %d held-out rows: attack %.2f%%, category %.2f%%, binary %.2f%%\n", int(n),
 			100*info.Metrics["validation_attack_accuracy"], 100*info.Metrics["validation_category_accuracy"],
 			100*info.Metrics["validation_binary_accuracy"])
+	}
+	if imp := det.FeatureImportance(); imp != nil {
+		idx := make([]int, len(imp))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return imp[idx[a]] > imp[idx[b]] })
+		fmt.Fprintf(w, "most important features:")
+		for _, j := range idx[:min(5, len(idx))] {
+			fmt.Fprintf(w, " %s %.3f", record.Features[j].Name, imp[j])
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "wrote %s (%s, data sha256 %.12s)\n", out, sizeString(size), info.Training.SHA256)
 }

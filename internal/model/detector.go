@@ -176,6 +176,15 @@ func (d *Detector) Labels() []string { return slices.Clone(d.info.Labels) }
 // Algorithm returns AlgoForest or AlgoLogistic.
 func (d *Detector) Algorithm() string { return d.info.Algorithm }
 
+// FeatureImportance returns the forest's mean decrease in impurity per
+// feature (schema order, summing to 1), or nil for other algorithms.
+func (d *Detector) FeatureImportance() []float64 {
+	if f, ok := d.clf.(interface{ FeatureImportance() []float64 }); ok {
+		return f.FeatureImportance()
+	}
+	return nil
+}
+
 // Threshold returns the binary threshold on P(normal).
 func (d *Detector) Threshold() float64 { return d.info.Threshold }
 
