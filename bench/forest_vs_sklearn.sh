@@ -77,7 +77,7 @@ import json, sys
 ours = json.loads(open(sys.argv[1]).readline())
 sk = json.loads(open(sys.argv[2]).readline())
 print("held out %-40s %6d rows  flagged: netsentinel %.4f  sklearn %.4f   normal flagged: %.4f / %.4f" % (
-    ours["held_out"], ours["held_out_rows"], ours["held_out_flagged"], sk["held_out_flagged"],
-    ours["normal_flagged"], sk["normal_flagged"]))
+    ours["held_out"], ours["held_out_rows"], ours.get("held_out_flagged", 0), sk["held_out_flagged"],
+    ours.get("normal_flagged", 0), sk["normal_flagged"]))
 PY
 done

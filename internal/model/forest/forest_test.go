@@ -204,9 +204,10 @@ func TestSeparable(t *testing.T) {
 }
 
 // TestPredictProbaBatchMatchesSingle checks both scoring paths agree and
-// that probabilities sum to 1.
+// that probabilities sum to 1, for batch sizes around the lane and block
+// sizes.
 func TestPredictProbaBatchMatchesSingle(t *testing.T) {
-	train, test := kddSplit(t, 3000, 1000)
+	train, test := kddSplit(t, 3000, 2100)
 	nc := len(train.classes)
 	cfg := DefaultConfig()
 	cfg.Trees = 10
@@ -214,23 +215,29 @@ func TestPredictProbaBatchMatchesSingle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Train: %v", err)
 	}
-	batch := make([]float32, len(test.y)*nc)
-	m.PredictProbaBatch(test.X, batch)
-	x, p := make([]float32, len(test.X)), make([]float32, nc)
-	for i := range test.y {
-		for j := range x {
-			x[j] = test.X[j][i]
+	for _, n := range []int{0, 1, 3, laneRows + 1, blockRows - 1, blockRows + 3, 2100} {
+		X := make([][]float32, len(test.X))
+		for j := range X {
+			X[j] = test.X[j][:n]
 		}
-		m.PredictProba(x, p)
-		var sum float32
-		for k, v := range p {
-			sum += v
-			if v != batch[i*nc+k] {
-				t.Fatalf("row %d class %d: PredictProba = %v, PredictProbaBatch = %v", i, k, v, batch[i*nc+k])
+		batch := make([]float32, n*nc)
+		m.PredictProbaBatch(X, batch)
+		x, p := make([]float32, len(X)), make([]float32, nc)
+		for i := range n {
+			for j := range x {
+				x[j] = X[j][i]
 			}
-		}
-		if math.Abs(float64(sum)-1) > 1e-4 {
-			t.Fatalf("row %d: probabilities sum to %v, want 1", i, sum)
+			m.PredictProba(x, p)
+			var sum float32
+			for k, v := range p {
+				sum += v
+				if v != batch[i*nc+k] {
+					t.Fatalf("batch of %d, row %d class %d: PredictProba = %v, PredictProbaBatch = %v", n, i, k, v, batch[i*nc+k])
+				}
+			}
+			if math.Abs(float64(sum)-1) > 1e-4 {
+				t.Fatalf("row %d: probabilities sum to %v, want 1", i, sum)
+			}
 		}
 	}
 }

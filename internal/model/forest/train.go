@@ -241,14 +241,17 @@ type builder struct {
 	cstArena []uint64  // constant-feature bitset of stack[k]
 	words    int
 
-	hist  []float64 // [bin*nc + class]
-	hist2 []float64 // same, for odd rows
-	binN  []int32
-	left  []float64
-	bestL []float64
-	tot   []float64
-	cst   []uint64
-	feats []int32
+	hist   []float64 // [bin*nc + class]
+	hist2  []float64 // same, for odd rows
+	histB  []float64 // second feature of histogramPair
+	hist2B []float64 // all zeros, the pair of histB for evalFeature
+	binNB  []int32
+	binN   []int32
+	left   []float64
+	bestL  []float64
+	tot    []float64
+	cst    []uint64
+	feats  []int32
 }
 
 func newBuilder(d *binned, cfg Config) *builder {
@@ -261,6 +264,9 @@ func newBuilder(d *binned, cfg Config) *builder {
 		scratch: make([]sample, len(d.y)),
 		hist:    make([]float64, 256*nc),
 		hist2:   make([]float64, 256*nc),
+		histB:   make([]float64, 256*nc),
+		hist2B:  make([]float64, 256*nc),
+		binNB:   make([]int32, 256),
 		binN:    make([]int32, 256),
 		left:    make([]float64, nc),
 		bestL:   make([]float64, nc),
@@ -384,7 +390,6 @@ type split struct {
 // in this node, as scikit-learn does). Features found constant are marked in
 // b.cst, which the children inherit.
 func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
-	nc := b.nc
 	n := tk.end - tk.start
 	if tk.depth == b.cfg.MaxDepth && b.cfg.MaxDepth > 0 || n < 2*b.cfg.MinLeaf || n < 2 {
 		return split{}, false
@@ -406,99 +411,161 @@ func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
 			b.feats = append(b.feats, int32(j))
 		}
 	}
-	best := split{gain: math.Inf(-1), left: b.bestL}
-	found := false
-	W := tk.w
-	minLeaf := int32(b.cfg.MinLeaf)
+	sc := scan{best: split{gain: math.Inf(-1), left: b.bestL}, n: int32(n), w: tk.w, sq: sq, minLeaf: int32(b.cfg.MinLeaf)}
 	rows := b.samples[tk.start:tk.end]
 	tried := 0
-	for k := 0; k < len(b.feats) && tried < b.cfg.MaxFeatures; k++ {
-		r := k + rng.IntN(len(b.feats)-k)
-		b.feats[k], b.feats[r] = b.feats[r], b.feats[k]
-		f := b.feats[k]
-		codes := b.d.codes[f]
-
-		// Histogram of the node's rows over the bins of f. The row
-		// counts per bin mark the non-empty bins.
-		// Odd rows go to a second histogram: two independent chains of
-		// read-modify-write when consecutive rows hit the same bin.
-		hist, hist2, binN := b.hist, b.hist2, b.binN
-		k := 0
-		for ; k+1 < len(rows); k += 2 {
-			s0, s1 := &rows[k], &rows[k+1]
-			c0, c1 := int(codes[s0.row]), int(codes[s1.row])
-			hist[c0*nc+int(s0.class)] += s0.w
-			hist2[c1*nc+int(s1.class)] += s1.w
-			binN[c0]++
-			binN[c1]++
+	for k := 0; k < len(b.feats) && tried < b.cfg.MaxFeatures; {
+		// Draw the next feature(s) without replacement. When two or more
+		// are still wanted, two are histogrammed in one pass over the
+		// rows; this tries exactly the features a one-at-a-time loop
+		// would.
+		take := 1
+		if b.cfg.MaxFeatures-tried >= 2 && k+1 < len(b.feats) {
+			take = 2
 		}
-		if k < len(rows) {
-			s := &rows[k]
-			c := int(codes[s.row])
-			hist[c*nc+int(s.class)] += s.w
-			binN[c]++
+		for i := k; i < k+take; i++ {
+			r := i + rng.IntN(len(b.feats)-i)
+			b.feats[i], b.feats[r] = b.feats[r], b.feats[i]
 		}
-		nb := len(b.d.edges[f]) + 1
-		first := 0
-		for binN[first] == 0 {
-			first++
-		}
-		if binN[first] == int32(n) {
-			// Constant in this node and all below.
-			b.cst[f>>6] |= 1 << (f & 63)
-			clear(hist[first*nc : (first+1)*nc])
-			clear(hist2[first*nc : (first+1)*nc])
-			binN[first] = 0
-			continue
-		}
-		tried++
-		// Scan the bins left to right, clearing them; the split after
-		// bin c sends bins <= c left.
-		left := b.left
-		clear(left)
-		var wl, sqL float64
-		sqR := sq
-		var nl int32
-		for c := first; c < nb; c++ {
-			if binN[c] == 0 {
-				continue
-			}
-			h, h2 := hist[c*nc:(c+1)*nc], hist2[c*nc:(c+1)*nc]
-			for k, v := range h {
-				v += h2[k]
-				if v != 0 {
-					h2[k] = 0
-					l := left[k]
-					r := b.tot[k] - l
-					sqL += v * (2*l + v)
-					sqR += v * (v - 2*r)
-					left[k] = l + v
-					wl += v
-					h[k] = 0
+		fa := b.feats[k]
+		if take == 2 {
+			fb := b.feats[k+1]
+			b.histogramPair(rows, b.d.codes[fa], b.d.codes[fb])
+			for _, e := range [2]struct {
+				f    int32
+				h, g []float64
+				cnt  []int32
+			}{{fa, b.hist, b.hist2, b.binN}, {fb, b.histB, b.hist2B, b.binNB}} {
+				if b.evalFeature(&sc, e.f, e.h, e.g, e.cnt) {
+					tried++
 				}
 			}
-			nl += binN[c]
-			binN[c] = 0
-			if nl == int32(n) {
-				break // last non-empty bin: nothing on the right
-			}
-			wr := W - wl
-			if nl < minLeaf || int32(n)-nl < minLeaf || wl <= 0 || wr <= 0 {
-				continue
-			}
-			gain := sqL/wl + sqR/wr - sq/W
-			if gain > best.gain {
-				best.gain, best.feat, best.bin, best.wl = gain, f, uint8(c), wl
-				copy(best.left, left)
-				found = true
+		} else {
+			b.histogram(rows, b.d.codes[fa])
+			if b.evalFeature(&sc, fa, b.hist, b.hist2, b.binN) {
+				tried++
 			}
 		}
+		k += take
 	}
+	best, found := sc.best, sc.found
 	if !found {
 		return split{}, false
 	}
 	best.gain = max(best.gain, 0)
 	return best, true
+}
+
+// scan is the state of the split search in one node.
+type scan struct {
+	best    split
+	found   bool
+	n       int32   // rows in the node
+	w       float64 // weight of the node
+	sq      float64 // sum of squared class weights of the node
+	minLeaf int32
+}
+
+// histogram adds the rows to b.hist (even rows) and b.hist2 (odd rows) at
+// their bin in codes, and counts them per bin in b.binN. Two histograms make
+// two independent read-modify-write chains when consecutive rows hit the
+// same bin, as they often do.
+func (b *builder) histogram(rows []sample, codes []uint8) {
+	nc := b.nc
+	hist, hist2, binN := b.hist, b.hist2, b.binN
+	k := 0
+	for ; k+1 < len(rows); k += 2 {
+		s0, s1 := &rows[k], &rows[k+1]
+		c0, c1 := int(codes[s0.row]), int(codes[s1.row])
+		hist[c0*nc+int(s0.class)] += s0.w
+		hist2[c1*nc+int(s1.class)] += s1.w
+		binN[c0]++
+		binN[c1]++
+	}
+	if k < len(rows) {
+		s := &rows[k]
+		c := int(codes[s.row])
+		hist[c*nc+int(s.class)] += s.w
+		binN[c]++
+	}
+}
+
+// histogramPair builds the histograms of two features in one pass: feature
+// a into b.hist and b.binN, feature b into b.histB and b.binNB.
+func (b *builder) histogramPair(rows []sample, codesA, codesB []uint8) {
+	nc := b.nc
+	histA, histB, binNA, binNB := b.hist, b.histB, b.binN, b.binNB
+	for k := range rows {
+		s := &rows[k]
+		ca, cb := int(codesA[s.row]), int(codesB[s.row])
+		cls := int(s.class)
+		histA[ca*nc+cls] += s.w
+		histB[cb*nc+cls] += s.w
+		binNA[ca]++
+		binNB[cb]++
+	}
+}
+
+// evalFeature scans the histogram of feature f (the sum of hist and hist2,
+// row counts in binN) for the best split, updates sc, and clears the
+// histogram. It reports whether f varies in the node; if not, f is marked
+// constant for this node and its descendants.
+func (b *builder) evalFeature(sc *scan, f int32, hist, hist2 []float64, binN []int32) bool {
+	nc, n := b.nc, sc.n
+	nb := len(b.d.edges[f]) + 1
+	first := 0
+	for binN[first] == 0 {
+		first++
+	}
+	if binN[first] == n {
+		b.cst[f>>6] |= 1 << (f & 63)
+		clear(hist[first*nc : (first+1)*nc])
+		clear(hist2[first*nc : (first+1)*nc])
+		binN[first] = 0
+		return false
+	}
+	// Scan the bins left to right, clearing them; the split after bin c
+	// sends bins <= c left.
+	left := b.left
+	clear(left)
+	var wl, sqL float64
+	sqR := sc.sq
+	var nl int32
+	for c := first; c < nb; c++ {
+		if binN[c] == 0 {
+			continue
+		}
+		h, h2 := hist[c*nc:(c+1)*nc], hist2[c*nc:(c+1)*nc]
+		for k, v := range h {
+			v += h2[k]
+			if v != 0 {
+				h2[k] = 0
+				l := left[k]
+				r := b.tot[k] - l
+				sqL += v * (2*l + v)
+				sqR += v * (v - 2*r)
+				left[k] = l + v
+				wl += v
+				h[k] = 0
+			}
+		}
+		nl += binN[c]
+		binN[c] = 0
+		if nl == n {
+			break // last non-empty bin: nothing on the right
+		}
+		wr := sc.w - wl
+		if nl < sc.minLeaf || n-nl < sc.minLeaf || wl <= 0 || wr <= 0 {
+			continue
+		}
+		gain := sqL/wl + sqR/wr - sc.sq/sc.w
+		if gain > sc.best.gain {
+			sc.best.gain, sc.best.feat, sc.best.bin, sc.best.wl = gain, f, uint8(c), wl
+			copy(sc.best.left, left)
+			sc.found = true
+		}
+	}
+	return true
 }
 
 // assemble joins the trees into one model and normalises importances.
