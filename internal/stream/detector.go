@@ -306,6 +306,7 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.RebalanceTimeout(d.opts.RebalanceTimeout),
 		kgo.FetchMaxWait(d.opts.FetchMaxWait),
 		kgo.ProducerLinger(0),
+		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { onReady(true) }),
 	)
 	return opts, nil

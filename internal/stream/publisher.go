@@ -85,6 +85,7 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	}
 	opts = append(opts,
 		kgo.DefaultProduceTopic(o.Topic),
+		kgo.AllowAutoTopicCreation(), // where the broker allows it
 		kgo.ProducerLinger(o.Linger),
 		kgo.MaxBufferedRecords(o.MaxBuffered),
 		kgo.RecordDeliveryTimeout(o.DeliveryTimeout),
