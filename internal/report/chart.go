@@ -153,10 +153,16 @@ func lineChart(rep *Report) (Chart, error) {
 		layout = "01-02 15h"
 	}
 	for i, b := range rep.Buckets {
-		attack[i] = 100 * b.AttackRate
-		unknown[i] = 100 * b.UnknownRate
+		// A bucket without records has no rate: leave a gap, not a 0%.
+		attack[i], unknown[i] = charts.GetNullValue(), charts.GetNullValue()
+		if b.Records > 0 {
+			attack[i] = 100 * b.AttackRate
+			unknown[i] = 100 * b.UnknownRate
+		}
 		spikes[i] = charts.GetNullValue()
-		labels[i] = b.Start.Format(layout)
+		if step := (n + 11) / 12; i%step == 0 {
+			labels[i] = b.Start.Format(layout)
+		}
 	}
 	for _, s := range rep.Spikes {
 		for i, b := range rep.Buckets {
@@ -172,11 +178,16 @@ func lineChart(rep *Report) (Chart, error) {
 		opt.Padding = charts.NewBox(20, 20, 30, 20)
 		opt.XAxis.Labels = labels
 		opt.XAxis.BoundaryGap = charts.Ptr(false)
+		opt.XAxis.LabelCount = n // every tick labelled; labels thinned below
 		opt.Legend = charts.LegendOption{SeriesNames: []string{"attacks", "unknown", "spike"}, Offset: charts.OffsetRight}
 		opt.YAxis = []charts.YAxisOption{{Min: charts.Ptr(0.0), ValueFormatter: func(v float64) string { return fmt.Sprintf("%.0f%%", v) }}}
 		opt.LineStrokeWidth = 2
 		opt.Symbol = charts.Symbol{Shape: charts.SymbolNone}
 		opt.SeriesList[2].Symbol = charts.Symbol{Shape: charts.SymbolDot, Size: 6}
+		if n <= 48 {
+			// Few points: show them, so a lone bucket with data is visible.
+			opt.SeriesList[0].Symbol = charts.Symbol{Shape: charts.SymbolDot, Size: 3}
+		}
 		opt.Theme = charts.GetDefaultTheme().WithSeriesColors([]charts.Color{
 			charts.ColorFromHex("#1e88e5"), categoryColors["unknown"], charts.ColorFromHex("#d50000"),
 		})

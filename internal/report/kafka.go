@@ -122,7 +122,8 @@ func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, 
 }
 
 // Extras reads the optional alerts and dead-letter topics for window w and
-// returns the alerts with the highest novelty (at most n) and the most
+// returns the novel alerts (novelty above zero, or category unknown) with
+// the highest novelty (at most n) and the most
 // frequent dead-letter reasons (at most n). A topic left empty in s, or
 // missing on the brokers, is skipped.
 func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, []AttackCount, error) {
@@ -132,6 +133,9 @@ func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, [
 			var a event.Alert
 			if json.Unmarshal(r.Value, &a) != nil || a.Time.Before(w.Start) || !a.Time.Before(w.End) {
 				return
+			}
+			if a.Novelty <= 0 && a.Category != "unknown" {
+				return // only novel alerts are listed
 			}
 			alerts = append(alerts, summarizeAlert(a))
 			if len(alerts) > 4*n+64 {

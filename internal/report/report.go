@@ -421,6 +421,9 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 	}
 
 	rep.Instances, rep.Problems = instances(series, w, cfg)
+	if rep.Problems == nil {
+		rep.Problems = []string{}
+	}
 	rep.Quiet = len(rep.Spikes) == 0 && len(rep.Problems) == 0
 	rep.Title = title(rep)
 	return rep, nil
