@@ -206,24 +206,35 @@ func (m *Model) oneHotIndex(h int, v float32) int {
 
 // PredictProba writes the class probabilities of one row x (one value per
 // input column) into out, which must hold NumClasses values. It does not
-// allocate.
+// allocate for models of up to 64 numeric and 16 one-hot columns.
 func (m *Model) PredictProba(x []float32, out []float32) {
 	if len(x) < m.nIn || len(out) < m.nClasses {
 		panic(fmt.Sprintf("logistic: PredictProba with %d inputs and %d outputs, want %d and %d", len(x), len(out), m.nIn, m.nClasses))
+	}
+	// Transform the row once; small models (all real ones) use the stack.
+	var zbuf [64]float32
+	var obuf [16]int
+	z, act := zbuf[:0], obuf[:0]
+	for j, c := range m.dense {
+		z = append(z, (transform(x[c], m.logT[j])-m.mean[j])*m.scale[j])
+	}
+	for h, c := range m.oneHot {
+		if i := m.oneHotIndex(h, x[c]); i >= 0 {
+			act = append(act, i)
+		}
 	}
 	stride := m.dim + 1
 	maxS := math.Inf(-1)
 	for k := 0; k < m.nClasses; k++ {
 		row := m.w[k*stride : (k+1)*stride]
 		s := float64(row[m.dim])
-		for j, c := range m.dense {
-			z := (transform(x[c], m.logT[j]) - m.mean[j]) * m.scale[j]
-			s += float64(row[j] * z)
+		var dot float32
+		for j, zj := range z {
+			dot += row[j] * zj
 		}
-		for h, c := range m.oneHot {
-			if i := m.oneHotIndex(h, x[c]); i >= 0 {
-				s += float64(row[i])
-			}
+		s += float64(dot)
+		for _, i := range act {
+			s += float64(row[i])
 		}
 		out[k] = float32(s)
 		maxS = math.Max(maxS, s)
