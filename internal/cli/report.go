@@ -121,16 +121,18 @@ func (m *mailFlags) config() (cfg mail.Config, ok bool, err error) {
 }
 
 // deliverReport queues rep in dir's outbox and tries to send it (and any
-// report still waiting there) with a few retries. The demo calls it too.
-func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail.Config, attempts int, log *slog.Logger) error {
+// report still waiting there) with a few retries. It returns false when
+// rep had been sent before (it is not sent again).
+func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail.Config, attempts int, log *slog.Logger) (bool, error) {
 	ob := &report.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
-	if err := ob.Enqueue(rep); err != nil {
-		return err
+	queued, err := ob.Enqueue(rep)
+	if err != nil {
+		return false, err
 	}
 	if err := ob.FlushRetry(ctx, report.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
-		return fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, report.OutboxDir))
+		return false, fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, report.OutboxDir))
 	}
-	return nil
+	return queued, nil
 }
 
 // writeReport builds the report of series for w, writes it into dir
@@ -159,7 +161,7 @@ func writeReport(ctx context.Context, series []report.Minute, w report.Window, c
 		return nil, err
 	}
 	if mailing {
-		if err := deliverReport(ctx, dir, rep, mcfg, 3, log); err != nil {
+		if _, err := deliverReport(ctx, dir, rep, mcfg, 3, log); err != nil {
 			return rep, err
 		}
 	}
@@ -299,10 +301,15 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 			}
 			fmt.Fprintf(env.Stdout, "%s: %s\n%s\n", rep.WindowLabel, rep.Title, filepath.Join(*out, report.HTMLFile))
 			if mailing {
-				if err := deliverReport(ctx, *out, rep, mcfg, *retries, log); err != nil {
+				sent, err := deliverReport(ctx, *out, rep, mcfg, *retries, log)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(env.Stdout, "mailed to %s\n", strings.Join(mcfg.To, ", "))
+				if sent {
+					fmt.Fprintf(env.Stdout, "mailed to %s\n", strings.Join(mcfg.To, ", "))
+				} else {
+					fmt.Fprintf(env.Stdout, "already mailed before (%s), not sent again\n", filepath.Join(*out, report.StateFileName))
+				}
 			}
 			return nil
 		}
@@ -331,7 +338,8 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 					return err
 				}
 				if mailing {
-					return ob.Enqueue(rep)
+					_, err := ob.Enqueue(rep)
+					return err
 				}
 				return nil
 			},

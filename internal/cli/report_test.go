@@ -120,12 +120,13 @@ func TestReportCommand(t *testing.T) {
 	t.Setenv("NETSENTINEL_SMTP_PASSWORD", "pw-from-env")
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	code := Main(ctx, []string{"report", "--brokers", brokers, "--stats-topic", "stats",
+	args := []string{"report", "--brokers", brokers, "--stats-topic", "stats",
 		"--alerts-topic", "missing-alerts", "--dead-letter-topic", "",
 		"--window", "1h", "--end", "2026-11-26T15:00:00Z", "--tz", "UTC", "--out", dir,
 		"--smtp", l.Addr().String(), "--smtp-tls", "none", "--smtp-user", "ops",
 		"--mail-from", "netsentinel@example.org", "--mail-to", "a@example.org,b@example.org",
-	}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+	}
+	code := Main(ctx, args, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
 	if code != ExitOK {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
@@ -146,6 +147,11 @@ func TestReportCommand(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	// The same report again: written again, not mailed twice.
+	var out2 bytes.Buffer
+	if code := Main(ctx, args, &Env{Stdin: strings.NewReader(""), Stdout: &out2, Stderr: &errb}); code != ExitOK || !strings.Contains(out2.String(), "not sent again") {
+		t.Errorf("second run: exit %d, stdout %q", code, out2.String())
 	}
 	sink.mu.Lock()
 	msgs := sink.msgs

@@ -458,8 +458,8 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 	ob := &report.Outbox{Dir: dir, Deliver: Deliver(cfg)}
 	rep1, rep2 := testReport(t, 13), testReport(t, 14)
 	for _, r := range []*report.Report{rep1, rep2} {
-		if err := ob.Enqueue(r); err != nil {
-			t.Fatal(err)
+		if queued, err := ob.Enqueue(r); err != nil || !queued {
+			t.Fatalf("Enqueue = %v, %v", queued, err)
 		}
 	}
 	// Server down: delivery fails, both reports stay queued.
@@ -479,8 +479,8 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 	if n, err := ob.Flush(t.Context()); n != 0 || err != nil {
 		t.Errorf("second flush sent %d (%v)", n, err)
 	}
-	if err := ob.Enqueue(rep1); err != nil {
-		t.Fatal(err)
+	if queued, err := ob.Enqueue(rep1); err != nil || queued {
+		t.Fatalf("re-queueing a sent report: Enqueue = %v, %v", queued, err)
 	}
 	if n, err := ob.Flush(t.Context()); n != 0 || err != nil {
 		t.Errorf("flush after re-queueing a sent report sent %d (%v)", n, err)

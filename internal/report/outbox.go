@@ -53,26 +53,26 @@ func (o *Outbox) logger() *slog.Logger {
 	return o.Logger
 }
 
-// Enqueue stores rep for delivery. A report already delivered (by ID) is
-// not queued again.
-func (o *Outbox) Enqueue(rep *Report) error {
+// Enqueue stores rep for delivery and reports whether it did: a report
+// already delivered (by ID) is not queued again.
+func (o *Outbox) Enqueue(rep *Report) (bool, error) {
 	s, err := o.state().Load()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if s.wasSent(rep.ID) {
 		o.logger().Info("report already sent", "id", rep.ID)
-		return nil
+		return false, nil
 	}
 	dir := filepath.Join(o.Dir, OutboxDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("outbox: %w", err)
+		return false, fmt.Errorf("outbox: %w", err)
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
+		return false, fmt.Errorf("outbox: %w", err)
 	}
-	return writeFile(filepath.Join(dir, rep.ID+".json"), b)
+	return true, writeFile(filepath.Join(dir, rep.ID+".json"), b)
 }
 
 // Pending returns the IDs of the reports waiting in the outbox, oldest
