@@ -331,7 +331,7 @@ func TestIntegrationKill9(t *testing.T) {
 	tp := newTopics(t, 3)
 	group := kafkatest.Name(t, "g")
 	values := kddLines(t, 8000)
-	wait := producePaced(t, brokers, tp.in, values, 100, 60*time.Millisecond)
+	wait := producePaced(t, brokers, tp.in, values, 50, 100*time.Millisecond)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	cfg := tp.child(brokers, group, "k", 100)
 	for i := range 5 {
