@@ -196,6 +196,11 @@ func TestInstanceHealth(t *testing.T) {
 		}
 		a.Add(statsMsg(m, "slow", 10, nil), m.Add(9*time.Minute))
 	}
+	// Died two hours before the window, in the history read for the
+	// baseline: still reported as silent.
+	a.Add(statsMsg(start.Add(-2*time.Hour), "gone", 10, nil), time.Time{})
+	// Last seen two days ago: decommissioned, not reported.
+	a.Add(statsMsg(start.Add(-48*time.Hour), "old", 10, nil), time.Time{})
 	rep, err := Build(a.Series(), Window{Start: start, End: start.Add(time.Hour)}, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -204,14 +209,17 @@ func TestInstanceHealth(t *testing.T) {
 	for _, in := range rep.Instances {
 		got[in.Name] = in.Status
 	}
-	want := map[string]string{"ok": "ok", "died": "silent", "slow": "lagging"}
+	want := map[string]string{"ok": "ok", "died": "silent", "slow": "lagging", "gone": "silent"}
+	if len(got) != len(want) {
+		t.Errorf("instances %v, want %v", got, want)
+	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("instance %s status %q, want %q", k, got[k], v)
 		}
 	}
-	if len(rep.Problems) != 2 || rep.Quiet {
-		t.Errorf("problems %v quiet %v, want 2 problems", rep.Problems, rep.Quiet)
+	if len(rep.Problems) != 3 || rep.Quiet {
+		t.Errorf("problems %v quiet %v, want 3 problems", rep.Problems, rep.Quiet)
 	}
 }
 

@@ -78,7 +78,7 @@ func MethodText(rep *Report) []string {
 			shortDuration(time.Duration(rep.Bucket)), m.BaselineDays, m.MinBaselinePoints, m.TrailingBuckets, pp(m.MinScale)),
 		fmt.Sprintf("A bucket is a spike when z ≥ %.1f, the rate is at least %s above the baseline median, and it holds at least %d such verdicts. Drivers are the attack types most above the count the baseline's mix predicts.",
 			m.SpikeZ, pp(m.MinRateIncrease), m.MinCount),
-		fmt.Sprintf("An instance is silent when it sent no statistics in the last %v of the window, and lagging when statistics were written more than %v after their minute.",
+		fmt.Sprintf("An instance (any seen in the window or the day before its end) is silent when it sent no statistics in the last %v of the window, and lagging when statistics were written more than %v after their minute.",
 			shortDuration(m.SilentAfter), shortDuration(m.LagWarn)),
 	}
 }

@@ -496,10 +496,14 @@ func Percent(f float64) string {
 	}
 }
 
-// instances summarises the detector instances seen in the window and the
-// hour before it.
+// instances summarises the detector instances seen in the window or in
+// the day before its end, so an instance that went down keeps being
+// reported as silent for a day (then it is taken as decommissioned).
 func instances(series []Minute, w Window, cfg Config) ([]Instance, []string) {
-	from := w.Start.Add(-time.Hour)
+	from := w.End.Add(-24 * time.Hour)
+	if w.Start.Before(from) {
+		from = w.Start
+	}
 	byName := map[string]*Instance{}
 	for i := range series {
 		m := &series[i]
