@@ -131,13 +131,16 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Records != rep.Records || back.Bucket != rep.Bucket || !back.Start.Equal(rep.Start) || len(back.Categories) != 6 {
+	if back.Records != rep.Records || back.Bucket != rep.Bucket || !back.Start.Equal(rep.Start) || len(back.Categories) != 6 || back.Method != rep.Method {
 		t.Errorf("summary.json round trip: got %+v", back)
 	}
 	var raw map[string]any
 	b, _ := os.ReadFile(filepath.Join(dir, SummaryFile))
 	if err := json.Unmarshal(b, &raw); err != nil || raw["bucket"] != "5m0s" {
 		t.Errorf("summary.json bucket = %v (%v), want \"5m0s\"", raw["bucket"], err)
+	}
+	if m, _ := raw["method"].(map[string]any); m["silent_after"] != "10m0s" || m["spike_z"] != 3.5 {
+		t.Errorf("summary.json method = %v", raw["method"])
 	}
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -559,3 +560,30 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func categoryName(attack string) string { return record.CategoryOf(attack).String() }
+
+// MarshalJSON writes the durations as strings ("5m0s").
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(struct {
+		plain
+		Bucket      Duration `json:"bucket"`
+		SilentAfter Duration `json:"silent_after"`
+		LagWarn     Duration `json:"lag_warn"`
+	}{plain(c), Duration(c.Bucket), Duration(c.SilentAfter), Duration(c.LagWarn)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	v := struct {
+		*plain
+		Bucket      Duration `json:"bucket"`
+		SilentAfter Duration `json:"silent_after"`
+		LagWarn     Duration `json:"lag_warn"`
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("report config: %w", err)
+	}
+	c.Bucket, c.SilentAfter, c.LagWarn = time.Duration(v.Bucket), time.Duration(v.SilentAfter), time.Duration(v.LagWarn)
+	return nil
+}
