@@ -50,6 +50,7 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 	loop := fs.Bool("loop", false, "replay the file again and again until interrupted")
 	key := fs.String("key", "uuid", "record key: uuid (random) or none")
 	limit := fs.Int64("limit", 0, "stop after this many records (0 = the whole file)")
+	timeout := fs.Duration("delivery-timeout", 30*time.Second, "give up on a record not acknowledged within this `duration`")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -71,7 +72,7 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
-		pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: *topic, Rate: r})
+		pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: *topic, Rate: r, DeliveryTimeout: *timeout})
 		if err != nil {
 			return err
 		}
