@@ -1,0 +1,738 @@
+// Package novelty scores how unlike normal traffic a connection record is.
+// It is trained on normal rows only, so it can flag attacks no classifier
+// has seen.
+//
+// # Model
+//
+// Each record is mapped to a dense vector of 52 values: the 38 numeric
+// features, counts and durations on a log scale (log1p) and rates and flags
+// as they are, then one-hot protocol_type (3) and flag (11), each value
+// standardised by the normal rows' mean and standard deviation (with a floor,
+// so near-constant features do not explode). The service is not a dimension
+// but a partition: the normal rows of each service are summarised by k-means
+// prototypes (a total budget shared by the services in proportion to the
+// square root of their row counts), so every service gets its own profile of
+// normal behaviour.
+//
+// The novelty of a record is d, the distance to the nearest prototype of its
+// service (a service without normal rows: the nearest prototype of any
+// service plus a penalty), mapped to [0,1) as d/(d+scale), where scale is a
+// quantile (by default the 99th percentile) of d on normal rows held out from
+// the k-means fit. A score of 0.5 is thus as strange as the 1% strangest
+// held-out normal rows.
+//
+// This is a fast approximation of the distance to the nearest normal row,
+// the best novelty score found in the leave-attack-types-out validation of
+// docs/validation.md, at a fraction of its cost: Score examines only the
+// prototypes of one service and abandons a prototype as soon as its partial
+// distance exceeds the best so far.
+package novelty
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// Kind names this novelty model in model files.
+const Kind = "service-prototypes"
+
+// Dims is the length of the dense vector of numeric features a record is
+// mapped to.
+const Dims = record.NumFeatures - 3
+
+const (
+	numProtocols = 3
+	numServices  = 70
+	numFlags     = 11
+	numBuckets   = numServices * numProtocols * numFlags
+	sdFloor      = 0.05
+)
+
+// numericCols lists the numeric features in dense order and logCol says
+// which of them are put on a log scale.
+var numericCols, logCol = func() (cols [Dims]int, logs [Dims]bool) {
+	k := 0
+	for j, f := range record.Features {
+		switch j {
+		case record.ProtocolType, record.Service, record.Flag:
+			continue
+		}
+		cols[k] = j
+		logs[k] = f.Kind == record.KindCount || f.Kind == record.KindContinuous
+		k++
+	}
+	return cols, logs
+}()
+
+func init() {
+	// The layout assumes the record vocabularies' sizes.
+	if len(record.Protocols) != numProtocols || len(record.Flags) != numFlags || len(record.Services) != numServices {
+		panic("novelty: record vocabularies changed size")
+	}
+}
+
+// Config configures Train. The zero value of a field selects its default.
+type Config struct {
+	// Prototypes is the total number of k-means prototypes shared by the
+	// (service, protocol, flag) groups of normal rows (default 1024). More
+	// prototypes follow the normal rows more closely but score more slowly.
+	Prototypes int `json:"prototypes"`
+	// MaxRows caps the rows of one group used for k-means (a random
+	// sample; default 20000).
+	MaxRows int `json:"max_rows"`
+	// Iterations is the number of k-means (Lloyd) iterations (default 20).
+	Iterations int `json:"iterations"`
+	// Holdout is the fraction of rows held out from k-means to calibrate
+	// the score (default 0.1; at least one row is held out).
+	Holdout float64 `json:"holdout"`
+	// Quantile is the quantile of the held-out rows' distances that maps to
+	// score 0.5 (default 0.99).
+	Quantile float64 `json:"quantile"`
+	// Seed seeds sampling and k-means.
+	Seed uint64 `json:"seed"`
+}
+
+// DefaultConfig returns the default settings (chosen by validation; see
+// docs/validation.md).
+func DefaultConfig() Config {
+	return Config{Prototypes: 1024, MaxRows: 20000, Iterations: 20, Holdout: 0.1, Quantile: 0.99, Seed: 1}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.Prototypes == 0 {
+		c.Prototypes = d.Prototypes
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = d.MaxRows
+	}
+	if c.Iterations == 0 {
+		c.Iterations = d.Iterations
+	}
+	if c.Holdout == 0 {
+		c.Holdout = d.Holdout
+	}
+	if c.Quantile == 0 {
+		c.Quantile = d.Quantile
+	}
+	var errs []error
+	if c.Prototypes < 1 || c.Prototypes > 1<<20 {
+		errs = append(errs, fmt.Errorf("prototypes %d: must be in [1, %d]", c.Prototypes, 1<<20))
+	}
+	if c.MaxRows < 1 {
+		errs = append(errs, fmt.Errorf("max rows %d: must be positive", c.MaxRows))
+	}
+	if c.Iterations < 1 {
+		errs = append(errs, fmt.Errorf("iterations %d: must be positive", c.Iterations))
+	}
+	if !(c.Holdout > 0 && c.Holdout < 1) {
+		errs = append(errs, fmt.Errorf("holdout %v: must be in (0, 1)", c.Holdout))
+	}
+	if !(c.Quantile > 0 && c.Quantile < 1) {
+		errs = append(errs, fmt.Errorf("quantile %v: must be in (0, 1)", c.Quantile))
+	}
+	return c, errors.Join(errs...)
+}
+
+// ErrNoData is returned (wrapped) by Train when there are too few rows.
+var ErrNoData = errors.New("novelty: too few training rows")
+
+// Model is a trained novelty model. It is safe for concurrent use.
+type Model struct {
+	// mean and inv standardise the dense numeric vector: (v-mean)*inv.
+	mean, inv [Dims]float32
+	// invProto and invFlag are the inverse standard deviations of the
+	// one-hot protocol and flag columns: two rows that differ in protocol
+	// p1, p2 are invProto[p1]^2+invProto[p2]^2 apart in squared distance
+	// on those columns (likewise for flags).
+	invProto [numProtocols]float32
+	invFlag  [numFlags]float32
+	// start[b]..start[b+1] are the indexes of the prototypes of bucket b
+	// (see bucketOf).
+	start  [numBuckets + 1]int32
+	protos []float32 // len = Dims * prototypes, row-major
+	// radius[c] is prototype c's distance to the first prototype of its
+	// bucket (the pivot); a bucket's prototypes are sorted by it.
+	radius []float32
+	// scale maps a distance d to the score d/(d+scale); penalty is added to
+	// the distance of a record whose service has no prototypes.
+	scale, penalty float32
+	// calib holds the largest scores of the held-out normal rows, in
+	// decreasing order, and calibN their number (for Threshold).
+	calib  []float32
+	calibN int64
+}
+
+// bucketOf returns the bucket of a (service, protocol, flag) triple.
+func bucketOf(s, p, f int) int { return (s*numProtocols+p)*numFlags + f }
+
+// key holds a row's symbolic codes, mapped into range.
+type key struct{ s, p, f int }
+
+func keyOf(x []float32) key {
+	return key{
+		s: code(x[record.Service], numServices, otherService),
+		p: code(x[record.ProtocolType], numProtocols, 0),
+		f: code(x[record.Flag], numFlags, 0), // 0 is "OTH", as record maps unseen flags
+	}
+}
+
+func code(v float32, n, def int) int {
+	if !(v >= 0 && v < float32(n)) {
+		return def
+	}
+	return int(v)
+}
+
+var otherService = slices.Index(record.Services, "other")
+
+// Train fits a model to rows of normal traffic. X is column-major:
+// record.NumFeatures columns of equal length, X[j][i] being feature j of row
+// i (as in dataset.Dataset.X), symbolic features as vocabulary codes. It
+// needs at least two rows, and returns ctx's error if ctx is cancelled.
+func Train(ctx context.Context, X [][]float32, cfg Config) (*Model, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("novelty: train: %w", err)
+	}
+	if len(X) != record.NumFeatures {
+		return nil, fmt.Errorf("novelty: train: %d columns, want %d", len(X), record.NumFeatures)
+	}
+	n := len(X[0])
+	for j, c := range X {
+		if len(c) != n {
+			return nil, fmt.Errorf("novelty: train: column %d has %d rows, column 0 has %d", j, len(c), n)
+		}
+	}
+	if n < 2 {
+		return nil, fmt.Errorf("novelty: train: %w: %d rows", ErrNoData, n)
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e6f76656c7479))
+
+	// Dense vectors and keys of every row.
+	Z := make([]float32, n*Dims)
+	keys := make([]key, n)
+	var x [record.NumFeatures]float32
+	for i := range n {
+		for j := range x {
+			x[j] = X[j][i]
+		}
+		raw(&x, (*[Dims]float32)(Z[i*Dims:]))
+		keys[i] = keyOf(x[:])
+	}
+	m := &Model{}
+	m.standardize(Z, keys)
+
+	// Hold out rows for calibration.
+	perm := rng.Perm(n)
+	nHold := max(1, int(float64(n)*cfg.Holdout))
+	hold, fit := perm[:nHold], perm[nHold:]
+
+	// Rows of each bucket.
+	byBucket := make([][]int, numBuckets)
+	for _, i := range fit {
+		k := keys[i]
+		b := bucketOf(k.s, k.p, k.f)
+		byBucket[b] = append(byBucket[b], i)
+	}
+	alloc := allocate(byBucket, cfg.Prototypes)
+
+	// k-means per bucket, in parallel, largest first.
+	var todo []int
+	for b, k := range alloc {
+		if k > 0 {
+			todo = append(todo, b)
+		}
+	}
+	slices.SortFunc(todo, func(a, b int) int { return len(byBucket[b]) - len(byBucket[a]) })
+	protos := make([][]float32, numBuckets)
+	seeds := make([]uint64, numBuckets)
+	for b := range seeds {
+		seeds[b] = rng.Uint64()
+	}
+	var (
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for b := range next {
+				protos[b] = kmeans(ctx, Z, byBucket[b], alloc[b], cfg, seeds[b])
+			}
+		})
+	}
+	for _, b := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("novelty: train: %w", err)
+	}
+	for b := range numBuckets {
+		m.radius = append(m.radius, sortByPivot(protos[b])...)
+		m.start[b+1] = m.start[b] + int32(len(protos[b])/Dims)
+		m.protos = append(m.protos, protos[b]...)
+	}
+
+	// Calibrate on the held-out rows (with exact distances: no saturation).
+	m.scale, m.penalty = 1e18, 0
+	d := make([]float64, len(hold))
+	for k, i := range hold {
+		d[k] = m.distance((*[Dims]float32)(Z[i*Dims:]), keys[i])
+	}
+	slices.Sort(d)
+	q := d[min(len(d)-1, int(cfg.Quantile*float64(len(d))))]
+	m.scale = float32(max(q, 1e-3))
+	m.penalty = m.scale
+	scores := make([]float64, len(d))
+	for k, v := range d {
+		scores[k] = m.fromDistance(v)
+	}
+	m.setCalibration(scores)
+	return m, nil
+}
+
+// maxCalibFraction bounds the calibration scores kept: enough for
+// false-positive rates up to 20%.
+const maxCalibFraction = 0.2
+
+func (m *Model) setCalibration(scores []float64) {
+	slices.SortFunc(scores, func(a, b float64) int { return -cmpFloat(a, b) })
+	keep := int(math.Ceil(maxCalibFraction*float64(len(scores)))) + 1
+	keep = min(keep, len(scores))
+	m.calib = make([]float32, keep)
+	for i := range keep {
+		m.calib[i] = float32(scores[i])
+	}
+	m.calibN = int64(len(scores))
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// raw maps a row to its dense numeric vector before standardisation.
+func raw(x *[record.NumFeatures]float32, z *[Dims]float32) {
+	for k, j := range numericCols {
+		v := x[j]
+		if !(v >= 0) { // negative or NaN: not a valid record; treat as 0
+			v = 0
+		}
+		if logCol[k] {
+			v = float32(math.Log1p(float64(v)))
+		}
+		z[k] = min(v, math.MaxFloat32)
+	}
+}
+
+// standardize sets the scaling from the rows of Z and their keys and
+// standardises Z in place.
+func (m *Model) standardize(Z []float32, keys []key) {
+	n := len(keys)
+	var sum, sq [Dims]float64
+	for i := range n {
+		z := Z[i*Dims : (i+1)*Dims]
+		for k, v := range z {
+			sum[k] += float64(v)
+			sq[k] += float64(v) * float64(v)
+		}
+	}
+	for k := range Dims {
+		mu := sum[k] / float64(n)
+		sd := math.Sqrt(max(sq[k]/float64(n)-mu*mu, 0))
+		m.mean[k] = float32(mu)
+		m.inv[k] = float32(1 / max(sd, sdFloor))
+	}
+	for i := range n {
+		z := Z[i*Dims : (i+1)*Dims]
+		for k := range z {
+			z[k] = (z[k] - m.mean[k]) * m.inv[k]
+		}
+	}
+	var protoN [numProtocols]int
+	var flagN [numFlags]int
+	for _, k := range keys {
+		protoN[k.p]++
+		flagN[k.f]++
+	}
+	oneHot := func(c int) float32 {
+		p := float64(c) / float64(n)
+		return float32(1 / max(math.Sqrt(p*(1-p)), sdFloor))
+	}
+	for p, c := range protoN {
+		m.invProto[p] = oneHot(c)
+	}
+	for f, c := range flagN {
+		m.invFlag[f] = oneHot(c)
+	}
+}
+
+// allocate shares budget prototypes among the buckets in proportion to the
+// square root of their row counts, at least one for each bucket with rows
+// and at most one per row.
+func allocate(byBucket [][]int, budget int) []int {
+	var total float64
+	for _, rows := range byBucket {
+		total += math.Sqrt(float64(len(rows)))
+	}
+	alloc := make([]int, len(byBucket))
+	for s, rows := range byBucket {
+		if len(rows) == 0 {
+			continue
+		}
+		k := int(math.Round(float64(budget) * math.Sqrt(float64(len(rows))) / total))
+		alloc[s] = min(max(k, 1), len(rows))
+	}
+	return alloc
+}
+
+// sortByPivot sorts the prototypes P (row-major) after the first (the
+// pivot) by their distance to the pivot, and returns those distances.
+func sortByPivot(P []float32) []float32 {
+	n := len(P) / Dims
+	if n == 0 {
+		return nil
+	}
+	type proto struct {
+		r float32
+		v []float32
+	}
+	ps := make([]proto, n)
+	for c := range ps {
+		v := slices.Clone(P[c*Dims : (c+1)*Dims])
+		ps[c] = proto{float32(math.Sqrt(dist2(v, P[:Dims]))), v}
+	}
+	slices.SortStableFunc(ps[1:], func(a, b proto) int { return cmpFloat(float64(a.r), float64(b.r)) })
+	r := make([]float32, n)
+	for c, p := range ps {
+		copy(P[c*Dims:], p.v)
+		r[c] = p.r
+	}
+	return r
+}
+
+// kmeans returns up to k prototypes (row-major) of the rows of Z, ordered
+// by decreasing cluster size. It returns nil if ctx is cancelled.
+func kmeans(ctx context.Context, Z []float32, rows []int, k int, cfg Config, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	if len(rows) > cfg.MaxRows {
+		rows = slices.Clone(rows)
+		rng.Shuffle(len(rows), func(a, b int) { rows[a], rows[b] = rows[b], rows[a] })
+		rows = rows[:cfg.MaxRows]
+	}
+	row := func(i int) []float32 { return Z[rows[i]*Dims : (rows[i]+1)*Dims] }
+	// k-means++ seeding; stops early when every row sits on a centre.
+	C := make([]float32, 0, k*Dims)
+	C = append(C, row(rng.IntN(len(rows)))...)
+	d2 := make([]float64, len(rows))
+	for i := range rows {
+		d2[i] = dist2(row(i), C[:Dims])
+	}
+	for len(C) < k*Dims {
+		var total float64
+		for _, v := range d2 {
+			total += v
+		}
+		if total <= 0 {
+			break
+		}
+		r := rng.Float64() * total
+		pick := len(rows) - 1
+		for i, v := range d2 {
+			if r -= v; r < 0 {
+				pick = i
+				break
+			}
+		}
+		if d2[pick] == 0 {
+			continue
+		}
+		C = append(C, row(pick)...)
+		c := C[len(C)-Dims:]
+		for i := range rows {
+			d2[i] = min(d2[i], dist2(row(i), c))
+		}
+	}
+	nc := len(C) / Dims
+	assign := make([]int, len(rows))
+	counts := make([]int, nc)
+	sums := make([]float64, nc*Dims)
+	for it := 0; it <= cfg.Iterations; it++ {
+		if ctx.Err() != nil {
+			return nil
+		}
+		changed := false
+		for i := range rows {
+			best, bd := 0, math.Inf(1)
+			for c := range nc {
+				if d := dist2(row(i), C[c*Dims:(c+1)*Dims]); d < bd {
+					best, bd = c, d
+				}
+			}
+			if it == 0 || assign[i] != best {
+				changed = true
+			}
+			assign[i] = best
+		}
+		if !changed || it == cfg.Iterations {
+			break
+		}
+		clear(counts)
+		clear(sums)
+		for i, c := range assign {
+			counts[c]++
+			for k, v := range row(i) {
+				sums[c*Dims+k] += float64(v)
+			}
+		}
+		for c := range nc {
+			if counts[c] == 0 {
+				continue // keep an empty cluster's centre
+			}
+			for k := range Dims {
+				C[c*Dims+k] = float32(sums[c*Dims+k] / float64(counts[c]))
+			}
+		}
+	}
+	clear(counts)
+	for _, c := range assign {
+		counts[c]++
+	}
+	order := make([]int, nc)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return counts[b] - counts[a] })
+	out := make([]float32, 0, nc*Dims)
+	for _, c := range order {
+		if counts[c] > 0 {
+			out = append(out, C[c*Dims:(c+1)*Dims]...)
+		}
+	}
+	return out
+}
+
+func dist2(a, b []float32) float64 {
+	var s float32
+	b = b[:len(a)]
+	for k, v := range a {
+		d := v - b[k]
+		s += d * d
+	}
+	return float64(s)
+}
+
+// NumPrototypes returns the number of prototypes.
+func (m *Model) NumPrototypes() int { return len(m.protos) / Dims }
+
+// Kind returns Kind; with Score and MarshalBinary it makes a Model a
+// model.Novelty.
+func (m *Model) Kind() string { return Kind }
+
+// Score returns the novelty of one row of record.NumFeatures values in
+// schema order (symbolic features as vocabulary codes): a number in [0,1),
+// higher meaning stranger; 0.5 is the strangeness of the calibration
+// quantile of normal rows. It does not allocate. It returns 1 when x has the
+// wrong length.
+func (m *Model) Score(x []float32) float64 {
+	if len(x) != record.NumFeatures {
+		return 1
+	}
+	var z [Dims]float32
+	raw((*[record.NumFeatures]float32)(x), &z)
+	for k := range z {
+		z[k] = (z[k] - m.mean[k]) * m.inv[k]
+	}
+	return m.fromDistance(m.distance(&z, keyOf(x)))
+}
+
+func (m *Model) fromDistance(d float64) float64 {
+	if math.IsNaN(d) || math.IsInf(d, 1) {
+		return 1
+	}
+	return d / (d + float64(m.scale))
+}
+
+// mismatch returns the squared distance on the one-hot protocol and flag
+// columns between rows with keys a and b.
+func (m *Model) mismatch(a, b key) float32 {
+	var d float32
+	if a.p != b.p {
+		d += m.invProto[a.p]*m.invProto[a.p] + m.invProto[b.p]*m.invProto[b.p]
+	}
+	if a.f != b.f {
+		d += m.invFlag[a.f]*m.invFlag[a.f] + m.invFlag[b.f]*m.invFlag[b.f]
+	}
+	return d
+}
+
+// saturation is the distance, in units of scale, beyond which Score stops
+// looking for the nearest prototype: such a record is far stranger than any
+// threshold in use (its score is at least saturation/(saturation+1) = 0.75)
+// and searching on would cost the most for the strangest records.
+const saturation = 3
+
+// distance returns the distance from the standardised vector z with key k
+// to the nearest prototype of the same service (all columns but the service
+// count). Past saturation*scale, or when the service has no prototypes, it
+// returns instead the distance to the normal rows' mean, but at least
+// saturation*scale (plus the penalty for an unseen service).
+func (m *Model) distance(z *[Dims]float32, k key) float64 {
+	sat := saturation * m.scale
+	best := m.nearest(z, bucketOf(k.s, k.p, k.f), 0, sat*sat)
+	any := m.start[bucketOf(k.s, 0, 0)] < m.start[bucketOf(k.s+1, 0, 0)]
+	for p := range numProtocols {
+		for f := range numFlags {
+			if p == k.p && f == k.f {
+				continue
+			}
+			b := bucketOf(k.s, p, f)
+			if m.start[b] == m.start[b+1] {
+				continue
+			}
+			if off := m.mismatch(k, key{k.s, p, f}); off < best {
+				best = m.nearest(z, b, off, best)
+			}
+		}
+	}
+	if best < sat*sat {
+		return math.Sqrt(float64(best))
+	}
+	var norm float32
+	for _, v := range z {
+		norm += v * v
+	}
+	d := max(math.Sqrt(float64(norm)), float64(sat))
+	if !any {
+		d += float64(m.penalty)
+	}
+	return d
+}
+
+// nearest returns min(bound, off + the smallest squared distance from z to
+// a prototype of bucket b).
+//
+// The bucket's first prototype is its pivot, and the prototypes are sorted
+// by their distance r to it. By the triangle inequality a prototype is at
+// least |dz - r| from z, dz being z's distance to the pivot, so the search
+// starts at r = dz and walks outwards, stopping on each side once that
+// bound rules out the rest.
+func (m *Model) nearest(z *[Dims]float32, b int, off, bound float32) float32 {
+	lo, hi := int(m.start[b]), int(m.start[b+1])
+	if lo == hi {
+		return bound
+	}
+	d0 := dist2(z[:], m.protos[lo*Dims:(lo+1)*Dims])
+	bound = min(bound, off+float32(d0))
+	dz := float32(math.Sqrt(d0))
+	r := m.radius
+	// First prototype whose radius is >= dz.
+	i, j := lo+1, hi
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if r[h] < dz {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	up, down := i, i-1
+	for up < hi || down > lo {
+		var c int
+		var gap float32
+		gu, gd := float32(math.MaxFloat32), float32(math.MaxFloat32)
+		if up < hi {
+			gu = r[up] - dz
+		}
+		if down > lo {
+			gd = dz - r[down]
+		}
+		if gu <= gd {
+			c, gap = up, gu
+			up++
+		} else {
+			c, gap = down, gd
+			down--
+		}
+		if off+gap*gap >= bound {
+			break // the nearer side is ruled out, hence both are
+		}
+		p := (*[Dims]float32)(m.protos[c*Dims:])
+		if d := off + partialDist2(z, p, bound-off); d < bound {
+			bound = d
+		}
+	}
+	return bound
+}
+
+// partialDist2 returns the squared distance between z and p, or a value at
+// least bound as soon as the partial sum reaches bound.
+func partialDist2(z, p *[Dims]float32, bound float32) float32 {
+	var s float32
+	for k := 0; k < Dims; k += Dims / 4 { // Dims = 38 = 4*9 + 2
+		for i := k; i < min(k+Dims/4, Dims); i++ {
+			d := z[i] - p[i]
+			s += d * d
+		}
+		if s >= bound {
+			return s
+		}
+	}
+	return s
+}
+
+// Threshold returns the score from which the model flags at most a fraction
+// fpr of the held-out normal rows it was calibrated on: flagging scores >=
+// the returned value. fpr must be in (0, 0.2].
+func (m *Model) Threshold(fpr float64) (float64, error) {
+	if !(fpr > 0 && fpr <= maxCalibFraction) {
+		return 0, fmt.Errorf("novelty: false-positive rate %v: must be in (0, %v]", fpr, maxCalibFraction)
+	}
+	k := int(fpr * float64(m.calibN)) // scores allowed at or above the threshold
+	if k >= len(m.calib) {
+		k = len(m.calib) - 1
+	}
+	if k < 0 {
+		return 1, nil
+	}
+	return thresholdAbove(float64(m.calib[k])), nil
+}
+
+// Threshold returns the smallest score t such that at most a fraction fpr
+// of scores (say, of held-out normal rows) are >= t, for a rule that flags
+// scores >= t. fpr must be in [0, 1); scores is not modified.
+func Threshold(scores []float64, fpr float64) (float64, error) {
+	if !(fpr >= 0 && fpr < 1) {
+		return 0, fmt.Errorf("novelty: false-positive rate %v: must be in [0, 1)", fpr)
+	}
+	if len(scores) == 0 {
+		return 0, fmt.Errorf("novelty: threshold: %w: no scores", ErrNoData)
+	}
+	s := slices.Clone(scores)
+	slices.SortFunc(s, func(a, b float64) int { return -cmpFloat(a, b) })
+	k := int(fpr * float64(len(s)))
+	return thresholdAbove(s[k]), nil
+}
+
+// thresholdAbove returns the smallest threshold that leaves v below it.
+func thresholdAbove(v float64) float64 {
+	return math.Nextafter(v, math.Inf(1))
+}
