@@ -208,6 +208,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 	baselineDays := fs.Int("baseline-days", 7, "previous days of the same time of day that form a bucket's baseline")
 	minCount := fs.Int64("spike-min-count", 20, "least attacks (or unknown verdicts) in a bucket for a spike")
 	minRise := fs.Float64("spike-min-rise", 0.02, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
+	maxExtras := fs.Int("extras-max", 200_000, "most `messages` read from the alerts and dead-letter topics per report")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
@@ -251,7 +252,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return Usagef("kafka: %w", err)
 		}
-		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, Logger: log}
+		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
 
 		// With --every, a cache reads the week of history once and then only
 		// what is new; a one-off report reads its span directly.
@@ -268,8 +269,13 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 			if err != nil {
 				return nil, err
 			}
-			if rep.TopAlerts, rep.DeadLetterReasons, err = src.Extras(ctx, w, 10); err != nil {
+			ex, err := src.Extras(ctx, w, 10)
+			if err != nil {
 				return nil, err
+			}
+			rep.TopAlerts, rep.DeadLetterReasons = ex.TopAlerts, ex.DeadLetterReasons
+			for _, t := range ex.Truncated {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("Only the first %d messages of topic %s in the window were examined for this report.", *maxExtras, t))
 			}
 			if _, err := report.Write(dir, rep); err != nil {
 				return nil, err

@@ -34,6 +34,9 @@ type Source struct {
 	// MaxLate bounds how long after a window's end statistics for it are
 	// still looked for; zero means an hour.
 	MaxLate time.Duration
+	// MaxExtras bounds the records Extras reads from each optional topic;
+	// zero means 200,000.
+	MaxExtras int
 	// Logger receives warnings about undecodable messages; nil discards.
 	Logger *slog.Logger
 }
@@ -59,16 +62,14 @@ func (s *Source) maxLate() time.Duration {
 func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error) {
 	var agg Aggregator
 	var bad int
-	_, err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), nil, func(r *kgo.Record) {
+	_, err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), nil, func(r *kgo.Record) bool {
 		var st event.Stats
 		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
 			bad++
-			return
+		} else if !st.Minute.Before(from) && st.Minute.Before(to) {
+			agg.Add(st, r.Timestamp)
 		}
-		if st.Minute.Before(from) || !st.Minute.Before(to) {
-			return
-		}
-		agg.Add(st, r.Timestamp)
+		return true
 	})
 	if bad > 0 {
 		s.logger().Warn("undecodable statistics messages skipped", "topic", s.StatsTopic, "count", bad)
@@ -98,16 +99,14 @@ func (s *Source) NewStatsCache() *StatsCache { return &StatsCache{src: s} }
 // stopped, at the end of each partition. Minutes before from are dropped
 // from the cache; minutes at or after to are kept for the next call.
 func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, error) {
-	next, err := scan(ctx, c.src.Opts, c.src.StatsTopic, from, time.Time{}, c.next, func(r *kgo.Record) {
+	next, err := scan(ctx, c.src.Opts, c.src.StatsTopic, from, time.Time{}, c.next, func(r *kgo.Record) bool {
 		var st event.Stats
 		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
 			c.bad++
-			return
+		} else if !st.Minute.Before(from) {
+			c.agg.Add(st, r.Timestamp)
 		}
-		if st.Minute.Before(from) {
-			return
-		}
-		c.agg.Add(st, r.Timestamp)
+		return true
 	})
 	if err != nil {
 		return nil, err
@@ -121,57 +120,85 @@ func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, 
 	return c.agg.Range(from, to), nil
 }
 
-// Extras reads the optional alerts and dead-letter topics for window w and
-// returns the novel alerts (novelty above zero, or category unknown) with
-// the highest novelty (at most n) and the most
-// frequent dead-letter reasons (at most n). A topic left empty in s, or
-// missing on the brokers, is skipped.
-func (s *Source) Extras(ctx context.Context, w Window, n int) ([]AlertSummary, []AttackCount, error) {
+// Extras is what the optional topics add to a report.
+type Extras struct {
+	// TopAlerts are the most novel alerts (novelty above zero, or category
+	// unknown), highest novelty first.
+	TopAlerts []AlertSummary
+	// DeadLetterReasons are the most frequent dead-letter reasons.
+	DeadLetterReasons []AttackCount
+	// Truncated names the topics whose reading stopped at MaxExtras
+	// records.
+	Truncated []string
+}
+
+func (s *Source) maxExtras() int {
+	if s.MaxExtras <= 0 {
+		return 200_000
+	}
+	return s.MaxExtras
+}
+
+// Extras reads the optional alerts and dead-letter topics for window w:
+// the n most novel alerts and the n most frequent dead-letter reasons. A
+// topic left empty in s, or missing on the brokers, is skipped. Each topic
+// is read for at most MaxExtras records (the alerts topic holds a message
+// for every attack, so a busy hour can hold millions).
+func (s *Source) Extras(ctx context.Context, w Window, n int) (Extras, error) {
+	var ex Extras
 	var alerts []AlertSummary
 	if s.AlertsTopic != "" {
-		_, err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, nil, func(r *kgo.Record) {
+		read := 0
+		_, err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, nil, func(r *kgo.Record) bool {
 			var a event.Alert
-			if json.Unmarshal(r.Value, &a) != nil || a.Time.Before(w.Start) || !a.Time.Before(w.End) {
-				return
+			if json.Unmarshal(r.Value, &a) == nil && !a.Time.Before(w.Start) && a.Time.Before(w.End) &&
+				(a.Novelty > 0 || a.Category == "unknown") {
+				alerts = append(alerts, summarizeAlert(a))
+				if len(alerts) > 4*n+64 {
+					alerts = topAlerts(alerts, n)
+				}
 			}
-			if a.Novelty <= 0 && a.Category != "unknown" {
-				return // only novel alerts are listed
-			}
-			alerts = append(alerts, summarizeAlert(a))
-			if len(alerts) > 4*n+64 {
-				alerts = topAlerts(alerts, n)
-			}
+			read++
+			return read < s.maxExtras()
 		})
+		if read >= s.maxExtras() {
+			ex.Truncated = append(ex.Truncated, s.AlertsTopic)
+		}
 		if errors.Is(err, ErrNoTopic) {
 			s.logger().Warn("alerts topic missing, skipped", "topic", s.AlertsTopic)
 		} else if err != nil {
-			return nil, nil, err
+			return ex, err
 		}
 	}
+	ex.TopAlerts = topAlerts(alerts, n)
 	reasons := map[string]int64{}
 	if s.DeadLetterTopic != "" {
-		_, err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, nil, func(r *kgo.Record) {
+		read := 0
+		_, err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, nil, func(r *kgo.Record) bool {
 			var d event.DeadLetter
-			if json.Unmarshal(r.Value, &d) != nil || d.Time.Before(w.Start) || !d.Time.Before(w.End) {
-				return
+			if json.Unmarshal(r.Value, &d) == nil && !d.Time.Before(w.Start) && d.Time.Before(w.End) {
+				reasons[reasonKey(d.Reason)]++
 			}
-			reasons[reasonKey(d.Reason)]++
+			read++
+			return read < s.maxExtras()
 		})
+		if read >= s.maxExtras() {
+			ex.Truncated = append(ex.Truncated, s.DeadLetterTopic)
+		}
 		if errors.Is(err, ErrNoTopic) {
 			s.logger().Warn("dead-letter topic missing, skipped", "topic", s.DeadLetterTopic)
 		} else if err != nil {
-			return nil, nil, err
+			return ex, err
 		}
 	}
-	var rs []AttackCount
 	for k, v := range reasons {
-		rs = append(rs, AttackCount{Name: k, Count: v})
+		ex.DeadLetterReasons = append(ex.DeadLetterReasons, AttackCount{Name: k, Count: v})
 	}
-	sortAttacks(rs)
-	if len(rs) > n {
-		rs = rs[:n]
+	sortAttacks(ex.DeadLetterReasons)
+	if len(ex.DeadLetterReasons) > n {
+		ex.DeadLetterReasons = ex.DeadLetterReasons[:n]
 	}
-	return topAlerts(alerts, n), rs, nil
+	return ex, nil
 }
 
 // AlertSummary is the part of an alert a report shows.
@@ -227,9 +254,9 @@ var ErrNoTopic = errors.New("topic does not exist")
 // offsets in next (partitions missing there: from the first record written
 // at or after from) up to each partition's last stable offset at the
 // start, and stops a partition at its first data record written after
-// until (zero: no limit). It returns the offset each partition should be
-// read from next time.
-func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Time, next map[int32]int64, fn func(*kgo.Record)) (map[int32]int64, error) {
+// until (zero: no limit). It stops altogether when fn returns false. It
+// returns the offset each partition should be read from next time.
+func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Time, next map[int32]int64, fn func(*kgo.Record) bool) (map[int32]int64, error) {
 	if topic == "" {
 		return nil, fmt.Errorf("read: no topic given")
 	}
@@ -301,9 +328,10 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			return nil, ferr
 		}
 		var done []int32
+		stop := false
 		fetches.EachRecord(func(r *kgo.Record) {
 			e, ok := end[r.Partition]
-			if !ok || r.Offset >= e {
+			if stop || !ok || r.Offset >= e {
 				return
 			}
 			// Transaction markers carry the time of the commit, not of
@@ -313,8 +341,8 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 			if late {
 				reached[r.Partition] = r.Offset
 			} else {
-				if !control {
-					fn(r)
+				if !control && !fn(r) {
+					stop = true
 				}
 				reached[r.Partition] = r.Offset + 1
 			}
@@ -323,6 +351,9 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, from, until time.Ti
 				done = append(done, r.Partition)
 			}
 		})
+		if stop {
+			return reached, nil
+		}
 		if len(done) > 0 {
 			cl.PauseFetchPartitions(map[string][]int32{topic: done})
 		}

@@ -178,9 +178,26 @@ func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	src := &Source{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	top, reasons, err := src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
+	ex, err := src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	top, reasons := ex.TopAlerts, ex.DeadLetterReasons
+	if len(ex.Truncated) != 0 {
+		t.Errorf("truncated %v", ex.Truncated)
+	}
+	// With a cap of 10 records per topic, reading stops early and says so.
+	src.MaxExtras = 10
+	ex, err = src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, r := range ex.DeadLetterReasons {
+		n += r.Count
+	}
+	if len(ex.Truncated) != 2 || n != 10 {
+		t.Errorf("capped: truncated %v, %d dead letters counted, want both topics and 10", ex.Truncated, n)
 	}
 	if len(top) != 3 || top[0].Novelty != 0.19 || top[0].Source != "flows/0@19" {
 		t.Errorf("top alerts = %+v, want novelty 0.19 (offset 19) first", top)
