@@ -77,8 +77,8 @@ type Config struct {
 	// TrailingBuckets is how many buckets before a bucket form its
 	// fallback baseline when there is no history of previous days.
 	TrailingBuckets int `json:"trailing_buckets"`
-	// Bucket is the bucket size; zero picks 5 minutes for windows up to 6
-	// hours and an hour otherwise.
+	// Bucket is the bucket size; zero picks BucketFor(the window's
+	// length).
 	Bucket time.Duration `json:"bucket"`
 	// SilentAfter is how long an instance may stay without statistics at
 	// the end of the window before it is reported as silent.
