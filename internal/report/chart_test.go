@@ -188,6 +188,21 @@ func TestEmptyWindow(t *testing.T) {
 	}
 }
 
+func TestSeriesWindow(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 14, 3, 0, 0, time.UTC)
+	w := SeriesWindow([]Minute{{Time: t0.Add(2 * time.Minute)}, {Time: t0}}, time.UTC)
+	if !w.Start.Equal(t0) || !w.End.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("SeriesWindow = %v–%v, want 14:03–14:06", w.Start, w.End)
+	}
+	w = SeriesWindow(nil, time.UTC)
+	if w.Duration() != time.Minute {
+		t.Errorf("empty SeriesWindow = %v–%v, want one minute", w.Start, w.End)
+	}
+	if _, err := Build(nil, w, Config{}); err != nil {
+		t.Errorf("report of an empty run: %v", err)
+	}
+}
+
 func TestInstanceHealth(t *testing.T) {
 	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	var a Aggregator

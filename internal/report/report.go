@@ -156,8 +156,13 @@ func BucketFor(d time.Duration) time.Duration {
 
 // SeriesWindow returns the window that just covers series: from its first
 // minute to the end of its last, shown in loc. It is the window of a
-// report on everything a run (e.g. the demo) processed.
+// report on everything a run (e.g. the demo) processed. For an empty
+// series it is the current minute.
 func SeriesWindow(series []Minute, loc *time.Location) Window {
+	if len(series) == 0 {
+		now := time.Now().UTC().Truncate(time.Minute)
+		return Window{Start: now, End: now.Add(time.Minute), Location: loc}
+	}
 	w := Window{Location: loc}
 	for i, m := range series {
 		if i == 0 || m.Time.Before(w.Start) {
