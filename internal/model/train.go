@@ -47,6 +47,9 @@ type TrainOptions struct {
 	// Sources names the files the data came from, for the model's
 	// metadata; nil means ds.Source.
 	Sources []string
+	// Novelty, if not nil, adds a novelty part trained on the normal rows
+	// (see novelty.go).
+	Novelty *NoveltyOptions
 }
 
 // ErrNoData is returned (wrapped) by Train when the training set is empty or
@@ -124,6 +127,14 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 		Metrics: map[string]float64{"train_seconds": math.Round(time.Since(start).Seconds()*1000) / 1000},
 	}
 	d := newDetector(info, clf)
+	if opts.Novelty != nil {
+		nov, thr, err := trainNovelty(ctx, ds, *opts.Novelty)
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		d.SetNovelty(nov, thr)
+		d.info.Metrics["train_seconds"] = math.Round(time.Since(start).Seconds()*1000) / 1000
+	}
 	if v := opts.Validation; v != nil && v.Len() > 0 {
 		a := Accuracy(v, d.PredictBatch(v))
 		d.info.Metrics["validation_rows"] = float64(v.Len())

@@ -1,0 +1,181 @@
+// Command loto runs the leave-attack-types-out validation of
+// docs/validation.md with netsentinel's own forest and novelty model: for
+// each fold it trains a Detector without some attack types (and without 20%
+// of all rows), then measures on the unseen rows how many records of the
+// held-out types are flagged, the detection rate on known types and the
+// false-positive rate on unseen normal rows, for several decision rules.
+//
+//	go run ./bench/validation/loto -data data/KDDTrain+.txt.gz
+//	go run ./bench/validation/loto -data data/kddcup.data_10_percent.gz -kdd99
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/eval"
+	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+type fold struct {
+	name string
+	held []string
+}
+
+func folds(labels []string) []fold {
+	byCat := map[record.Category][]string{}
+	seen := map[string]bool{}
+	for _, l := range labels {
+		if l != "normal" && !seen[l] {
+			seen[l] = true
+			c := record.CategoryOf(l)
+			byCat[c] = append(byCat[c], l)
+		}
+	}
+	var fs []fold
+	for _, c := range []record.Category{record.CategoryR2L, record.CategoryU2R, record.CategoryProbe, record.CategoryDoS} {
+		slices.Sort(byCat[c])
+		fs = append(fs, fold{c.String(), byCat[c]})
+	}
+	return append(fs,
+		fold{"mixA", []string{"satan", "back", "warezclient", "buffer_overflow"}},
+		fold{"mixB", []string{"portsweep", "smurf", "guess_passwd", "rootkit"}},
+		fold{"mixC", []string{"ipsweep", "teardrop", "warezmaster", "imap", "loadmodule"}},
+		fold{"mixD", []string{"nmap", "pod", "land", "ftp_write", "multihop", "phf", "spy", "perl"}},
+	)
+}
+
+type rule struct {
+	pNormal float64 // flag when P(normal) < pNormal
+	fpr     float64 // novelty target FPR; 0 = no novelty
+}
+
+type result struct{ fpr, dHeld, dKnown, catAcc, cost float64 }
+
+func main() {
+	data := flag.String("data", "data/KDDTrain+.txt.gz", "training `file`")
+	kdd99 := flag.Bool("kdd99", false, "also report 5-category accuracy and cost on the test mix")
+	trees := flag.Int("trees", 0, "forest trees (0 = default)")
+	only := flag.String("folds", "", "comma-separated fold names to run (default all)")
+	flag.Parse()
+	ds, err := dataset.Load(*data, dataset.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	rules := []rule{}
+	for _, p := range []float64{0.5, 0.7, 0.9} {
+		for _, q := range []float64{0, 0.005, 0.01, 0.02, 0.03, 0.05} {
+			rules = append(rules, rule{p, q})
+		}
+	}
+	sum := make([]result, len(rules))
+	nf := 0
+	fmt.Printf("data=%s rows=%d\n", *data, ds.Len())
+	for k, f := range folds(ds.Labels) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.name) {
+			continue
+		}
+		nf++
+		start := time.Now()
+		rng := rand.New(rand.NewPCG(uint64(k)+7, 3))
+		var trainRows, testNormal, testKnown, held []int
+		for i, l := range ds.Labels {
+			test := rng.Float64() < 0.2
+			switch {
+			case slices.Contains(f.held, l):
+				held = append(held, i)
+			case test && l == "normal":
+				testNormal = append(testNormal, i)
+			case test:
+				testKnown = append(testKnown, i)
+			default:
+				trainRows = append(trainRows, i)
+			}
+		}
+		opts := model.TrainOptions{Novelty: &model.NoveltyOptions{}}
+		opts.Forest.Trees = *trees
+		det, err := model.Train(context.Background(), ds.Subset(trainRows), opts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		nov, _ := det.Novelty()
+		eval3 := func(r rule) result {
+			if err := det.SetThreshold(r.pNormal); err != nil {
+				log.Fatal(err)
+			}
+			thr := 2.0
+			if r.fpr > 0 {
+				thr, _ = nov.(interface{ Threshold(float64) (float64, error) }).Threshold(r.fpr)
+			}
+			det.SetNovelty(nov, thr)
+			var res result
+			ev := eval.New()
+			rate := func(rows []int) float64 {
+				sub := ds.Subset(rows)
+				vs := det.PredictBatch(sub)
+				n := 0
+				for i, v := range vs {
+					if v.IsAttack {
+						n++
+					}
+					ev.Add(sub.Labels[i], v)
+				}
+				return float64(n) / float64(max(1, len(rows)))
+			}
+			res.fpr, res.dHeld, res.dKnown = rate(testNormal), rate(held), rate(testKnown)
+			rep := ev.Report()
+			res.catAcc, res.cost = float64(rep.Category.Accuracy), float64(rep.Category.CostPerExample)
+			return res
+		}
+		// AUC of the novelty score alone: held-out types vs unseen normal.
+		var scores []float64
+		var pos []bool
+		var x [record.NumFeatures]float32
+		for _, rows := range [][]int{testNormal, held} {
+			for _, i := range rows {
+				ds.Row(i, &x)
+				scores = append(scores, nov.Score(x[:]))
+				pos = append(pos, ds.Labels[i] != "normal")
+			}
+		}
+		fmt.Printf("%-6s held=%6d %s\n       novelty AUC (held vs normal) = %.3f  (%s)\n", f.name, len(held),
+			strings.Join(f.held, ","), eval.AUC(scores, pos), time.Since(start).Round(time.Second))
+		for j, r := range rules {
+			res := eval3(r)
+			s := &sum[j]
+			s.fpr += res.fpr
+			s.dHeld += res.dHeld
+			s.dKnown += res.dKnown
+			s.catAcc += res.catAcc
+			s.cost += res.cost
+			extra := ""
+			if *kdd99 {
+				extra = fmt.Sprintf(" cat_acc=%.4f cost=%.4f", res.catAcc, res.cost)
+			}
+			fmt.Printf("       P(normal)<%.1f novelty fpr=%-5v: FPR=%.4f DR_held=%.4f DR_known=%.4f%s\n",
+				r.pNormal, r.fpr, res.fpr, res.dHeld, res.dKnown, extra)
+		}
+		os.Stdout.Sync()
+	}
+	fmt.Printf("\nmean over %d folds; mix = 0.43*(1-FPR) + 0.57*(DR_held+DR_known)/2\n", nf)
+	for j, r := range rules {
+		s := sum[j]
+		n := float64(nf)
+		fpr, dh, dk := s.fpr/n, s.dHeld/n, s.dKnown/n
+		extra := ""
+		if *kdd99 {
+			extra = fmt.Sprintf(" cat_acc=%.4f cost=%.4f", s.catAcc/n, s.cost/n)
+		}
+		fmt.Printf("  P(normal)<%.1f novelty fpr=%-5v: FPR=%.4f DR_held=%.4f DR_known=%.4f mix=%.4f%s\n",
+			r.pNormal, r.fpr, fpr, dh, dk, 0.43*(1-fpr)+0.57*(dh+dk)/2, extra)
+	}
+}

@@ -1,0 +1,70 @@
+package model
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
+)
+
+// This file adds the novelty part of package novelty to Train and to model
+// files (see docs/validation.md for how its defaults were chosen).
+
+func init() {
+	RegisterNovelty(novelty.Kind, func(b []byte) (Novelty, error) {
+		m := new(novelty.Model)
+		if err := m.UnmarshalBinary(b); err != nil {
+			return nil, err
+		}
+		return m, nil
+	})
+}
+
+// DefaultNoveltyFPR is the default share of normal rows the novelty part may
+// flag: its threshold is the score exceeded by this fraction of the normal
+// rows it held out from training.
+const DefaultNoveltyFPR = 0.02
+
+// DefaultNoveltyThreshold is the binary threshold on P(normal) that goes
+// with the novelty part by default: validation holding out whole attack
+// types found that flagging records with P(normal) < 0.9 catches many
+// unseen attacks the forest is unsure about, at a small cost in false
+// positives.
+const DefaultNoveltyThreshold = 0.9
+
+// NoveltyOptions configure the novelty part Train adds to a Detector.
+type NoveltyOptions struct {
+	// Config configures the novelty model; zero fields take
+	// novelty.DefaultConfig's values.
+	Config novelty.Config
+	// FPR is the share of held-out normal rows the novelty part may flag,
+	// in (0, 0.2]; 0 means DefaultNoveltyFPR.
+	FPR float64
+}
+
+// trainNovelty trains a novelty model on the normal rows of ds and returns
+// it with its threshold.
+func trainNovelty(ctx context.Context, ds *dataset.Dataset, opts NoveltyOptions) (*novelty.Model, float64, error) {
+	if opts.FPR == 0 {
+		opts.FPR = DefaultNoveltyFPR
+	}
+	var rows []int
+	for i, l := range ds.Labels {
+		if l == "normal" {
+			rows = append(rows, i)
+		}
+	}
+	if len(rows) < 2 {
+		return nil, 0, fmt.Errorf("novelty: %w: %d normal rows, need at least 2", ErrNoData, len(rows))
+	}
+	m, err := novelty.Train(ctx, ds.Subset(rows).X[:], opts.Config)
+	if err != nil {
+		return nil, 0, err
+	}
+	thr, err := m.Threshold(opts.FPR)
+	if err != nil {
+		return nil, 0, err
+	}
+	return m, thr, nil
+}
