@@ -13,8 +13,8 @@
 #
 # DIR holds server.properties, data/ (the log dirs and KRaft metadata),
 # kafka.log, kafka.pid and state (the ports); default
-# ${TMPDIR:-/tmp}/netsentinel-kafka. --port auto picks a free port from 19092
-# up. start formats DIR on first use and refuses to run over a port in use.
+# ${TMPDIR:-/tmp}/netsentinel-kafka. --port auto picks a random free port
+# pair in 20000-31999; restart keeps the ports. start formats DIR on first use and refuses to run over a port in use.
 # It returns only once the broker answers the Kafka protocol (kcat -L, or the
 # "Kafka Server started" log line without kcat), or fails after
 # KAFKA_START_TIMEOUT seconds (default 120) printing the log tail.
@@ -72,15 +72,27 @@ fetch() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# pick_port prints a random port P with P and P+1 free, from 20000-31999
+# (below Linux's ephemeral range). Random rather than sequential so that
+# brokers started side by side (parallel test runs, a broker restarted while
+# another run starts) do not take each other's ports.
 pick_port() {
-  local p
-  for p in $(seq 19092 2 19400); do
+  local p i
+  for ((i = 0; i < 50; i++)); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 6000 * 2))
     if ! port_in_use "$p" && ! port_in_use $((p + 1)); then
       echo "$p"
       return 0
     fi
   done
-  die "no free port pair in 19092-19401"
+  die "no free port pair found in 20000-31999"
+}
+
+# alive succeeds while process $1 exists and is not a zombie (a killed
+# broker whose parent has not reaped it yet).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
 # pid prints the broker's pid if it is running from $DIR.
@@ -88,7 +100,7 @@ pid() {
   local p
   [ -f "$DIR/kafka.pid" ] || return 1
   p=$(cat "$DIR/kafka.pid")
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+  [ -n "$p" ] && alive "$p" || return 1
   # Guard against a recycled pid: the process must be our broker.
   tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$DIR/server.properties" || return 1
   echo "$p"
@@ -142,6 +154,10 @@ share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 default.replication.factor=1
 group.initial.rebalance.delay.ms=0
+# Fast recovery after a kill -9: the controller fences the dead broker's old
+# registration once its session expires (default 9 s).
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 # Small test machine.
 num.network.threads=2
 num.io.threads=4
@@ -196,7 +212,7 @@ start_once() {
   echo "$p" >"$DIR/kafka.pid"
   t0=$(now_ms)
   until ready; do
-    if ! kill -0 "$p" 2>/dev/null; then
+    if ! alive "$p"; then
       log "broker exited during startup; last lines of $DIR/kafka.log:"
       tail -40 "$DIR/kafka.log" >&2
       rm -f "$DIR/kafka.pid"
@@ -242,8 +258,13 @@ start() {
       log "start took $(( $(now_ms) - t0 )) ms in total"
       return 0
     fi
-    if [ "$rc" != 2 ] || [ "$auto" != 1 ]; then break; fi
-    log "port clash, retrying with another port (try $try)"
+    [ "$rc" = 2 ] || break
+    if [ "$auto" = 1 ]; then
+      log "port clash, retrying with another port (try $try)"
+    else
+      log "port $PORT or $CPORT busy, retrying in 5s (try $try)"
+      sleep 5
+    fi
   done
   die "could not start the broker (dir $DIR)"
 }
@@ -255,13 +276,16 @@ stop() {
   [ "$KILL" = 1 ] && sig=KILL
   kill -"$sig" "$p" 2>/dev/null || true
   for ((i = 0; i < KAFKA_STOP_TIMEOUT * 10; i++)); do
-    kill -0 "$p" 2>/dev/null || break
+    alive "$p" || break
     sleep 0.1
   done
-  if kill -0 "$p" 2>/dev/null; then
+  if alive "$p"; then
     log "broker (pid $p) still running after ${KAFKA_STOP_TIMEOUT}s: SIGKILL"
     kill -KILL "$p" 2>/dev/null || true
-    while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do
+      alive "$p" || break
+      sleep 0.1
+    done
   fi
   rm -f "$DIR/kafka.pid"
   echo "=== stopped (SIG$sig) $(date -u +%FT%TZ)" >>"$DIR/kafka.log"
