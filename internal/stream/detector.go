@@ -308,6 +308,8 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.ProducerLinger(0),
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { onReady(true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) { d.m.dropLag(rev[d.opts.Topic]) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { d.m.dropLag(lost[d.opts.Topic]) }),
 	)
 	return opts, nil
 }

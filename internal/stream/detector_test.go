@@ -120,8 +120,14 @@ func TestDetectorBooks(t *testing.T) {
 	}
 	stop := runDetector(t, d)
 	waitFor(t, 30*time.Second, "all records processed", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if n, err := testutil.GatherAndCount(reg, "netsentinel_detect_consumer_lag"); err != nil || n < 1 || n > 3 {
+		t.Errorf("consumer_lag: %d series (want one per partition with data, 1 to 3), %v", n, err)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "netsentinel_detect_consumer_lag"); err != nil || n != 0 {
+		t.Errorf("consumer_lag after leaving the group: %d series, want 0 (%v)", n, err)
 	}
 
 	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
@@ -186,7 +192,7 @@ func TestDetectorBooks(t *testing.T) {
 	if got := testutil.ToFloat64(d.m.verdicts.WithLabelValues("normal")); got != float64(b.normal) {
 		t.Errorf("verdicts_total{normal} = %v, want %d", got, b.normal)
 	}
-	if n, err := testutil.GatherAndCount(reg, "netsentinel_detect_batch_duration_seconds", "netsentinel_detect_consumer_lag"); err != nil || n < 2 {
+	if n, err := testutil.GatherAndCount(reg, "netsentinel_detect_batch_duration_seconds"); err != nil || n != 1 {
 		t.Errorf("gather: %d series, %v", n, err)
 	}
 	readyMu.Lock()

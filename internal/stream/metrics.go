@@ -2,6 +2,7 @@ package stream
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type metrics struct {
 	produceErrs  prometheus.Counter
 	restarts     prometheus.Counter
 
+	lagMu          sync.Mutex // guards lagByPartition: revokes run on client goroutines
 	lagByPartition map[int32]prometheus.Gauge
 }
 
@@ -84,7 +86,21 @@ func (m *metrics) verdict(c record.Category, n int64) {
 	m.verdicts.WithLabelValues(c.String()).Add(float64(n))
 }
 
+// dropLag removes the lag series of partitions this member no longer owns.
+func (m *metrics) dropLag(partitions []int32) {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	for _, p := range partitions {
+		if _, ok := m.lagByPartition[p]; ok {
+			m.lag.DeleteLabelValues(strconv.Itoa(int(p)))
+			delete(m.lagByPartition, p)
+		}
+	}
+}
+
 func (m *metrics) setLag(partition int32, lag int64) {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
 	g, ok := m.lagByPartition[partition]
 	if !ok {
 		g = m.lag.WithLabelValues(strconv.Itoa(int(partition)))
