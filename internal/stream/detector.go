@@ -45,9 +45,11 @@ type Options struct {
 	// empty name means that output is not written.
 	AlertsTopic, StatsTopic, DeadLetterTopic string
 	// Instance names this detector in its outputs and in its transactional
-	// ID. It must be unique within the group and stable across restarts of
-	// the same process (a restart then fences the old one at once). Default:
-	// the host name.
+	// ID. It must be unique among the running members of the group. Keep it
+	// stable across restarts: a restarted detector then fences its crashed
+	// predecessor's open transaction at once, where a new name waits for
+	// that transaction to time out (TransactionTimeout). Default: host name
+	// and process ID, unique but not stable.
 	Instance string
 	// TransactionalID overrides the default "netsentinel-<group>-<instance>".
 	TransactionalID string
@@ -190,7 +192,7 @@ func New(opts Options) (*Detector, error) {
 		if err != nil || h == "" {
 			h = "detector"
 		}
-		opts.Instance = h
+		opts.Instance = h + "-" + strconv.Itoa(os.Getpid())
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -469,10 +471,12 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	if d.opts.hookBeforeEnd != nil && d.opts.hookBeforeEnd(d.batchNo) {
 		commit = kgo.TryAbort
 	}
+	scored0 := time.Now()
 	// End flushes, so every promise has run once it returns.
 	if err := sess.Client().Flush(ctx); err != nil {
 		commit = kgo.TryAbort
 	}
+	flushed := time.Now()
 	if n := produceFailed.Load(); n > 0 {
 		commit = kgo.TryAbort
 		d.m.produceErrs.Add(float64(n))
@@ -480,6 +484,8 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	}
 	committed, err := sess.End(ctx, commit)
 	d.m.batchDur.Observe(time.Since(start).Seconds())
+	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "score", scored0.Sub(start),
+		"produce", flushed.Sub(scored0), "end", time.Since(flushed), "committed", committed)
 	d.m.batchRecords.Observe(float64(len(d.in)))
 	if !committed {
 		d.totals.aborted.Add(1)
