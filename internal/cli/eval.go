@@ -28,7 +28,11 @@ With --json it prints exactly one JSON object instead:
    "binary":   {"accuracy", "detection_rate", "false_positive_rate", "auc"},
    "category": {"accuracy", "cost_per_example", "recall": {...},
                 "precision": {...}, "confusion": {"<true>": {"<predicted>": n}}},
-   "attack":   {"accuracy"}}
+   "attack":   {"accuracy"},
+   "novelty":  {"auc"}}
+
+"novelty" appears for a model with a novelty part: the AUC of the novelty
+score alone for telling attacks from normal records.
 
 An undefined metric (e.g. the detection rate of a file without attacks) is
 null. With --skip-bad malformed lines are counted as "skipped" and the
@@ -73,6 +77,9 @@ func evalFlags(fs *flag.FlagSet) RunFunc {
 		verdicts := det.PredictBatch(ds)
 		elapsed := time.Since(start)
 		ev := eval.New()
+		if nov, _ := det.Novelty(); nov != nil {
+			ev.TrackNovelty()
+		}
 		for i, v := range verdicts {
 			ev.Add(ds.Labels[i], v)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/model/forest"
 	"github.com/netsentinel/netsentinel/internal/model/logistic"
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -28,6 +29,14 @@ Train reads labelled connection records (CSV lines of 41 features and a
 label, as in KDD'99 and NSL-KDD, or JSON objects; plain or .gz) from one or
 more --data files, trains a random forest (or a logistic regression with
 --algo logistic) and writes one self-describing model file to --out.
+
+By default (--novelty) the model also holds a novelty part trained on the
+normal rows: it flags a record the classifier calls normal as an "unknown"
+attack when the record is unlike any normal traffic, so attack types
+missing from the training data can still be caught. Its threshold lets
+--novelty-fpr of held-out normal rows through as false alarms, and the
+binary threshold then defaults to P(normal) < 0.9. These defaults were
+chosen by holding whole attack types out of training (docs/validation.md).
 
 It prints a summary: rows, classes, training time and, with --validate,
 the accuracy on a stratified held-out fraction of the rows (the model is
@@ -57,7 +66,10 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 	maxIter := fs.Int("max-iter", ldef.MaxIter, "logistic: maximum L-BFGS iterations")
 	seed := fs.Uint64("seed", def.Seed, "random seed (forest and --validate split)")
 	classWeight := fs.String("class-weight", "none", "class weights: none or balanced (inverse class frequency)")
-	threshold := fs.Float64("threshold", model.DefaultThreshold, "binary threshold: a record is an attack when P(normal) is below it")
+	threshold := fs.Float64("threshold", 0, fmt.Sprintf("binary threshold: a record is an attack when P(normal) is below it (0 = %v with --novelty, %v without)", model.DefaultNoveltyThreshold, model.DefaultThreshold))
+	noveltyOn := fs.Bool("novelty", true, "add a novelty part trained on the normal rows, which flags records unlike any normal traffic as \"unknown\" attacks")
+	noveltyFPR := fs.Float64("novelty-fpr", model.DefaultNoveltyFPR, "novelty: share of held-out normal rows it may flag (sets its threshold; 0..0.2)")
+	noveltyProtos := fs.Int("novelty-prototypes", novelty.DefaultConfig().Prototypes, "novelty: k-means prototypes of normal traffic (more: finer, slower)")
 	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
 	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it (0 = train on all rows)")
 	return func(ctx context.Context, env *Env, args []string) error {
@@ -79,8 +91,20 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 		if !(*validate >= 0 && *validate <= 0.9) {
 			return Usagef("--validate %v: want a fraction in [0, 0.9]", *validate)
 		}
+		if *threshold == 0 {
+			*threshold = model.DefaultThreshold
+			if *noveltyOn {
+				*threshold = model.DefaultNoveltyThreshold
+			}
+		}
 		if !(*threshold > 0 && *threshold <= 1) {
 			return Usagef("--threshold %v: want a value in (0, 1]", *threshold)
+		}
+		if !(*noveltyFPR > 0 && *noveltyFPR <= 0.2) {
+			return Usagef("--novelty-fpr %v: want a fraction in (0, 0.2]", *noveltyFPR)
+		}
+		if *noveltyProtos < 1 {
+			return Usagef("--novelty-prototypes %d: want at least 1", *noveltyProtos)
 		}
 		ds, err := loadData(env, data, *skipBad)
 		if err != nil {
@@ -96,6 +120,12 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 			BalancedClassWeight: *classWeight == "balanced",
 			Threshold:           *threshold,
 			Sources:             baseNames(data),
+		}
+		if *noveltyOn {
+			opts.Novelty = &model.NoveltyOptions{
+				Config: novelty.Config{Prototypes: *noveltyProtos, Seed: *seed},
+				FPR:    *noveltyFPR,
+			}
 		}
 		train := ds
 		if *validate > 0 {
@@ -138,6 +168,10 @@ func printTrainSummary(w io.Writer, det *model.Detector, train *dataset.Dataset,
 		fmt.Fprintf(w, "validation on %d held-out rows: attack %.2f%%, category %.2f%%, binary %.2f%%\n", int(n),
 			100*info.Metrics["validation_attack_accuracy"], 100*info.Metrics["validation_category_accuracy"],
 			100*info.Metrics["validation_binary_accuracy"])
+	}
+	if nov, thr := det.Novelty(); nov != nil {
+		fmt.Fprintf(w, "novelty part %s: flags records the classifier calls normal with novelty >= %.3f; binary threshold P(normal) < %.2f\n",
+			nov.Kind(), thr, det.Threshold())
 	}
 	if imp := det.FeatureImportance(); imp != nil {
 		idx := make([]int, len(imp))

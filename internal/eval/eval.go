@@ -85,6 +85,16 @@ type Report struct {
 	Binary   BinaryReport   `json:"binary"`
 	Category CategoryReport `json:"category"`
 	Attack   AttackReport   `json:"attack"`
+	// Novelty holds the metrics of the novelty score alone; nil unless
+	// Evaluator.TrackNovelty was called.
+	Novelty *NoveltyReport `json:"novelty,omitempty"`
+}
+
+// NoveltyReport holds the metrics of a detector's novelty score alone.
+type NoveltyReport struct {
+	// AUC is the area under the ROC curve of Verdict.Novelty for telling
+	// attacks from normal records.
+	AUC Metric `json:"auc"`
 }
 
 // BinaryReport holds the normal-versus-attack metrics.
@@ -167,7 +177,14 @@ type Evaluator struct {
 	cost, costed   int64
 	scores         []float64
 	positive       []bool
+	trackNovelty   bool
+	novelty        []float64
 }
+
+// TrackNovelty makes the Evaluator keep Verdict.Novelty of the records
+// added from now on and the Report include the novelty score's AUC. Call it
+// before the first Add, for a detector with a novelty part.
+func (e *Evaluator) TrackNovelty() { e.trackNovelty = true }
 
 // New returns an empty Evaluator.
 func New() *Evaluator { return &Evaluator{} }
@@ -203,6 +220,9 @@ func (e *Evaluator) Add(trueLabel string, v model.Verdict) {
 	}
 	e.scores = append(e.scores, v.AttackProbability)
 	e.positive = append(e.positive, isAttack)
+	if e.trackNovelty {
+		e.novelty = append(e.novelty, v.Novelty)
+	}
 }
 
 // AddSkipped counts n input records that were skipped as malformed; they
@@ -250,6 +270,9 @@ func (e *Evaluator) Report() Report {
 	}
 	r.Category = c
 	r.Attack = AttackReport{Accuracy: ratio(e.attackHits, e.records)}
+	if e.trackNovelty && len(e.novelty) == len(e.positive) {
+		r.Novelty = &NoveltyReport{AUC: Metric(AUC(e.novelty, e.positive))}
+	}
 	return r
 }
 

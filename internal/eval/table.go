@@ -17,7 +17,11 @@ func (r Report) WriteTable(w io.Writer) error {
 	b = fmt.Appendf(b, "binary    accuracy %s  detection rate %s  false positive rate %s  AUC %s\n",
 		pct(r.Binary.Accuracy), pct(r.Binary.DetectionRate), pct(r.Binary.FalsePositiveRate), num(r.Binary.AUC))
 	b = fmt.Appendf(b, "category  accuracy %s  cost per example %s\n", pct(r.Category.Accuracy), num(r.Category.CostPerExample))
-	b = fmt.Appendf(b, "attack    accuracy %s\n\n", pct(r.Attack.Accuracy))
+	b = fmt.Appendf(b, "attack    accuracy %s\n", pct(r.Attack.Accuracy))
+	if r.Novelty != nil {
+		b = fmt.Appendf(b, "novelty   AUC %s (novelty score alone)\n", num(r.Novelty.AUC))
+	}
+	b = append(b, '\n')
 
 	cats := r.Category.names()
 	b = fmt.Appendf(b, "%-9s %10s %8s %9s\n", "category", "support", "recall", "precision")

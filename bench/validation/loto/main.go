@@ -114,7 +114,9 @@ func main() {
 			}
 			thr := 2.0
 			if r.fpr > 0 {
-				thr, _ = nov.(interface{ Threshold(float64) (float64, error) }).Threshold(r.fpr)
+				thr, _ = nov.(interface {
+					Threshold(float64) (float64, error)
+				}).Threshold(r.fpr)
 			}
 			det.SetNovelty(nov, thr)
 			var res result
