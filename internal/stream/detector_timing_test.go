@@ -227,7 +227,9 @@ func BenchmarkDetectorLatency(b *testing.B) {
 	}
 	slices.Sort(lat)
 	slices.Sort(prodLat)
-	q := func(l []time.Duration, p float64) float64 { return float64(l[int(p*float64(len(l)-1))].Microseconds()) / 1000 }
+	q := func(l []time.Duration, p float64) float64 {
+		return float64(l[int(p*float64(len(l)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(lat, 0.5), "p50-ms")
 	b.ReportMetric(q(lat, 0.99), "p99-ms")
 	// The alert's own Kafka timestamp is when the detector produced it,
