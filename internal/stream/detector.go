@@ -308,6 +308,11 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.RebalanceTimeout(d.opts.RebalanceTimeout),
 		kgo.FetchMaxWait(d.opts.FetchMaxWait),
 		kgo.ProducerLinger(0),
+		// A transaction begun right after the previous one ended may be
+		// refused with CONCURRENT_TRANSACTIONS until the broker has written
+		// the markers; kgo's default 20ms retry backoff would add that to
+		// the latency of nearly every batch.
+		kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { onReady(true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) { d.m.dropLag(rev[d.opts.Topic]) }),
@@ -484,7 +489,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	}
 	committed, err := sess.End(ctx, commit)
 	d.m.batchDur.Observe(time.Since(start).Seconds())
-	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "score", scored0.Sub(start),
+	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", scored0.Sub(start),
 		"produce", flushed.Sub(scored0), "end", time.Since(flushed), "committed", committed)
 	d.m.batchRecords.Observe(float64(len(d.in)))
 	if !committed {
