@@ -140,3 +140,37 @@ func BenchmarkPredictDefault(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPredictBatchDefault is BenchmarkPredictDefault for PredictBatch
+// (all cores; records/cpu-s is still per core).
+func BenchmarkPredictBatchDefault(b *testing.B) {
+	if testing.Short() {
+		b.Skip("trains on all of KDDTrain+")
+	}
+	ds, err := dataset.Load(trainFile, dataset.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := Train(context.Background(), ds, TrainOptions{
+		Forest: forest.DefaultConfig(), Threshold: DefaultNoveltyThreshold, Novelty: &NoveltyOptions{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nov, thr := d.Novelty()
+	for _, tc := range []struct {
+		name string
+		nov  Novelty
+	}{{"forest+novelty", nov}, {"forest", nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			d.SetNovelty(tc.nov, thr)
+			c0 := cpuTime()
+			for b.Loop() {
+				d.PredictBatch(ds)
+			}
+			if c := cpuTime() - c0; c > 0 && c0 > 0 {
+				b.ReportMetric(float64(b.N*ds.Len())/c.Seconds(), "records/cpu-s")
+			}
+		})
+	}
+}
