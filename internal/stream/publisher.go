@@ -128,7 +128,9 @@ func (p *Publisher) Publish(ctx context.Context, key, value []byte) error {
 		p.sent.Add(-1)
 		return err
 	}
-	p.cl.Produce(ctx, &kgo.Record{Key: key, Value: value}, p.promise)
+	// A cancelled ctx stops new records, not the ones already queued: they
+	// are delivered (or fail) by Close.
+	p.cl.Produce(context.WithoutCancel(ctx), &kgo.Record{Key: key, Value: value}, p.promise)
 	return nil
 }
 
