@@ -23,7 +23,7 @@ import (
 // Config holds the hyper-parameters of Train. Zero values of Trees, MinLeaf,
 // Bins and Sample select their defaults.
 type Config struct {
-	// Trees is the number of trees (default 100).
+	// Trees is the number of trees (default DefaultTrees).
 	Trees int
 	// MaxDepth limits the depth of every tree; 0 means unlimited.
 	MaxDepth int
@@ -32,7 +32,9 @@ type Config struct {
 	// once.
 	MinLeaf int
 	// MaxFeatures is the number of (non-constant) features tried at each
-	// split; 0 means round(sqrt(number of features)).
+	// split, capped at the number of features; 0 means
+	// round(sqrt(number of features)), scikit-learn's default.
+	// DefaultConfig sets DefaultMaxFeatures.
 	MaxFeatures int
 	// Bins is the number of histogram bins per feature, 2..256 (default 255).
 	Bins int
@@ -50,23 +52,31 @@ type Config struct {
 	Workers int
 }
 
-// Default values of Config.
+// Default values of Config, chosen by validation on the NSL-KDD training
+// file (docs/benchmarks.md, "Random forest"). DefaultMaxFeatures is for the
+// 41 features of a connection record: trying 12 features per split (not
+// sqrt(41) = 6) flagged 48% instead of 39% of the rows of attack types left
+// out of training, at the same false-positive rate; 30 trees did as well as
+// 100 in accuracy and left-out detection and score 3x faster.
 const (
-	DefaultTrees   = 100
-	DefaultMinLeaf = 1
-	DefaultBins    = 255
-	DefaultSample  = 1.0
+	DefaultTrees       = 30
+	DefaultMaxFeatures = 12
+	DefaultMinLeaf     = 1
+	DefaultBins        = 255
+	DefaultSample      = 1.0
 )
 
-// DefaultConfig returns the settings chosen by validation on the NSL-KDD and
-// KDD'99 training files (see docs/benchmarks.md).
+// DefaultConfig returns the default settings: DefaultTrees trees grown to
+// full depth, DefaultMaxFeatures features per split, 255 bins, a bootstrap
+// sample the size of the data, no class weights, seed 1, all cores.
 func DefaultConfig() Config {
 	return Config{
-		Trees:   DefaultTrees,
-		MinLeaf: DefaultMinLeaf,
-		Bins:    DefaultBins,
-		Sample:  DefaultSample,
-		Seed:    1,
+		Trees:       DefaultTrees,
+		MaxFeatures: DefaultMaxFeatures,
+		MinLeaf:     DefaultMinLeaf,
+		Bins:        DefaultBins,
+		Sample:      DefaultSample,
+		Seed:        1,
 	}
 }
 
@@ -152,6 +162,8 @@ type Model struct {
 	nodes []node
 	// walk is nodes with leaves looping to themselves, for scoreBlock.
 	walk []node
+	// pure[i] is the class of leaf i if it holds one class only, else -1.
+	pure []int32
 	// leaves holds the sparse class distributions of all leaves.
 	leaves     []leafEntry
 	importance []float64

@@ -23,14 +23,17 @@ func (m *Model) PredictProba(x []float32, out []float32) {
 			len(x), len(out), m.nFeatures, m.nClasses))
 	}
 	clear(out)
-	nodes, leaves := m.nodes, m.leaves
+	walk := m.walk
 	for _, i := range m.roots {
-		nd := nodes[i]
-		for nd.feat >= 0 {
-			i = nd.next + b2i(x[nd.feat] > nd.thr)
-			nd = nodes[i]
+		for {
+			nd := &walk[i]
+			j := nd.next + b2i(x[nd.feat] > nd.thr)
+			if j == i {
+				break
+			}
+			i = j
 		}
-		addLeaf(out, leaves, nd)
+		m.addLeafAt(out, i)
 	}
 	scale := 1 / float32(len(m.roots))
 	for k := range out {
@@ -63,7 +66,7 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 	blocks := (n + blockRows - 1) / blockRows
 	workers := min(runtime.GOMAXPROCS(0), blocks)
 	if workers <= 1 {
-		buf := make([]float32, min(blockRows, n)*m.nFeatures)
+		buf := make([]float32, min(blockRows, n)*m.stride())
 		for start := 0; start < n; start += blockRows {
 			m.scoreBlock(X, start, min(start+blockRows, n), buf, out)
 		}
@@ -75,7 +78,7 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]float32, min(blockRows, n)*m.nFeatures)
+			buf := make([]float32, min(blockRows, n)*m.stride())
 			for start := range tasks {
 				m.scoreBlock(X, start, min(start+blockRows, n), buf, out)
 			}
@@ -89,14 +92,14 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 }
 
 // scoreBlock scores rows [start, end) of X into out, using buf (blockRows ×
-// NumFeatures) for the rows in row-major order.
+// m.stride()) for the rows in row-major order.
 //
 // Rows are walked down each tree in groups of laneRows in lock step and
 // without branches on the split comparisons (leaves loop to themselves in
 // m.walk), so the CPU overlaps the independent walks instead of waiting on
 // one chain of loads and mispredicted branches.
 func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
-	nf, nc := m.nFeatures, m.nClasses
+	nf, nc := m.stride(), m.nClasses
 	rows := end - start
 	for j, col := range X {
 		for r, v := range col[start:end] {
@@ -105,30 +108,24 @@ func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
 	}
 	o := out[start*nc : end*nc]
 	clear(o)
-	walk, nodes, leaves := m.walk, m.nodes, m.leaves
+	walk := m.walk
 	for _, root := range m.roots {
 		r := 0
 		for ; r+laneRows <= rows; r += laneRows {
-			x0 := buf[(r+0)*nf : (r+1)*nf]
-			x1 := buf[(r+1)*nf : (r+2)*nf]
-			x2 := buf[(r+2)*nf : (r+3)*nf]
-			x3 := buf[(r+3)*nf : (r+4)*nf]
-			i0, i1, i2, i3 := root, root, root, root
-			for {
-				n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
-				j0 := n0.next + b2i(x0[n0.feat] > n0.thr)
-				j1 := n1.next + b2i(x1[n1.feat] > n1.thr)
-				j2 := n2.next + b2i(x2[n2.feat] > n2.thr)
-				j3 := n3.next + b2i(x3[n3.feat] > n3.thr)
-				if j0 == i0 && j1 == i1 && j2 == i2 && j3 == i3 {
-					break
-				}
-				i0, i1, i2, i3 = j0, j1, j2, j3
+			var i0, i1, i2, i3 int32
+			if nf == rowStride {
+				i0, i1, i2, i3 = walk4Fixed(walk, root,
+					(*[rowStride]float32)(buf[(r+0)*nf:]), (*[rowStride]float32)(buf[(r+1)*nf:]),
+					(*[rowStride]float32)(buf[(r+2)*nf:]), (*[rowStride]float32)(buf[(r+3)*nf:]))
+			} else {
+				i0, i1, i2, i3 = walk4(walk, root,
+					buf[(r+0)*nf:(r+1)*nf], buf[(r+1)*nf:(r+2)*nf],
+					buf[(r+2)*nf:(r+3)*nf], buf[(r+3)*nf:(r+4)*nf])
 			}
-			addLeaf(o[(r+0)*nc:(r+1)*nc], leaves, nodes[i0])
-			addLeaf(o[(r+1)*nc:(r+2)*nc], leaves, nodes[i1])
-			addLeaf(o[(r+2)*nc:(r+3)*nc], leaves, nodes[i2])
-			addLeaf(o[(r+3)*nc:(r+4)*nc], leaves, nodes[i3])
+			m.addLeafAt(o[(r+0)*nc:(r+1)*nc], i0)
+			m.addLeafAt(o[(r+1)*nc:(r+2)*nc], i1)
+			m.addLeafAt(o[(r+2)*nc:(r+3)*nc], i2)
+			m.addLeafAt(o[(r+3)*nc:(r+4)*nc], i3)
 		}
 		for ; r < rows; r++ {
 			x := buf[r*nf : (r+1)*nf]
@@ -141,7 +138,7 @@ func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
 				}
 				i = j
 			}
-			addLeaf(o[r*nc:(r+1)*nc], leaves, nodes[i])
+			m.addLeafAt(o[r*nc:(r+1)*nc], i)
 		}
 	}
 	scale := 1 / float32(len(m.roots))
@@ -150,8 +147,64 @@ func (m *Model) scoreBlock(X [][]float32, start, end int, buf, out []float32) {
 	}
 }
 
+// rowStride is the row length in scoreBlock's buffer for models with at
+// most rowStride features: a fixed-size array whose index is masked needs
+// no bounds check.
+const rowStride = 64
+
+// stride returns the row length of scoreBlock's buffer.
+func (m *Model) stride() int {
+	if m.nFeatures <= rowStride {
+		return rowStride
+	}
+	return m.nFeatures
+}
+
+// walk4 walks four rows down the tree at root in lock step and returns the
+// leaves they reach.
+func walk4(walk []node, root int32, x0, x1, x2, x3 []float32) (i0, i1, i2, i3 int32) {
+	i0, i1, i2, i3 = root, root, root, root
+	for {
+		n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
+		j0 := n0.next + b2i(x0[n0.feat] > n0.thr)
+		j1 := n1.next + b2i(x1[n1.feat] > n1.thr)
+		j2 := n2.next + b2i(x2[n2.feat] > n2.thr)
+		j3 := n3.next + b2i(x3[n3.feat] > n3.thr)
+		if j0 == i0 && j1 == i1 && j2 == i2 && j3 == i3 {
+			return
+		}
+		i0, i1, i2, i3 = j0, j1, j2, j3
+	}
+}
+
+// walk4Fixed is walk4 for rows of rowStride values (feature indexes are
+// below rowStride, so the mask changes nothing but drops bounds checks).
+func walk4Fixed(walk []node, root int32, x0, x1, x2, x3 *[rowStride]float32) (i0, i1, i2, i3 int32) {
+	i0, i1, i2, i3 = root, root, root, root
+	for {
+		n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
+		j0 := n0.next + b2i(x0[n0.feat&(rowStride-1)] > n0.thr)
+		j1 := n1.next + b2i(x1[n1.feat&(rowStride-1)] > n1.thr)
+		j2 := n2.next + b2i(x2[n2.feat&(rowStride-1)] > n2.thr)
+		j3 := n3.next + b2i(x3[n3.feat&(rowStride-1)] > n3.thr)
+		if j0 == i0 && j1 == i1 && j2 == i2 && j3 == i3 {
+			return
+		}
+		i0, i1, i2, i3 = j0, j1, j2, j3
+	}
+}
+
 // laneRows is the number of rows scoreBlock walks down a tree together.
 const laneRows = 4
+
+// addLeafAt adds the class distribution of the leaf at node i to p.
+func (m *Model) addLeafAt(p []float32, i int32) {
+	if c := m.pure[i]; c >= 0 {
+		p[c]++
+		return
+	}
+	addLeaf(p, m.leaves, m.nodes[i])
+}
 
 // addLeaf adds the class distribution of leaf nd to p.
 func addLeaf(p []float32, leaves []leafEntry, nd node) {
@@ -179,7 +232,12 @@ func b2i(b bool) int32 {
 // a walk can take fixed steps without testing for leaves.
 func (m *Model) buildWalk() {
 	m.walk = make([]node, len(m.nodes))
+	m.pure = make([]int32, len(m.nodes))
 	for i, nd := range m.nodes {
+		m.pure[i] = -1
+		if nd.feat == -1 && m.leaves[nd.next].p == 1 {
+			m.pure[i] = m.leaves[nd.next].class
+		}
 		if nd.feat < 0 {
 			nd = node{thr: float32(math.Inf(1)), feat: 0, next: int32(i)}
 		}
