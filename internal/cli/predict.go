@@ -39,8 +39,12 @@ For each record it prints one JSON object on its own line, in input order:
 
 "line" is the input line number, "attack" the predicted type ("normal", an
 attack name, or "unknown"), "probability" its probability,
-"attack_probability" the probability that the record is not normal. When
-the input carries a label it is echoed as "label".
+"attack_probability" the probability that the record is not normal,
+"novelty" the novelty score (0 without a novelty part) and "flagged_by"
+which part flagged the record. For a record flagged by the novelty part
+("attack":"unknown"), "novelty_features" names the (up to 3) features that
+set it furthest apart from normal traffic. When the input carries a label
+it is echoed as "label".
 
 A malformed line prints {"line":N,"error":"..."} instead and processing
 continues; the command then exits with code 3.
@@ -240,7 +244,15 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			out = appendErrorLine(out, in.line, in.err)
 			continue
 		}
-		out = appendVerdict(out, in.line, in.label, verdicts[k])
+		var why []string
+		if verdicts[k].FlaggedBy == "novelty" {
+			var x [record.NumFeatures]float32
+			for j := range x {
+				x[j] = cols[j][k]
+			}
+			why = det.NoveltyFeatures(x[:], 3)
+		}
+		out = appendVerdict(out, in.line, in.label, verdicts[k], why)
 		k++
 	}
 	b.out = out
@@ -256,9 +268,10 @@ func appendErrorLine(b []byte, line int, err error) []byte {
 	return append(b, "}\n"...)
 }
 
-// appendVerdict appends v as one JSON line. Labels and attack names are
-// plain identifiers, but they are quoted safely anyway.
-func appendVerdict(b []byte, line int, label string, v model.Verdict) []byte {
+// appendVerdict appends v as one JSON line, with the features that made the
+// record novel when there are any. Labels and attack names are plain
+// identifiers, but they are quoted safely anyway.
+func appendVerdict(b []byte, line int, label string, v model.Verdict, noveltyFeatures []string) []byte {
 	b = append(b, `{"line":`...)
 	b = strconv.AppendInt(b, int64(line), 10)
 	if label != "" {
@@ -285,6 +298,16 @@ func appendVerdict(b []byte, line int, label string, v model.Verdict) []byte {
 	if v.FlaggedBy != "" {
 		b = append(b, `,"flagged_by":`...)
 		b = appendString(b, v.FlaggedBy)
+	}
+	if len(noveltyFeatures) > 0 {
+		b = append(b, `,"novelty_features":[`...)
+		for i, f := range noveltyFeatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, f)
+		}
+		b = append(b, ']')
 	}
 	return append(b, "}\n"...)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 // This file adds the novelty part of package novelty to Train and to model
@@ -67,4 +68,25 @@ func trainNovelty(ctx context.Context, ds *dataset.Dataset, opts NoveltyOptions)
 		return nil, 0, err
 	}
 	return m, thr, nil
+}
+
+// explainer is what NoveltyFeatures needs from a novelty part.
+type explainer interface {
+	Explain(x []float32, n int) []novelty.Contribution
+}
+
+// NoveltyFeatures returns the names of up to n features that make the row x
+// (as for Predict) most unlike normal traffic, most telling first, or nil
+// when the Detector has no novelty part that can explain itself. It is
+// meant for records the novelty part flagged; it allocates.
+func (d *Detector) NoveltyFeatures(x []float32, n int) []string {
+	e, ok := d.novelty.(explainer)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, c := range e.Explain(x, n) {
+		names = append(names, record.Features[c.Feature].Name)
+	}
+	return names
 }

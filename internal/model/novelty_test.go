@@ -76,6 +76,13 @@ func TestNoveltyPart(t *testing.T) {
 			}
 			if v.FlaggedBy == "novelty" {
 				byNovelty++
+				if byNovelty == 1 {
+					var x [record.NumFeatures]float32
+					test.Row(i, &x)
+					if names := d.NoveltyFeatures(x[:], 3); len(names) != 3 {
+						t.Errorf("NoveltyFeatures of row %d = %q, want 3 names", i, names)
+					}
+				}
 				if v.Attack != "unknown" || v.Category != record.CategoryUnknown {
 					t.Errorf("row %d flagged by novelty: %+v", i, v)
 				}

@@ -424,3 +424,42 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		}
 	})
 }
+
+func TestExplain(t *testing.T) {
+	ds := load(t)
+	m := testModel(t)
+	_, held, _ := split(ds)
+	failed, _ := record.FeatureIndex("num_failed_logins")
+	rootShell, _ := record.FeatureIndex("root_shell")
+	for _, j := range []int{failed, rootShell} {
+		x := row(ds, held[3])
+		x[j] = 5
+		got := m.Explain(x, 3)
+		if len(got) != 3 {
+			t.Fatalf("Explain returned %d contributions, want 3", len(got))
+		}
+		if got[0].Feature != j {
+			t.Errorf("Explain with %s = 5: %+v, want %s first", record.Features[j].Name, got, record.Features[j].Name)
+		}
+		if !(got[0].Share >= got[1].Share && got[1].Share >= got[2].Share && got[0].Share <= 1) {
+			t.Errorf("shares not decreasing in [0,1]: %+v", got)
+		}
+	}
+	x := row(ds, held[3])
+	// A service without normal rows is explained by the service.
+	x = row(ds, held[3])
+	var svc int
+	for s := range numServices {
+		if m.start[bucketOf(s, 0, 0)] == m.start[bucketOf(s+1, 0, 0)] {
+			svc = s
+			break
+		}
+	}
+	x[record.Service] = float32(svc)
+	if got := m.Explain(x, 2); len(got) == 0 || got[0].Feature != record.Service {
+		t.Errorf("Explain of an unseen service = %+v, want the service first", got)
+	}
+	if m.Explain(x[:5], 3) != nil || m.Explain(x, 0) != nil {
+		t.Error("Explain of a short row or n=0 is not nil")
+	}
+}

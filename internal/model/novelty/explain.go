@@ -1,0 +1,78 @@
+package novelty
+
+import (
+	"math"
+	"slices"
+
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// Contribution is one feature's part in a record's novelty.
+type Contribution struct {
+	// Feature is the feature's index in record.Features.
+	Feature int
+	// Share is the feature's fraction of the squared standardised distance
+	// to the nearest normal prototype (the shares of all features sum to 1).
+	Share float64
+}
+
+// Explain tells why x (a row as for Score) is novel: it returns the features
+// that contribute most to its distance from the nearest normal prototype of
+// its service, largest first, at most n of them. For a service without
+// normal rows, the service comes first with share 1 and then the features
+// furthest from the normal rows' mean. Unlike Score it allocates and
+// searches exhaustively; it is meant for the few records that get flagged.
+func (m *Model) Explain(x []float32, n int) []Contribution {
+	if len(x) != record.NumFeatures || n <= 0 {
+		return nil
+	}
+	var z [Dims]float32
+	raw((*[record.NumFeatures]float32)(x), &z)
+	for k := range z {
+		z[k] = (z[k] - m.mean[k]) * m.inv[k]
+	}
+	k := keyOf(x)
+	best, bestProto, bestKey := float32(math.MaxFloat32), -1, k
+	for p := range numProtocols {
+		for f := range numFlags {
+			o := key{k.s, p, f}
+			b := bucketOf(k.s, p, f)
+			off := m.mismatch(k, o)
+			for c := m.start[b]; c < m.start[b+1]; c++ {
+				if d := off + float32(dist2(z[:], m.protos[int(c)*Dims:(int(c)+1)*Dims])); d < best {
+					best, bestProto, bestKey = d, int(c), o
+				}
+			}
+		}
+	}
+	var contrib []Contribution
+	var total float64
+	add := func(feature int, v float64) {
+		if v > 0 {
+			contrib = append(contrib, Contribution{feature, v})
+			total += v
+		}
+	}
+	var p [Dims]float32 // the nearest prototype, or the mean (0) for an unseen service
+	if bestProto >= 0 {
+		copy(p[:], m.protos[bestProto*Dims:])
+		if k.p != bestKey.p {
+			add(record.ProtocolType, float64(m.invProto[k.p]*m.invProto[k.p]+m.invProto[bestKey.p]*m.invProto[bestKey.p]))
+		}
+		if k.f != bestKey.f {
+			add(record.Flag, float64(m.invFlag[k.f]*m.invFlag[k.f]+m.invFlag[bestKey.f]*m.invFlag[bestKey.f]))
+		}
+	}
+	for d, j := range numericCols {
+		diff := float64(z[d] - p[d])
+		add(j, diff*diff)
+	}
+	slices.SortStableFunc(contrib, func(a, b Contribution) int { return cmpFloat(b.Share, a.Share) })
+	for i := range contrib {
+		contrib[i].Share /= total
+	}
+	if bestProto < 0 {
+		contrib = append([]Contribution{{record.Service, 1}}, contrib...)
+	}
+	return contrib[:min(n, len(contrib))]
+}
