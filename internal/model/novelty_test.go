@@ -79,7 +79,7 @@ func TestNoveltyPart(t *testing.T) {
 				if byNovelty == 1 {
 					var x [record.NumFeatures]float32
 					test.Row(i, &x)
-					if names := d.NoveltyFeatures(x[:], 3); len(names) != 3 {
+					if names := d2.NoveltyFeatures(x[:], 3); len(names) != 3 {
 						t.Errorf("NoveltyFeatures of row %d = %q, want 3 names", i, names)
 					}
 				}
