@@ -122,7 +122,8 @@ ready() {
   if command -v kcat >/dev/null 2>&1; then
     kcat -b "127.0.0.1:$PORT" -L -m 2 >/dev/null 2>&1
   else
-    grep -q "Kafka Server started" "$DIR/kafka.log" 2>/dev/null
+    # The log is appended across restarts: look after the last start mark.
+    awk '/^=== start/ {f = 0} /Kafka Server started/ {f = 1} END {exit !f}' "$DIR/kafka.log" 2>/dev/null
   fi
 }
 
