@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", default="")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="train and score n times, report the fastest")
     ap.add_argument("--holdout", default="", help="attack types held out of train.csv (test.csv holds their rows, normal.csv the normal test rows)")
     args = ap.parse_args()
 
@@ -53,14 +54,16 @@ def main():
     Xte, yte = load(os.path.join(args.dir, "test.csv"))
     cat = categories(args.categories)
 
-    clf = RandomForestClassifier(n_estimators=args.trees, n_jobs=args.jobs, random_state=args.seed)
-    c0, t0 = time.process_time(), time.perf_counter()
-    clf.fit(Xtr, ytr)
-    train_wall, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-
-    c0, t0 = time.process_time(), time.perf_counter()
-    proba = clf.predict_proba(Xte)
-    score_wall, score_cpu = time.perf_counter() - t0, time.process_time() - c0
+    train_wall = train_cpu = score_wall = score_cpu = float("inf")
+    for _ in range(max(1, args.repeat)):
+        clf = RandomForestClassifier(n_estimators=args.trees, n_jobs=args.jobs, random_state=args.seed)
+        c0, t0 = time.process_time(), time.perf_counter()
+        clf.fit(Xtr, ytr)
+        train_wall, train_cpu = min(train_wall, time.perf_counter() - t0), min(train_cpu, time.process_time() - c0)
+    for _ in range(max(1, args.repeat)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        proba = clf.predict_proba(Xte)
+        score_wall, score_cpu = min(score_wall, time.perf_counter() - t0), min(score_cpu, time.process_time() - c0)
     pred = clf.classes_[np.argmax(proba, axis=1)]
 
     if args.holdout:

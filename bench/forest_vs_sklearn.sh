@@ -10,7 +10,8 @@
 #	bench/forest_vs_sklearn.sh [FILE] [-- FORESTBENCH FLAGS...]
 #
 # FILE defaults to data/KDDTrain+.txt.gz; data/kddcup.data_10_percent.gz
-# works too. Flags after -- go to bench/forestbench (e.g. -- -trees 100).
+# works too. Each tool trains and scores REPEAT times (default 3) and the
+# fastest run counts, to damp the noise of other processes on the cores. Flags after -- go to bench/forestbench (e.g. -- -trees 100).
 # HOLDOUT="back portsweep ..." adds a leave-attack-types-out comparison: each
 # space-separated item (attack types joined by commas) is removed from the
 # training rows and the figure is the fraction of its rows flagged as attacks.
@@ -37,14 +38,15 @@ echo "data: $data   machine: $(nproc) cores, $(uname -m)   $(python3 -c 'import 
 echo
 
 # Our forest first (it also writes the split for scikit-learn).
-"$work/forestbench" -json -data "$data" -export "$work/split" "$@" >"$work/ours.json"
-python3 bench/forest_sklearn.py --json --data "$name" "$work/split" >"$work/sk.json"
+repeat=${REPEAT:-3}
+"$work/forestbench" -json -repeat "$repeat" -data "$data" -export "$work/split" "$@" >"$work/ours.json"
+python3 bench/forest_sklearn.py --json --repeat "$repeat" --data "$name" "$work/split" >"$work/sk.json"
 
-python3 - "$work/ours.json" "$work/sk.json" <<'PY'
+python3 - "$work/ours.json" "$work/sk.json" "$repeat" <<'PY'
 import json, sys
 ours = json.loads(open(sys.argv[1]).readline())
 sk = json.loads(open(sys.argv[2]).readline())
-print("80/20 stratified split: %d training rows, %d validation rows" % (ours["train_rows"], ours["test_rows"]))
+print("80/20 stratified split: %d training rows, %d validation rows; times are the best of %s runs" % (ours["train_rows"], ours["test_rows"], sys.argv[3]))
 print("netsentinel: %s" % ours["config"])
 print("sklearn:     %s" % sk["config"])
 print()

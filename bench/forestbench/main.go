@@ -80,6 +80,7 @@ func run(args []string) error {
 	holdout := fs.String("holdout", "", "comma-separated attack `types` to leave out of training")
 	export := fs.String("export", "", "write the split as CSV files to `dir` (for bench/forest_sklearn.py)")
 	asJSON := fs.Bool("json", false, "print results as JSON lines")
+	repeat := fs.Int("repeat", 1, "train and score `n` times and report the fastest (other processes sharing the cores add noise)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func run(args []string) error {
 		k, _ := slices.BinarySearch(classes, l)
 		y[i] = int32(k)
 	}
-	b := &bench{d: d, y: y, classes: classes, cfg: cfg, balanced: *balanced, name: filepath.Base(*data)}
+	b := &bench{d: d, y: y, classes: classes, cfg: cfg, balanced: *balanced, name: filepath.Base(*data), repeat: *repeat}
 
 	var results []result
 	switch {
@@ -164,6 +165,7 @@ type bench struct {
 	cfg      forest.Config
 	balanced bool
 	name     string
+	repeat   int
 }
 
 func (b *bench) columns(rows []int) [][]float32 {
@@ -201,14 +203,23 @@ func (b *bench) train(rows []int, r *result) (*forest.Model, error) {
 	if b.balanced {
 		cfg.ClassWeight = forest.BalancedWeights(y, len(b.classes))
 	}
-	runtime.GC()
-	c0, t0 := cpuTime(), time.Now()
-	m, err := forest.Train(context.Background(), X, y, len(b.classes), cfg, nil)
-	if err != nil {
-		return nil, err
+	var m *forest.Model
+	for k := range max(1, b.repeat) {
+		runtime.GC()
+		c0, t0 := cpuTime(), time.Now()
+		var err error
+		m, err = forest.Train(context.Background(), X, y, len(b.classes), cfg, nil)
+		if err != nil {
+			return nil, err
+		}
+		wall, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
+		if k == 0 || wall < r.TrainSeconds {
+			r.TrainSeconds = wall
+		}
+		if k == 0 || cpu < r.TrainCPU {
+			r.TrainCPU = cpu
+		}
 	}
-	r.TrainSeconds = time.Since(t0).Seconds()
-	r.TrainCPU = (cpuTime() - c0).Seconds()
 	r.TrainRows = len(rows)
 	r.Nodes = m.NumNodes()
 	r.Config = fmt.Sprintf("trees=%d max-depth=%d min-leaf=%d max-features=%d bins=%d sample=%g balanced=%v",
@@ -222,12 +233,14 @@ func (b *bench) predict(m *forest.Model, rows []int, r *result) []int32 {
 	X := b.columns(rows)
 	nc := m.NumClasses()
 	out := make([]float32, len(rows)*nc)
-	c0, t0 := cpuTime(), time.Now()
-	m.PredictProbaBatch(X, out)
-	wall, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
-	r.ScoreRecSec = float64(len(rows)) / wall
-	if cpu > 0 {
-		r.ScoreRecCPU = float64(len(rows)) / cpu
+	for range max(1, b.repeat) {
+		c0, t0 := cpuTime(), time.Now()
+		m.PredictProbaBatch(X, out)
+		wall, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
+		r.ScoreRecSec = max(r.ScoreRecSec, float64(len(rows))/wall)
+		if cpu > 0 {
+			r.ScoreRecCPU = max(r.ScoreRecCPU, float64(len(rows))/cpu)
+		}
 	}
 	pred := make([]int32, len(rows))
 	for k := range rows {
