@@ -445,9 +445,8 @@ func TestExplain(t *testing.T) {
 			t.Errorf("shares not decreasing in [0,1]: %+v", got)
 		}
 	}
-	x := row(ds, held[3])
 	// A service without normal rows is explained by the service.
-	x = row(ds, held[3])
+	x := row(ds, held[3])
 	var svc int
 	for s := range numServices {
 		if m.start[bucketOf(s, 0, 0)] == m.start[bucketOf(s+1, 0, 0)] {
