@@ -57,7 +57,7 @@ func trainNovelty(ctx context.Context, ds *dataset.Dataset, opts NoveltyOptions)
 		}
 	}
 	if len(rows) < 2 {
-		return nil, 0, fmt.Errorf("novelty: %w: %d normal rows, need at least 2", ErrNoData, len(rows))
+		return nil, 0, fmt.Errorf("novelty part: %w: %d normal rows, need at least 2 (or train without a novelty part)", ErrNoData, len(rows))
 	}
 	m, err := novelty.Train(ctx, ds.Subset(rows).X[:], opts.Config)
 	if err != nil {
