@@ -59,6 +59,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	maxPoll := fs.Int("max-poll-records", 5000, "most records per transaction")
 	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "group session timeout: how soon a dead detector's partitions move")
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
+	static := fs.Bool("static-membership", false, "join as static member --instance: a restart within --session-timeout resumes without a rebalance, but stopping does not leave the group")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
@@ -92,19 +93,20 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			log.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 		}
 		d, err := stream.New(stream.Options{
-			Client:          ccfg,
-			Topic:           *topic,
-			Group:           *group,
-			AlertsTopic:     *alerts,
-			StatsTopic:      *stats,
-			DeadLetterTopic: *dead,
-			Instance:        *instance,
-			Scorer:          m,
-			Registerer:      reg,
-			Logger:          log,
-			MaxPollRecords:  *maxPoll,
-			SessionTimeout:  *sessionTimeout,
-			FromLatest:      *fromLatest,
+			Client:           ccfg,
+			Topic:            *topic,
+			Group:            *group,
+			AlertsTopic:      *alerts,
+			StatsTopic:       *stats,
+			DeadLetterTopic:  *dead,
+			Instance:         *instance,
+			Scorer:           m,
+			Registerer:       reg,
+			Logger:           log,
+			MaxPollRecords:   *maxPoll,
+			SessionTimeout:   *sessionTimeout,
+			FromLatest:       *fromLatest,
+			StaticMembership: *static,
 			OnReady: func(ready bool) {
 				if srv == nil {
 					return

@@ -79,6 +79,12 @@ type Options struct {
 	RebalanceTimeout time.Duration
 	// TransactionTimeout is the broker-side transaction timeout; default 30s.
 	TransactionTimeout time.Duration
+	// StaticMembership joins the group as static member Instance (KIP-345):
+	// a detector restarted within SessionTimeout takes its partitions back
+	// at once, without a rebalance. The price: a detector that stops for
+	// good does not leave the group, so its partitions wait SessionTimeout
+	// before moving to another member.
+	StaticMembership bool
 	// FromLatest makes a group without committed offsets start at the end of
 	// the topic instead of the beginning.
 	FromLatest bool
@@ -318,6 +324,9 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) { d.m.dropLag(rev[d.opts.Topic]) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { d.m.dropLag(lost[d.opts.Topic]) }),
 	)
+	if d.opts.StaticMembership {
+		opts = append(opts, kgo.InstanceID(d.opts.Instance))
+	}
 	return opts, nil
 }
 
