@@ -6,12 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/stream"
 	"github.com/netsentinel/netsentinel/internal/web"
 )
@@ -40,7 +46,8 @@ detectors with the same --group (each with its own --instance) to share the
 partitions; one that dies is replaced after --session-timeout.
 
 Detect runs until SIGINT or SIGTERM, then finishes its open transaction,
-leaves the group and exits. It serves /metrics (Prometheus), /-/healthy
+leaves the group and exits. SIGHUP reloads the model file (a file that
+fails to load is reported and the old model kept). It serves /metrics (Prometheus), /-/healthy
 and /-/ready on --listen ("none" to disable).
 `,
 	Flags: detectFlags,
@@ -81,6 +88,10 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
+		scorer := &reloadableScorer{}
+		scorer.m.Store(m)
+		stopReload := scorer.reloadOnHUP(*modelPath, log)
+		defer stopReload()
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -143,5 +154,46 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return fmt.Errorf("detector: %w", runErr)
 		}
 		return nil
+	}
+}
+
+// reloadableScorer scores with the current model; SIGHUP swaps in a freshly
+// loaded one.
+type reloadableScorer struct {
+	m atomic.Pointer[model.Detector]
+}
+
+// PredictRecord scores r with the current model.
+func (s *reloadableScorer) PredictRecord(r *record.Record) model.Verdict {
+	return s.m.Load().PredictRecord(r)
+}
+
+// reloadOnHUP reloads the model from path on every SIGHUP until the
+// returned stop function is called.
+func (s *reloadableScorer) reloadOnHUP(path string, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				m, err := model.LoadFile(path)
+				if err != nil {
+					log.Error("model reload failed; keeping the current model", "model", path, "err", err)
+					continue
+				}
+				s.m.Store(m)
+				log.Info("model reloaded", "model", path)
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
 	}
 }

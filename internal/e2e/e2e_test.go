@@ -186,6 +186,21 @@ func TestBinaryKillRestart(t *testing.T) {
 	if _, metrics := d.get("/metrics"); !strings.Contains(metrics, "netsentinel_detect_records_total") {
 		t.Errorf("metrics lack records_total:\n%s", metrics)
 	}
+	// SIGHUP reloads the model.
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(d.log)
+		if strings.Contains(string(b), "model reloaded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no 'model reloaded' log line within 10s of SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
