@@ -415,3 +415,47 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkProduceConsume measures records/s through the embedded broker:
+// produce b.N KDD-sized records (about 120 B), then consume them all.
+func BenchmarkProduceConsume(b *testing.B) {
+	br, err := Start(b.Context(), Config{Listen: "127.0.0.1:0", Partitions: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	p, err := kgo.NewClient(kgo.SeedBrokers(br.Addrs()...), kgo.DefaultProduceTopic("bench"),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	val := []byte("0,tcp,http,SF,181,5450,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,8,8,0.00,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00,normal,21")
+	b.SetBytes(int64(len(val)))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		p.Produce(b.Context(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if err := p.Flush(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	produced := time.Since(start)
+	c, err := kgo.NewClient(kgo.SeedBrokers(br.Addrs()...), kgo.ConsumeTopics("bench"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	start = time.Now()
+	for n := 0; n < b.N; {
+		n += c.PollFetches(b.Context()).NumRecords()
+	}
+	consumed := time.Since(start)
+	b.ReportMetric(float64(b.N)/produced.Seconds(), "produced/s")
+	b.ReportMetric(float64(b.N)/consumed.Seconds(), "consumed/s")
+}
