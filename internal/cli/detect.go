@@ -47,8 +47,8 @@ partitions; one that dies is replaced after --session-timeout.
 
 Detect runs until SIGINT or SIGTERM, then finishes its open transaction,
 leaves the group and exits. SIGHUP reloads the model file (a file that
-fails to load is reported and the old model kept). It serves /metrics (Prometheus), /-/healthy
-and /-/ready on --listen ("none" to disable).
+fails to load is reported and the old model kept). It serves /metrics
+(Prometheus), /-/healthy and /-/ready on --listen ("none" to disable).
 `,
 	Flags: detectFlags,
 }
