@@ -148,7 +148,7 @@ func (p *publishRun) file(ctx context.Context, path string) error {
 		size = fi.Size()
 	}
 	cr := &byteCounter{r: f}
-	br := bufio.NewReaderSize(cr, 1<<20)
+	br := bufio.NewReaderSize(cr, 64<<10) // small, so bytes read track progress
 	var in io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -184,7 +184,9 @@ func (p *publishRun) file(ctx context.Context, path string) error {
 					return perr
 				}
 				if p.sent%4096 == 0 {
-					bar.update(cr.n.Load(), size)
+					// Stay below 100% until the end: a full bar finishes
+					// and clears itself.
+					bar.update(min(cr.n.Load(), size-1), size)
 				}
 				if p.limit > 0 && p.sent >= p.limit {
 					return nil
