@@ -40,6 +40,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,9 +206,28 @@ type Broker struct {
 func PrivateBroker(t testing.TB) *Broker {
 	t.Helper()
 	Brokers(t)
-	dir := t.TempDir()
+	// Under the shared broker's directory when there is one, so that
+	// scripts/with-kafka.sh stops brokers orphaned by a crashed test binary.
+	parent := ""
+	if d := os.Getenv(EnvDir); d != "" {
+		parent = filepath.Join(d, "private")
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			t.Fatalf("kafkatest: %v", err)
+		}
+	}
+	dir, err := os.MkdirTemp(parent, "broker-")
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
 	b := &Broker{Dir: dir}
-	t.Cleanup(func() { runScript(t, dir, "stop", "--kill") })
+	t.Cleanup(func() {
+		runScript(t, dir, "stop", "--kill")
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		} else {
+			t.Logf("kafkatest: private broker log kept in %s/kafka.log", dir)
+		}
+	})
 	runScript(t, dir, "start", "--port", "auto")
 	out := runScript(t, dir, "brokers")
 	b.addr = strings.TrimSpace(out)
