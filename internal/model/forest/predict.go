@@ -23,8 +23,30 @@ func (m *Model) PredictProba(x []float32, out []float32) {
 			len(x), len(out), m.nFeatures, m.nClasses))
 	}
 	clear(out)
-	walk := m.walk
-	for _, i := range m.roots {
+	// Walk four trees at a time in lock step. The leaves are added in
+	// tree order, as scoreBlock does, so both give identical sums.
+	walk, roots := m.walk, m.roots
+	t := 0
+	if m.nFeatures <= rowStride {
+		var xa [rowStride]float32
+		copy(xa[:], x)
+		for ; t+4 <= len(roots); t += 4 {
+			i0, i1, i2, i3 := walk4FixedRoots(walk, roots[t], roots[t+1], roots[t+2], roots[t+3], &xa, &xa, &xa, &xa)
+			m.addLeafAt(out, i0)
+			m.addLeafAt(out, i1)
+			m.addLeafAt(out, i2)
+			m.addLeafAt(out, i3)
+		}
+	} else {
+		for ; t+4 <= len(roots); t += 4 {
+			i0, i1, i2, i3 := walk4Roots(walk, roots[t], roots[t+1], roots[t+2], roots[t+3], x, x, x, x)
+			m.addLeafAt(out, i0)
+			m.addLeafAt(out, i1)
+			m.addLeafAt(out, i2)
+			m.addLeafAt(out, i3)
+		}
+	}
+	for _, i := range roots[t:] {
 		for {
 			nd := &walk[i]
 			j := nd.next + b2i(x[nd.feat] > nd.thr)
@@ -163,7 +185,12 @@ func (m *Model) stride() int {
 // walk4 walks four rows down the tree at root in lock step and returns the
 // leaves they reach.
 func walk4(walk []node, root int32, x0, x1, x2, x3 []float32) (i0, i1, i2, i3 int32) {
-	i0, i1, i2, i3 = root, root, root, root
+	return walk4Roots(walk, root, root, root, root, x0, x1, x2, x3)
+}
+
+// walk4Roots walks row x0 from root r0, x1 from r1 and so on, in lock step.
+func walk4Roots(walk []node, r0, r1, r2, r3 int32, x0, x1, x2, x3 []float32) (i0, i1, i2, i3 int32) {
+	i0, i1, i2, i3 = r0, r1, r2, r3
 	for {
 		n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
 		j0 := n0.next + b2i(x0[n0.feat] > n0.thr)
@@ -180,7 +207,12 @@ func walk4(walk []node, root int32, x0, x1, x2, x3 []float32) (i0, i1, i2, i3 in
 // walk4Fixed is walk4 for rows of rowStride values (feature indexes are
 // below rowStride, so the mask changes nothing but drops bounds checks).
 func walk4Fixed(walk []node, root int32, x0, x1, x2, x3 *[rowStride]float32) (i0, i1, i2, i3 int32) {
-	i0, i1, i2, i3 = root, root, root, root
+	return walk4FixedRoots(walk, root, root, root, root, x0, x1, x2, x3)
+}
+
+// walk4FixedRoots is walk4Roots for rows of rowStride values.
+func walk4FixedRoots(walk []node, r0, r1, r2, r3 int32, x0, x1, x2, x3 *[rowStride]float32) (i0, i1, i2, i3 int32) {
+	i0, i1, i2, i3 = r0, r1, r2, r3
 	for {
 		n0, n1, n2, n3 := &walk[i0], &walk[i1], &walk[i2], &walk[i3]
 		j0 := n0.next + b2i(x0[n0.feat&(rowStride-1)] > n0.thr)
