@@ -103,7 +103,9 @@ type Options struct {
 	hookBeforeEnd func(batch int) (abort bool)
 }
 
-// Totals are a detector's running counts over committed transactions.
+// Totals are a detector's running counts over committed transactions. The
+// outputs in Kafka are exact; these counts can fall short if a transaction's
+// end failed on the client's side after the broker had committed it.
 type Totals struct {
 	Records     int64 // input records processed (scored + dead letters)
 	Scored      int64 // records decoded and scored
@@ -485,7 +487,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	if d.opts.hookBeforeEnd != nil && d.opts.hookBeforeEnd(d.batchNo) {
 		commit = kgo.TryAbort
 	}
-	scored0 := time.Now()
+	queued := time.Now()
 	// End flushes, so every promise has run once it returns.
 	if err := sess.Client().Flush(ctx); err != nil {
 		commit = kgo.TryAbort
@@ -498,8 +500,8 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	}
 	committed, err := sess.End(ctx, commit)
 	d.m.batchDur.Observe(time.Since(start).Seconds())
-	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", scored0.Sub(start),
-		"produce", flushed.Sub(scored0), "end", time.Since(flushed), "committed", committed)
+	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", queued.Sub(start),
+		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)
 	d.m.batchRecords.Observe(float64(len(d.in)))
 	if !committed {
 		d.totals.aborted.Add(1)
@@ -596,7 +598,9 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		res.kind = resultAlert
 		res.attack = v.Attack
 		res.start = len(wk.buf)
-		wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v)
+		if d.opts.AlertsTopic != "" {
+			wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v)
+		}
 		res.end = len(wk.buf)
 	}
 }
