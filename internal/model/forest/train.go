@@ -33,8 +33,14 @@ func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Conf
 	if len(y) != n {
 		return nil, fmt.Errorf("train forest: %d labels for %d rows", len(y), n)
 	}
-	if nClasses < 1 {
-		return nil, fmt.Errorf("train forest: %d classes", nClasses)
+	if nClasses < 1 || nClasses > maxClasses {
+		return nil, fmt.Errorf("train forest: %d classes, want 1..%d", nClasses, maxClasses)
+	}
+	if len(X) > maxFeatures {
+		return nil, fmt.Errorf("train forest: %d features, at most %d supported", len(X), maxFeatures)
+	}
+	if n > math.MaxInt32/2 {
+		return nil, fmt.Errorf("train forest: %d rows, at most %d supported", n, math.MaxInt32/2)
 	}
 	for i, c := range y {
 		if c < 0 || int(c) >= nClasses {
@@ -105,6 +111,14 @@ func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Conf
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("train forest: %w", err)
+	}
+	var nodes, leaves int
+	for _, t := range trees {
+		nodes += len(t.nodes)
+		leaves += len(t.leaves)
+	}
+	if nodes > math.MaxInt32 || leaves > math.MaxInt32 {
+		return nil, fmt.Errorf("train forest: %d nodes and %d leaf entries, more than a model holds; use fewer trees or a depth limit", nodes, leaves)
 	}
 	m := assemble(trees, len(X), nClasses)
 	m.buildWalk()
@@ -244,7 +258,7 @@ type builder struct {
 	hist   []float64 // [bin*nc + class]
 	hist2  []float64 // same, for odd rows
 	histB  []float64 // second feature of histogramPair
-	hist2B []float64 // all zeros, the pair of histB for evalFeature
+	hist2B []float64 // same, for odd rows
 	binNB  []int32
 	binN   []int32
 	left   []float64
@@ -491,14 +505,31 @@ func (b *builder) histogram(rows []sample, codes []uint8) {
 }
 
 // histogramPair builds the histograms of two features in one pass: feature
-// a into b.hist and b.binN, feature b into b.histB and b.binNB.
+// a into b.hist, b.hist2 and b.binN, feature b into b.histB, b.hist2B and
+// b.binNB (even and odd rows apart, as in histogram).
 func (b *builder) histogramPair(rows []sample, codesA, codesB []uint8) {
 	nc := b.nc
-	histA, histB, binNA, binNB := b.hist, b.histB, b.binN, b.binNB
-	for k := range rows {
+	histA, histA2, binNA := b.hist, b.hist2, b.binN
+	histB, histB2, binNB := b.histB, b.hist2B, b.binNB
+	k := 0
+	for ; k+1 < len(rows); k += 2 {
+		s0, s1 := &rows[k], &rows[k+1]
+		cls0, cls1 := int(s0.class), int(s1.class)
+		a0, a1 := int(codesA[s0.row]), int(codesA[s1.row])
+		b0, b1 := int(codesB[s0.row]), int(codesB[s1.row])
+		histA[a0*nc+cls0] += s0.w
+		histA2[a1*nc+cls1] += s1.w
+		histB[b0*nc+cls0] += s0.w
+		histB2[b1*nc+cls1] += s1.w
+		binNA[a0]++
+		binNA[a1]++
+		binNB[b0]++
+		binNB[b1]++
+	}
+	if k < len(rows) {
 		s := &rows[k]
-		ca, cb := int(codesA[s.row]), int(codesB[s.row])
 		cls := int(s.class)
+		ca, cb := int(codesA[s.row]), int(codesB[s.row])
 		histA[ca*nc+cls] += s.w
 		histB[cb*nc+cls] += s.w
 		binNA[ca]++
