@@ -266,6 +266,9 @@ type builder struct {
 	tot    []float64
 	cst    []uint64
 	feats  []int32
+	// present lists the classes with weight in the node being split: the
+	// only ones its histograms can hold.
+	present []int32
 }
 
 func newBuilder(d *binned, cfg Config) *builder {
@@ -410,10 +413,14 @@ func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
 	}
 	var sq float64
 	pure := true
-	for _, v := range b.tot {
+	b.present = b.present[:0]
+	for k, v := range b.tot {
 		sq += v * v
 		if v > 0 && v < tk.w {
 			pure = false
+		}
+		if v > 0 {
+			b.present = append(b.present, int32(k))
 		}
 	}
 	if pure {
@@ -567,8 +574,8 @@ func (b *builder) evalFeature(sc *scan, f int32, hist, hist2 []float64, binN []i
 			continue
 		}
 		h, h2 := hist[c*nc:(c+1)*nc], hist2[c*nc:(c+1)*nc]
-		for k, v := range h {
-			v += h2[k]
+		for _, k := range b.present {
+			v := h[k] + h2[k]
 			if v != 0 {
 				h2[k] = 0
 				l := left[k]
