@@ -246,6 +246,7 @@ type builder struct {
 	nf  int
 	nc  int
 
+	draws   []uint16  // bootstrap draws of each original row
 	uw      []float64 // bootstrap weight of each unique row
 	samples []sample
 	scratch []sample
@@ -276,6 +277,7 @@ func newBuilder(d *binned, cfg Config) *builder {
 	words := (nf + 63) / 64
 	return &builder{
 		d: d, cfg: cfg, nf: nf, nc: nc, words: words,
+		draws:   make([]uint16, len(d.unique)),
 		uw:      make([]float64, len(d.y)),
 		samples: make([]sample, 0, len(d.y)),
 		scratch: make([]sample, len(d.y)),
@@ -311,11 +313,21 @@ func (b *builder) push(t task, tot []float64, cst []uint64) {
 func (b *builder) grow(rng *rand.Rand) *grownTree {
 	d, nc := b.d, b.nc
 	n := len(d.unique)
-	clear(b.uw)
+	// Count the draws per row (a small array: random increments stay in
+	// cache), then add the weights up per unique row in one pass.
+	clear(b.draws)
 	draws := max(1, int(math.Round(b.cfg.Sample*float64(n))))
 	for range draws {
 		i := rng.IntN(n)
-		b.uw[d.unique[i]] += d.rowWeight[i]
+		if c := b.draws[i]; c < math.MaxUint16 {
+			b.draws[i] = c + 1
+		}
+	}
+	clear(b.uw)
+	for i, c := range b.draws {
+		if c != 0 {
+			b.uw[d.unique[i]] += float64(c) * d.rowWeight[i]
+		}
 	}
 	b.samples = b.samples[:0]
 	clear(b.tot)
