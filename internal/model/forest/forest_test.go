@@ -507,3 +507,26 @@ func TestBalancedWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestClassWeights checks that balanced class weights still give an
+// accurate forest, and leaves without rounding residue: every leaf
+// probability is either 0 (absent) or at least 1e-6.
+func TestClassWeights(t *testing.T) {
+	train, test := kddSplit(t, 5000, 3000)
+	nc := len(train.classes)
+	cfg := DefaultConfig()
+	cfg.Trees = 10
+	cfg.ClassWeight = BalancedWeights(train.y, nc)
+	m, err := Train(context.Background(), train.X, train.y, nc, cfg, nil)
+	if err != nil {
+		t.Fatalf("Train: %v", err)
+	}
+	if acc := accuracy(m, test.X, test.y); acc < 0.95 {
+		t.Errorf("accuracy with balanced weights = %.4f, want >= 0.95", acc)
+	}
+	for k, e := range m.leaves {
+		if e.p < 1e-6 {
+			t.Fatalf("leaf entry %d: class %d with probability %g (rounding residue)", k, e.class, e.p)
+		}
+	}
+}

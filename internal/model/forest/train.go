@@ -16,7 +16,8 @@ import (
 // [0, nClasses). progress, if not nil, is called after each tree with the
 // number of trees done and the total; calls are serialised.
 //
-// Train stops early and returns ctx.Err() when ctx is cancelled.
+// When ctx is cancelled, Train stops after the trees in progress and returns
+// an error wrapping ctx.Err().
 func Train(ctx context.Context, X [][]float32, y []int32, nClasses int, cfg Config, progress func(done, total int)) (*Model, error) {
 	if len(X) == 0 {
 		return nil, errors.New("train forest: no features")
@@ -380,8 +381,14 @@ func (b *builder) grow(rng *rand.Rand) *grownTree {
 		t.importance[split.feat] += split.gain
 
 		// Push right then left so the left subtree is grown first.
+		// With fractional class weights the subtraction can leave
+		// rounding residue for classes that all went left; zero it so
+		// the right child is not mistaken for impure.
 		for c := range nc {
 			b.left[c] = b.tot[c] - split.left[c]
+			if b.left[c] <= 1e-9*tk.w {
+				b.left[c] = 0
+			}
 		}
 		b.push(task{slot: child + 1, start: l, end: tk.end, depth: tk.depth + 1, w: tk.w - split.wl}, b.left, b.cst)
 		b.push(task{slot: child, start: tk.start, end: l, depth: tk.depth + 1, w: split.wl}, split.left, b.cst)
