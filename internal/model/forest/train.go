@@ -431,19 +431,15 @@ func (b *builder) findSplit(tk task, rng *rand.Rand) (split, bool) {
 		return split{}, false
 	}
 	var sq float64
-	pure := true
 	b.present = b.present[:0]
 	for k, v := range b.tot {
 		sq += v * v
-		if v > 0 && v < tk.w {
-			pure = false
-		}
 		if v > 0 {
 			b.present = append(b.present, int32(k))
 		}
 	}
-	if pure {
-		return split{}, false
+	if len(b.present) <= 1 {
+		return split{}, false // pure
 	}
 	b.feats = b.feats[:0]
 	for j := range b.nf {
