@@ -29,8 +29,9 @@
 //
 // The broker is shared by all test packages, which go test may run in
 // parallel: give every test its own topic (NewTopic) and consumer group
-// (Name). A test that restarts the broker disturbs the others running at the
-// same moment; such tests should be few, and every client should retry.
+// (Name). Restarting the shared broker (RestartBroker) disturbs the tests of
+// other packages running at the same moment: tests that restart, stop or
+// kill a broker should use PrivateBroker instead.
 package kafkatest
 
 import (
