@@ -20,16 +20,25 @@ BENCHFLAGS ?= -benchmem
 KAFKA_DIR ?= $(or $(TMPDIR),/tmp)/netsentinel-kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: all test vet fmt-check unit build demo fuzz bench kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: all deps lint test vet fmt-check unit build demo fuzz bench kafka-fetch kafka-start kafka-stop kafka-status clean
 
 all: build test
 
-test: vet fmt-check
+# test installs what it needs first (scripts/deps.sh: Java, Maven, kcat via
+# apt, only when missing), so it is the one command a fresh machine needs.
+test: deps vet fmt-check lint
 	scripts/with-kafka.sh $(GO) test -race $(TESTFLAGS) ./...
 
 # unit runs the tests without a broker (integration tests skip).
 unit:
 	env -u NETSENTINEL_TEST_BROKERS $(GO) test -race $(TESTFLAGS) ./...
+
+deps:
+	bash scripts/deps.sh
+
+# lint runs staticcheck (pinned; fetched from the Go module proxy on first use).
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 vet:
 	$(GO) vet ./...
