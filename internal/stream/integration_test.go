@@ -371,6 +371,8 @@ func TestIntegrationKill9(t *testing.T) {
 		done, end := committed(t, brokers, group, tp.in)
 		t.Logf("kill %d: committed %d of %d produced", i+1, done, end)
 	}
+	// The last run drains the backlog at full speed.
+	cfg.Delay, cfg.MaxPollRecords = 0, 1000
 	c := startChild(t, cfg)
 	wait()
 	waitCaughtUp(t, brokers, group, tp.in, int64(len(values)), 90*time.Second)
