@@ -19,8 +19,9 @@
 # "Kafka Server started" log line without kcat), or fails after
 # KAFKA_START_TIMEOUT seconds (default 120) printing the log tail.
 #
-# Environment: KAFKA_CDS=0 turns off the class-data-sharing archive (see
-# cds_opts), KAFKA_VERSION (default 4.3.1; needs Java 17+), KAFKA_HEAP
+# Environment: KAFKA_CDS=1 turns on the class-data-sharing archive (see
+# cds_opts; off by default: concurrent brokers mapping one archive crashed
+# the JVM with SIGBUS here), KAFKA_VERSION (default 4.3.1; needs Java 17+), KAFKA_HEAP
 # (default "-Xms128m -Xmx512m"), KAFKA_CACHE (jar cache, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/netsentinel/kafka-$KAFKA_VERSION).
 set -euo pipefail
@@ -183,7 +184,7 @@ EOF
 
 java_opts() {
   # shellcheck disable=SC2086
-  echo "$1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Xshare:auto -Djava.awt.headless=true -Dlog4j2.configurationFile=$DIR/log4j2.properties"
+  echo "$1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -XX:ErrorFile=$DIR/hs_err_%p.log -Xshare:auto -Djava.awt.headless=true -Dlog4j2.configurationFile=$DIR/log4j2.properties"
 }
 
 JAVA_RUNTIME=""
@@ -201,7 +202,7 @@ check_java() {
 # this Java runtime, or, if there is none yet, have this broker write one at
 # exit into DIR (stop moves it into the cache after a clean SIGTERM exit).
 cds_opts() {
-  [ "${KAFKA_CDS:-1}" = 1 ] && [ -n "$JAVA_RUNTIME" ] || return 0
+  [ "${KAFKA_CDS:-0}" = 1 ] && [ -n "$JAVA_RUNTIME" ] || return 0
   local archive="$KAFKA_CACHE/broker-$JAVA_RUNTIME.jsa"
   if [ -f "$archive" ]; then
     echo "-XX:SharedArchiveFile=$archive -Xlog:cds*=off"
