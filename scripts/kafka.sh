@@ -22,7 +22,8 @@
 # Environment: KAFKA_CDS=1 turns on the class-data-sharing archive (see
 # cds_opts; off by default: concurrent brokers mapping one archive crashed
 # the JVM with SIGBUS here), KAFKA_VERSION (default 4.3.1; needs Java 17+), KAFKA_HEAP
-# (default "-Xms128m -Xmx512m"), KAFKA_CACHE (jar cache, default
+# (default "-Xms128m -Xmx512m"), KAFKA_EXTRA_PROPS (key=value lines appended to
+# server.properties), KAFKA_CACHE (jar cache, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/netsentinel/kafka-$KAFKA_VERSION).
 set -euo pipefail
 
@@ -168,6 +169,10 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 EOF
+  # Extra settings (one key=value a line), e.g. for benchmarks.
+  if [ -n "${KAFKA_EXTRA_PROPS:-}" ]; then
+    printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$DIR/server.properties"
+  fi
   cat >"$DIR/log4j2.properties" <<'EOF'
 status = warn
 appender.out.type = Console
