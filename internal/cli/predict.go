@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -158,37 +159,19 @@ func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w io.W
 }
 
 func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) error {
-	br := bufio.NewReaderSize(r, predictBatchBytes)
-	line := 1
-	var carry []byte
+	c := dataset.NewChunker(r, predictBatchBytes)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		buf := make([]byte, len(carry), predictBatchBytes+len(carry))
-		copy(buf, carry)
-		n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
-		buf = buf[:len(carry)+n]
-		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-		if err != nil && !eof {
-			return err
-		}
-		cut := len(buf)
-		if !eof {
-			cut = bytes.LastIndexByte(buf, '\n') + 1
-			if cut == 0 { // a line longer than a batch: read on
-				carry = buf
-				continue
-			}
-		}
-		carry = append(carry[:0:0], buf[cut:]...)
-		if data := buf[:cut]; len(data) > 0 {
-			emit(&predictBatch{firstLine: line, data: data, done: make(chan struct{})})
-			line += bytes.Count(data, []byte{'\n'})
-		}
-		if eof {
+		data, line, err := c.Next(nil)
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
+		if err != nil {
+			return err
+		}
+		emit(&predictBatch{firstLine: line, data: data, done: make(chan struct{})})
 	}
 }
 

@@ -1,7 +1,6 @@
 package dataset
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -152,48 +151,23 @@ func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
 // split cuts r into chunks that end at a line end and sends them on. It
 // takes buffers from free when one is large enough.
 func split(r io.Reader, chunks chan<- chunk, free <-chan []byte, stop <-chan struct{}) error {
-	br := bufio.NewReaderSize(r, chunkSize)
-	seq, line := 0, 1
-	var carry []byte
-	for {
+	c := NewChunker(r, chunkSize)
+	for seq := 0; ; seq++ {
 		var buf []byte
 		select {
-		case b := <-free:
-			if cap(b) >= chunkSize+len(carry) {
-				buf = b[:len(carry)]
-			}
+		case buf = <-free:
 		default:
 		}
-		if buf == nil {
-			buf = make([]byte, len(carry), chunkSize+len(carry))
+		data, line, err := c.Next(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-		copy(buf, carry)
-		n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
-		buf = buf[:len(carry)+n]
-		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-		if err != nil && !eof {
+		if err != nil {
 			return err
 		}
-		cut := len(buf)
-		if !eof {
-			cut = bytes.LastIndexByte(buf, '\n') + 1
-			if cut == 0 { // one line longer than a chunk: read on
-				carry = buf
-				continue
-			}
-		}
-		carry = append([]byte(nil), buf[cut:]...)
-		data := buf[:cut]
-		if len(data) > 0 {
-			select {
-			case chunks <- chunk{seq: seq, firstLine: line, data: data}:
-			case <-stop:
-				return nil
-			}
-			seq++
-			line += bytes.Count(data, []byte{'\n'})
-		}
-		if eof {
+		select {
+		case chunks <- chunk{seq: seq, firstLine: line, data: data}:
+		case <-stop:
 			return nil
 		}
 	}
