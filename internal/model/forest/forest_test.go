@@ -210,7 +210,7 @@ func TestPredictProbaBatchMatchesSingle(t *testing.T) {
 	train, test := kddSplit(t, 3000, 2100)
 	nc := len(train.classes)
 	cfg := DefaultConfig()
-	cfg.Trees = 10
+	cfg.Trees = 15 // walked 8 + 4 + 1 + 1 + 1 by PredictProba
 	m, err := Train(context.Background(), train.X, train.y, nc, cfg, nil)
 	if err != nil {
 		t.Fatalf("Train: %v", err)
