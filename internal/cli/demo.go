@@ -445,7 +445,8 @@ func (d *demo) model(ctx context.Context, modelPath string, holdOut bool) (*mode
 	}
 	d.say("training the demo model on %d rows...\n", ds.Len())
 	t0 := time.Now()
-	opts := model.TrainOptions{Sources: []string{ds.Source}}
+	opts := model.DefaultTrainOptions()
+	opts.Sources = []string{ds.Source}
 	bar := newProgress(d.env.Stderr, "training", false)
 	if bar != nil {
 		opts.Progress = bar.ints

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/model/forest"
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -89,4 +90,17 @@ func (d *Detector) NoveltyFeatures(x []float32, n int) []string {
 		names = append(names, record.Features[c.Feature].Name)
 	}
 	return names
+}
+
+// DefaultTrainOptions returns the options of the default detector, what
+// 'netsentinel train' builds without flags: the forest's DefaultConfig, a
+// novelty part at DefaultNoveltyFPR, and the binary threshold
+// DefaultNoveltyThreshold.
+func DefaultTrainOptions() TrainOptions {
+	return TrainOptions{
+		Algo:      AlgoForest,
+		Forest:    forest.DefaultConfig(),
+		Novelty:   &NoveltyOptions{FPR: DefaultNoveltyFPR},
+		Threshold: DefaultNoveltyThreshold,
+	}
 }

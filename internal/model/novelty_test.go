@@ -181,3 +181,15 @@ func BenchmarkPredictBatchDefault(b *testing.B) {
 		})
 	}
 }
+
+// TestDefaultTrainOptions checks that the default options are those of the
+// validated default detector, so that every caller (train, demo) gets it.
+func TestDefaultTrainOptions(t *testing.T) {
+	o := DefaultTrainOptions()
+	if o.Algo != AlgoForest || o.Forest.MaxFeatures != forest.DefaultMaxFeatures || o.Forest.Trees != forest.DefaultTrees {
+		t.Errorf("forest options = %s %+v, want the forest's DefaultConfig", o.Algo, o.Forest)
+	}
+	if o.Novelty == nil || o.Novelty.FPR != DefaultNoveltyFPR || o.Threshold != DefaultNoveltyThreshold {
+		t.Errorf("novelty %+v threshold %v, want FPR %v and threshold %v", o.Novelty, o.Threshold, DefaultNoveltyFPR, DefaultNoveltyThreshold)
+	}
+}
