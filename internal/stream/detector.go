@@ -423,9 +423,20 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
 		}
 	})
-	d.score()
 
-	// Outputs, in input order.
+	var produceErr atomic.Pointer[error]
+	var produceFailed atomic.Int64
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			produceFailed.Add(1)
+			produceErr.CompareAndSwap(nil, &err)
+		}
+	}
+
+	// Outputs, in input order. A large batch is scored in chunks, and each
+	// chunk's outputs are produced as soon as it is scored, so the broker
+	// takes them in while the next chunk is scored. d.outBuf never grows
+	// within a batch: the produced records point into it.
 	d.out = d.out[:0]
 	if cap(d.outBuf) < len(d.in)+8 {
 		d.outBuf = make([]kgo.Record, 0, 2*len(d.in)+8)
@@ -434,27 +445,37 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	clear(d.buckets)
 	var scored, normal, alerts, dead int64
 	byCat := make(map[record.Category]int64, 6)
-	for i, r := range d.in {
-		res := &d.results[i]
-		b := d.bucket(r.Timestamp)
-		switch res.kind {
-		case resultDead:
-			dead++
-			b.dead++
-			d.emit(d.opts.DeadLetterTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
-			continue
-		case resultAlert:
-			alerts++
-			b.byAttack[res.attack]++
-			d.emit(d.opts.AlertsTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
-		default:
-			normal++
+	d.startScoring()
+	for lo := 0; lo < len(d.in); lo += scoreChunk {
+		hi := min(len(d.in), lo+scoreChunk)
+		d.score(lo, hi)
+		produced := len(d.out)
+		for i, r := range d.in[lo:hi] {
+			res := &d.results[lo+i]
+			b := d.bucket(r.Timestamp)
+			switch res.kind {
+			case resultDead:
+				dead++
+				b.dead++
+				d.emit(d.opts.DeadLetterTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
+				continue
+			case resultAlert:
+				alerts++
+				b.byAttack[res.attack]++
+				d.emit(d.opts.AlertsTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
+			default:
+				normal++
+			}
+			scored++
+			b.records++
+			b.byCat[res.category.String()]++
+			byCat[res.category]++
 		}
-		scored++
-		b.records++
-		b.byCat[res.category.String()]++
-		byCat[res.category]++
+		for _, o := range d.out[produced:] {
+			sess.Produce(ctx, o, promise)
+		}
 	}
+	produced := len(d.out)
 	if d.opts.StatsTopic != "" {
 		minutes := make([]int64, 0, len(d.buckets))
 		for k := range d.buckets {
@@ -471,16 +492,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			d.emit(d.opts.StatsTopic, nil, v)
 		}
 	}
-
-	var produceErr atomic.Pointer[error]
-	var produceFailed atomic.Int64
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			produceFailed.Add(1)
-			produceErr.CompareAndSwap(nil, &err)
-		}
-	}
-	for _, o := range d.out {
+	for _, o := range d.out[produced:] {
 		sess.Produce(ctx, o, promise)
 	}
 	commit := kgo.TryCommit
@@ -551,32 +563,44 @@ func (d *Detector) bucket(ts time.Time) *bucket {
 	return b
 }
 
-// score decodes and scores d.in into d.results using the worker pool: the
-// batch is cut into one contiguous range per worker, each with its own
-// scratch record and output buffer.
-func (d *Detector) score() {
+// scoreChunk is the most records scored before their outputs are produced.
+const scoreChunk = 1024
+
+// startScoring readies d.results and the workers' buffers for a batch.
+func (d *Detector) startScoring() {
 	n := len(d.in)
 	if cap(d.results) < n {
 		d.results = make([]result, n, n+n/4)
 	}
 	d.results = d.results[:n]
+	for _, w := range d.workers {
+		w.buf = w.buf[:0]
+	}
+}
+
+// score decodes and scores d.in[lo:hi] into d.results using the worker
+// pool: the range is cut into one contiguous part per worker, each with its
+// own scratch record, appending its outputs to its own buffer. A buffer
+// only grows within a batch, so outputs already produced from it stay put
+// (a reallocation leaves them in the old array).
+func (d *Detector) score(lo, hi int) {
+	n := hi - lo
 	nw := min(len(d.workers), (n+255)/256)
 	if nw <= 1 {
-		d.scoreRange(0, 0, n)
+		d.scoreRange(0, lo, hi)
 		return
 	}
 	var wg sync.WaitGroup
 	per := (n + nw - 1) / nw
 	for w := range nw {
-		lo, hi := w*per, min(n, (w+1)*per)
-		wg.Go(func() { d.scoreRange(w, lo, hi) })
+		a, b := lo+w*per, min(hi, lo+(w+1)*per)
+		wg.Go(func() { d.scoreRange(w, a, b) })
 	}
 	wg.Wait()
 }
 
 func (d *Detector) scoreRange(w, lo, hi int) {
 	wk := d.workers[w]
-	wk.buf = wk.buf[:0]
 	for i := lo; i < hi; i++ {
 		r := d.in[i]
 		res := &d.results[i]

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -379,5 +380,55 @@ func TestAppendAlertIsValidJSON(t *testing.T) {
 	if a.Attack != v.Attack || a.Offset != 77 || a.Partition != 3 || !a.Time.Equal(r.Timestamp) || a.Instance != "x\"<y>" ||
 		a.Features["duration"] != 0.5 || a.Features["service"] != rec.Symbol(2) {
 		t.Errorf("decoded alert %+v does not match", a)
+	}
+}
+
+// TestDetectorChunkedBatches sends batches larger than scoreChunk, with dead
+// letters spread through them, and checks that every output belongs to its
+// own source record (the chunks are scored and produced one after another).
+func TestDetectorChunkedBatches(t *testing.T) {
+	brokers := newFake(t, 1) // one partition: the offset is the index in values
+	lines := kddLines(t, 3*scoreChunk+100)
+	var values [][]byte
+	for i, l := range lines {
+		values = append(values, l)
+		if i%700 == 0 {
+			values = append(values, []byte("not,a,record"))
+		}
+	}
+	produceAll(t, producer(t, brokers), inTopic, values)
+	opts := testOptions(brokers, "chunks")
+	opts.MaxPollRecords = 5000
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 30*time.Second, "all records processed", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	tot := d.Totals()
+	if tot.Committed*scoreChunk >= tot.Records {
+		t.Errorf("%d records in %d transactions: no batch was larger than %d records", tot.Records, tot.Committed, scoreChunk)
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, int64(len(values)))
+	var rec record.Record
+	for p, a := range b.alerts {
+		if err := record.DecodeCSV(values[p.Offset], &rec); err != nil {
+			t.Fatalf("alert for offset %d, a record that does not decode (%v)", p.Offset, err)
+		}
+		if a.Label != rec.Label || a.Attack != rec.Label {
+			t.Errorf("alert for offset %d: label %q attack %q, source label %q", p.Offset, a.Label, a.Attack, rec.Label)
+		}
+	}
+	for p, dl := range b.deadLetters {
+		if !bytes.Equal(dl.Value, values[p.Offset]) {
+			t.Errorf("dead letter for offset %d holds %q, source %q", p.Offset, dl.Value, values[p.Offset])
+		}
+	}
+	if want := (len(lines)-1)/700 + 1; len(b.deadLetters) != want {
+		t.Errorf("%d dead letters, want %d", len(b.deadLetters), want)
 	}
 }
