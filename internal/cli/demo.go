@@ -162,7 +162,7 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	if err != nil {
 		return nil, err
 	}
-	var normals, attacks, labelled int64
+	var normals, labelled int64
 	var rec record.Record
 	for _, l := range lines {
 		if record.Decode(l, &rec) != nil || rec.Label == "" {
@@ -171,8 +171,6 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		labelled++
 		if rec.Label == "normal" {
 			normals++
-		} else {
-			attacks++
 		}
 	}
 
@@ -329,7 +327,6 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		sum.Accuracy.Binary, sum.Accuracy.Category = &bin, &cat
 		sum.Accuracy.Labelled = labelled
 	}
-	_ = attacks
 	if len(d.latencies) > 0 {
 		slices.Sort(d.latencies)
 		q := func(p float64) float64 { return d.latencies[int(p*float64(len(d.latencies)-1))] }
