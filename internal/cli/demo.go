@@ -258,18 +258,22 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 
 	// Wait until every record is accounted for.
 	want := ps.Delivered
+	tty := !d.quiet && isTerminal(d.env.Stderr)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	last, lastChange := int64(-1), time.Now()
 	for {
 		d.mu.Lock()
 		done := d.scored + d.dead
-		line := d.progressLine(want, time.Since(pubStart))
+		// Alerts commit in the same transactions as the stats that count
+		// them, but arrive on their own topic: wait for them too.
+		alertsIn := d.alerts >= d.scored-d.byCat["normal"]
+		line := d.progressLine(want, d.elapsed(pubStart))
 		d.mu.Unlock()
-		if !d.quiet {
+		if tty {
 			d.say("\r%s", line)
 		}
-		if done >= want {
+		if done >= want && alertsIn {
 			break
 		}
 		if done != last {
@@ -285,13 +289,13 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		case <-tick.C:
 		}
 	}
-	if !d.quiet {
+	if tty {
 		d.say("\n")
+	} else if !d.quiet {
+		d.mu.Lock()
+		d.say("%s\n", d.progressLine(want, d.elapsed(pubStart)))
+		d.mu.Unlock()
 	}
-	elapsed := time.Since(pubStart)
-	// Let the reader catch the alerts of the last transactions: they are
-	// committed together with the stats just counted.
-	time.Sleep(300 * time.Millisecond)
 	stopDetectors()
 	wg.Wait()
 	stopReader()
@@ -313,11 +317,7 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		File:        name,
 	}
 	sum.BooksBalance = sum.Records == sum.Normal+sum.Verdicts+sum.DeadLetters
-	if d.lastStat.After(pubStart) {
-		sum.RecordsPerSecond = float64(d.scored+d.dead) / d.lastStat.Sub(pubStart).Seconds()
-	} else {
-		sum.RecordsPerSecond = float64(d.scored+d.dead) / elapsed.Seconds()
-	}
+	sum.RecordsPerSecond = float64(d.scored+d.dead) / d.elapsed(pubStart).Seconds()
 	if labelled > 0 {
 		// Records labelled normal that got no alert were judged normal:
 		// right at both granularities.
@@ -363,6 +363,15 @@ func (d *demo) progressLine(want int64, el time.Duration) string {
 		fmt.Fprintf(&b, " dead-letters %d", d.dead)
 	}
 	return b.String() + "   "
+}
+
+// elapsed returns the time from start to the last statistics message, or
+// to now before the first one. d.mu must be held.
+func (d *demo) elapsed(start time.Time) time.Duration {
+	if d.lastStat.After(start) {
+		return d.lastStat.Sub(start)
+	}
+	return time.Since(start)
 }
 
 // read consumes the detectors' outputs until ctx ends.

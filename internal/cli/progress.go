@@ -31,8 +31,7 @@ type progress struct {
 // whether the counts are bytes. It returns nil (a valid, silent progress)
 // when w is not a terminal.
 func newProgress(w io.Writer, desc string, bytes bool) *progress {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(w) {
 		return nil
 	}
 	return &progress{w: w, desc: desc, bytes: bytes, start: time.Now()}
@@ -77,4 +76,10 @@ func (p *progress) done() {
 		_ = p.bar.Finish()
 		_ = p.bar.Clear()
 	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
