@@ -64,6 +64,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	listen := fs.String("listen", web.DefaultListen, "`address` for /metrics, /-/healthy and /-/ready (none: off)")
 	instance := fs.String("instance", "", "this detector's `name`: unique among running members, and best kept across restarts so that a restart fences a crashed predecessor at once (default: host-pid)")
 	maxPoll := fs.Int("max-poll-records", 5000, "most records per transaction")
+	commitPause := fs.Duration("commit-pause", 2*time.Millisecond, "pause after committing a batch smaller than --max-poll-records, so the broker finishes the transaction before the next one (0: none)")
 	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "group session timeout: how soon a dead detector's partitions move")
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
 	static := fs.Bool("static-membership", false, "join as static member --instance: a restart within --session-timeout resumes without a rebalance, but stopping does not leave the group")
@@ -103,6 +104,10 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			}
 			log.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 		}
+		pause := *commitPause
+		if pause == 0 {
+			pause = -1 // stream.Options: 0 is the default, negative is none
+		}
 		d, err := stream.New(stream.Options{
 			Client:           ccfg,
 			Topic:            *topic,
@@ -115,6 +120,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			Registerer:       reg,
 			Logger:           log,
 			MaxPollRecords:   *maxPoll,
+			CommitPause:      pause,
 			SessionTimeout:   *sessionTimeout,
 			FromLatest:       *fromLatest,
 			StaticMembership: *static,
