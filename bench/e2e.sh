@@ -18,10 +18,19 @@
 #
 # Environment: E2E_RECORDS (default 1000000), E2E_RATE (20000), E2E_SECONDS
 # (30), E2E_DETECT_FLAGS (extra detect flags, e.g. "--max-poll-records 2000"),
-# E2E_ONLY (throughput|latency: run one part), NETSENTINEL_BENCH_CACHE (model
+# E2E_ONLY (throughput|latency: run one part), E2E_BIN (a netsentinel binary
+# to measure instead of a fresh `make build`), NETSENTINEL_BENCH_CACHE (model
 # cache dir, default ${TMPDIR:-/tmp}/netsentinel-bench). The model is
 # trained once with `train` defaults on data/KDDTrain+.txt.gz and cached.
+#
+# The broker runs with add.partitions.to.txn.retry.backoff.ms=1 (Kafka's
+# default is 20): a transaction's first produce that reaches the broker while
+# the previous transaction's markers are still being written is retried by
+# the broker after that backoff, which at 20,000 records/s stalled ~15% of
+# the detector's transactions by ~20 ms. KAFKA_EXTRA_PROPS overrides it
+# (KAFKA_EXTRA_PROPS= for an untouched broker).
 set -euo pipefail
+export KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS-add.partitions.to.txn.retry.backoff.ms=1}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,11 +41,11 @@ ONLY=${E2E_ONLY:-}
 read -r -a DFLAGS <<<"${E2E_DETECT_FLAGS:-}"
 CACHE=${NETSENTINEL_BENCH_CACHE:-${TMPDIR:-/tmp}/netsentinel-bench}
 DATA=data/KDDTrain+.txt.gz
-NS=bin/netsentinel
+NS=${E2E_BIN:-bin/netsentinel}
 
 log() { echo "e2e: $*" >&2; }
 
-make -s build >&2
+[ -n "${E2E_BIN:-}" ] || make -s build >&2
 mkdir -p "$CACHE"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/netsentinel-e2e.XXXXXX")
 E2E="$WORK/e2e"
@@ -163,6 +172,7 @@ row "broker JVM (Kafka 4.3.1, -Xmx512m)" "" "RSS $(status VmRSS "$KPID") MiB now
 
 echo
 echo "netsentinel end to end, $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "broker settings beyond scripts/kafka.sh: ${KAFKA_EXTRA_PROPS:-none}; detect flags: ${E2E_DETECT_FLAGS:-none}"
 echo
 echo "| run | result | detector peak RSS | CPU seconds |"
 echo "|---|---|---|---|"
