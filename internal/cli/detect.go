@@ -63,7 +63,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	dead := fs.String("dead-letter-topic", stream.DefaultDeadLetterTopic, "`topic` for records that fail to decode (empty: none)")
 	listen := fs.String("listen", web.DefaultListen, "`address` for /metrics, /-/healthy and /-/ready (none: off)")
 	instance := fs.String("instance", "", "this detector's `name`: unique among running members, and best kept across restarts so that a restart fences a crashed predecessor at once (default: host-pid)")
-	maxPoll := fs.Int("max-poll-records", 5000, "most records per transaction")
+	maxPoll := fs.Int("max-poll-records", 20000, "most records per transaction")
 	commitPause := fs.Duration("commit-pause", 2*time.Millisecond, "pause after committing a batch smaller than --max-poll-records, so the broker finishes the transaction before the next one (0: none)")
 	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "group session timeout: how soon a dead detector's partitions move")
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")

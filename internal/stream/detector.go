@@ -64,7 +64,9 @@ type Options struct {
 	// a client goroutine and must not block.
 	OnReady func(ready bool)
 
-	// MaxPollRecords caps the records in one transaction; default 5000.
+	// MaxPollRecords caps the records in one transaction; default 20000
+	// (5000 gave a third less throughput on a backlog: more transactions,
+	// and each costs the broker CPU).
 	MaxPollRecords int
 	// Workers is the number of goroutines decoding and scoring a batch;
 	// default GOMAXPROCS.
@@ -218,7 +220,7 @@ func New(opts Options) (*Detector, error) {
 		}
 	}
 	if opts.MaxPollRecords <= 0 {
-		opts.MaxPollRecords = 5000
+		opts.MaxPollRecords = 20000
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
