@@ -20,7 +20,7 @@ BENCHFLAGS ?= -benchmem
 KAFKA_DIR ?= $(or $(TMPDIR),/tmp)/netsentinel-kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: all deps lint test vet fmt-check unit build demo fuzz bench kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: all deps lint test vet fmt-check unit build demo fuzz bench bench-e2e kafka-fetch kafka-start kafka-stop kafka-status clean
 
 all: build test
 
@@ -75,6 +75,11 @@ fuzz:
 
 bench:
 	scripts/with-kafka.sh $(GO) test -run='^$$' -bench=. $(BENCHFLAGS) ./...
+
+# bench-e2e: publish -> detect -> outputs against a real broker (throughput,
+# latency at 20k records/s, RSS); see docs/benchmarks.md.
+bench-e2e:
+	bench/e2e.sh
 
 kafka-fetch:
 	scripts/kafka.sh fetch
