@@ -190,31 +190,18 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		cols[j] = make([]float32, 0, n)
 	}
 	infos := make([]lineInfo, 0, n)
-	var rec record.Record
-	line := b.firstLine
-	data := b.data
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		if len(bytes.TrimSpace(l)) == 0 {
-			line++
-			continue
-		}
-		if err := record.Decode(l, &rec); err != nil {
+	_ = dataset.DecodeLines(b.data, b.firstLine, func(line int, rec *record.Record, err error) error {
+		if err != nil {
 			b.bad++
 			infos = append(infos, lineInfo{line: line, err: err})
-		} else {
-			for j, v := range rec.Features {
-				cols[j] = append(cols[j], float32(v))
-			}
-			infos = append(infos, lineInfo{line: line, label: rec.Label})
+			return nil
 		}
-		line++
-	}
+		for j, v := range rec.Features {
+			cols[j] = append(cols[j], float32(v))
+		}
+		infos = append(infos, lineInfo{line: line, label: rec.Label})
+		return nil
+	})
 	b.records = len(infos)
 	verdicts := make([]model.Verdict, len(cols[0]))
 	if len(verdicts) > 0 {

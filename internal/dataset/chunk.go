@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 // Chunker cuts a stream into chunks of whole lines, for parsing them in
@@ -59,4 +61,27 @@ func (c *Chunker) Next(buf []byte) (data []byte, firstLine int, err error) {
 		}
 		return data, firstLine, nil
 	}
+}
+
+// DecodeLines decodes each non-blank line of a chunk (see Chunker) and calls
+// f with the line's 1-based number (firstLine is the chunk's first) and the
+// record, or the decoding error. The record is reused between calls. An
+// error from f stops the loop and is returned.
+func DecodeLines(data []byte, firstLine int, f func(line int, rec *record.Record, err error) error) error {
+	var rec record.Record
+	for line := firstLine; len(data) > 0; line++ {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		if err := f(line, &rec, record.Decode(l, &rec)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -179,27 +179,19 @@ func parseChunk(c chunk, name string, skipBad bool) (*Dataset, error) {
 	for j := range d.X {
 		d.X[j] = make([]float32, 0, n)
 	}
-	var rec record.Record
-	line := c.firstLine
-	data := c.data
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
+	err := DecodeLines(c.data, c.firstLine, func(line int, rec *record.Record, err error) error {
+		switch {
+		case err == nil:
+			d.Append(rec)
+		case skipBad:
+			d.Skipped++
+		default:
+			return &ParseError{File: name, Line: line, Err: err}
 		}
-		if len(bytes.TrimSpace(l)) > 0 {
-			if err := record.Decode(l, &rec); err != nil {
-				if !skipBad {
-					return nil, &ParseError{File: name, Line: line, Err: err}
-				}
-				d.Skipped++
-			} else {
-				d.Append(&rec)
-			}
-		}
-		line++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
 }
