@@ -19,6 +19,9 @@ type Alert struct {
 	AttackProbability float64 `json:"attack_probability"`
 	Novelty           float64 `json:"novelty"`
 	FlaggedBy         string  `json:"flagged_by"`
+	// NoveltyFeatures names the features that made the record stand out,
+	// for records the novelty part flagged.
+	NoveltyFeatures []string `json:"novelty_features,omitempty"`
 	// Label is the record's own label, when the input carried one.
 	Label string `json:"label,omitempty"`
 	// Features is the decoded record as a JSON object keyed by feature name.

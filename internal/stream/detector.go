@@ -665,6 +665,12 @@ func (d *Detector) appendDeadLetter(dst []byte, r *kgo.Record, err error) []byte
 	return append(dst, b...)
 }
 
+// explainer is implemented by scorers that can name the features that made
+// a record novel (*model.Detector does).
+type explainer interface {
+	NoveltyFeatures(x []float32, n int) []string
+}
+
 // appendAlert appends the event.Alert JSON for one record without going
 // through reflection or a features map (this runs for every attack).
 func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
@@ -688,6 +694,22 @@ func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v 
 	dst = appendJSONFloat(dst, v.Novelty)
 	dst = append(dst, `,"flagged_by":`...)
 	dst = appendJSONString(dst, v.FlaggedBy)
+	if ex, ok := d.opts.Scorer.(explainer); ok && v.FlaggedBy == "novelty" {
+		var x [record.NumFeatures]float32
+		for i, f := range rec.Features {
+			x[i] = float32(f)
+		}
+		if names := ex.NoveltyFeatures(x[:], 3); len(names) > 0 {
+			dst = append(dst, `,"novelty_features":[`...)
+			for i, n := range names {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendJSONString(dst, n)
+			}
+			dst = append(dst, ']')
+		}
+	}
 	if rec.Label != "" {
 		dst = append(dst, `,"label":`...)
 		dst = appendJSONString(dst, rec.Label)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -430,5 +432,49 @@ func TestDetectorChunkedBatches(t *testing.T) {
 	}
 	if want := (len(lines)-1)/700 + 1; len(b.deadLetters) != want {
 		t.Errorf("%d dead letters, want %d", len(b.deadLetters), want)
+	}
+}
+
+// explainingScorer flags every record as novel and names two features.
+type explainingScorer struct{}
+
+func (explainingScorer) PredictRecord(r *record.Record) model.Verdict {
+	return model.Verdict{Attack: "unknown", Category: record.CategoryUnknown, IsAttack: true, Novelty: 0.7, FlaggedBy: "novelty"}
+}
+
+func (explainingScorer) NoveltyFeatures(x []float32, n int) []string {
+	return []string{"src_bytes", "dst_host_count"}[:min(n, 2)]
+}
+
+// TestAppendAlertNoveltyFeatures checks that alerts of novelty-flagged
+// records name the features that made them stand out, when the scorer can.
+func TestAppendAlertNoveltyFeatures(t *testing.T) {
+	var rec record.Record
+	if err := record.DecodeCSV(kddLines(t, 1)[0], &rec); err != nil {
+		t.Fatal(err)
+	}
+	r := &kgo.Record{Topic: "in", Timestamp: time.Now()}
+	for _, tc := range []struct {
+		name   string
+		scorer Scorer
+		want   []string
+	}{
+		{"explainer", explainingScorer{}, []string{"src_bytes", "dst_host_count"}},
+		{"no explainer", labelScorer{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "in", Group: "g", Scorer: tc.scorer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := explainingScorer{}.PredictRecord(&rec)
+			var a event.Alert
+			if err := json.Unmarshal(d.appendAlert(nil, r, &rec, &v), &a); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(a.NoveltyFeatures) != fmt.Sprint(tc.want) {
+				t.Errorf("novelty_features = %q, want %q", a.NoveltyFeatures, tc.want)
+			}
+		})
 	}
 }
