@@ -1,7 +1,3 @@
-// Package e2e runs the built netsentinel binary against the real Apache
-// Kafka broker that `make test` starts: train, publish, detect (killed with
-// SIGKILL and restarted, then stopped with SIGTERM), and checks that the
-// books balance. The tests skip when NETSENTINEL_TEST_BROKERS is unset.
 package e2e
 
 import (
