@@ -108,11 +108,10 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkPredictDefault scores rows one at a time with the default
-// combined detector (100-tree forest and novelty part, as netsentinel
-// train makes it) trained on all of KDDTrain+; records/cpu-s is the
-// per-core throughput. The sub-benchmarks compare with the forest alone.
-func BenchmarkPredictDefault(b *testing.B) {
+// defaultDetector trains the default detector (DefaultTrainOptions, what
+// netsentinel train makes) on all of KDDTrain+.
+func defaultDetector(b *testing.B) (*dataset.Dataset, *Detector) {
+	b.Helper()
 	if testing.Short() {
 		b.Skip("trains on all of KDDTrain+")
 	}
@@ -120,12 +119,19 @@ func BenchmarkPredictDefault(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := Train(context.Background(), ds, TrainOptions{
-		Forest: forest.DefaultConfig(), Threshold: DefaultNoveltyThreshold, Novelty: &NoveltyOptions{},
-	})
+	d, err := Train(context.Background(), ds, DefaultTrainOptions())
 	if err != nil {
 		b.Fatal(err)
 	}
+	return ds, d
+}
+
+// BenchmarkPredictDefault scores rows one at a time with the default
+// combined detector (forest and novelty part, as netsentinel train makes
+// it) trained on all of KDDTrain+; records/cpu-s is the
+// per-core throughput. The sub-benchmarks compare with the forest alone.
+func BenchmarkPredictDefault(b *testing.B) {
+	ds, d := defaultDetector(b)
 	nov, thr := d.Novelty()
 	rows := make([][record.NumFeatures]float32, 8192)
 	for k := range rows {
@@ -151,19 +157,7 @@ func BenchmarkPredictDefault(b *testing.B) {
 // BenchmarkPredictBatchDefault is BenchmarkPredictDefault for PredictBatch
 // (all cores; records/cpu-s is still per core).
 func BenchmarkPredictBatchDefault(b *testing.B) {
-	if testing.Short() {
-		b.Skip("trains on all of KDDTrain+")
-	}
-	ds, err := dataset.Load(trainFile, dataset.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := Train(context.Background(), ds, TrainOptions{
-		Forest: forest.DefaultConfig(), Threshold: DefaultNoveltyThreshold, Novelty: &NoveltyOptions{},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ds, d := defaultDetector(b)
 	nov, thr := d.Novelty()
 	for _, tc := range []struct {
 		name string

@@ -25,9 +25,10 @@ import (
 type TrainOptions struct {
 	// Algo is AlgoForest (the default when empty) or AlgoLogistic.
 	Algo string
-	// Forest holds the forest's hyper-parameters; the zero value selects
-	// forest's defaults for each field. Use forest.DefaultConfig() as a
-	// base.
+	// Forest holds the forest's hyper-parameters, with forest.Config's
+	// meaning of zero fields (MaxFeatures 0 is sqrt of the features, not
+	// the default 12): start from forest.DefaultConfig(), or from
+	// DefaultTrainOptions for the whole default detector.
 	Forest forest.Config
 	// Logistic holds the logistic regression's settings; its Columns are
 	// set from the record schema.

@@ -101,7 +101,7 @@ func main() {
 				trainRows = append(trainRows, i)
 			}
 		}
-		opts := model.TrainOptions{Novelty: &model.NoveltyOptions{}}
+		opts := model.DefaultTrainOptions() // the shipped detector's settings
 		opts.Forest.Trees = *trees
 		det, err := model.Train(context.Background(), ds.Subset(trainRows), opts)
 		if err != nil {
