@@ -180,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{log: log, failed: failed, unlock: func() {}, dataDir: cfg.DataDir}
 	if cfg.DataDir != "" {
-		if err := b.openDataDir(cfg.DataDir, cfg.SyncWrites); err != nil {
+		if err := b.openDataDir(cfg.DataDir, cfg.SyncWrites, parts); err != nil {
 			return nil, err
 		}
 		opts = append(opts, kfake.DataDir(filepath.Join(cfg.DataDir, "kfake")))
@@ -264,7 +264,7 @@ func (b *Broker) enforceRetention(every time.Duration) {
 
 // openDataDir locks dir, repairs it if the last broker on it did not stop
 // cleanly, marks it as in use and opens the transaction journal.
-func (b *Broker) openDataDir(dir string, syncWrites bool) error {
+func (b *Broker) openDataDir(dir string, syncWrites bool, parts int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("broker: data dir: %w", err)
 	}
@@ -285,13 +285,13 @@ func (b *Broker) openDataDir(dir string, syncWrites bool) error {
 			return fail(fmt.Errorf("broker: data dir %s: transaction journal: %w", dir, err))
 		}
 		b.log.Warn("the last broker on this data directory did not stop cleanly; checking it", "data_dir", dir)
-		rec, err := recoverDir(filepath.Join(dir, "kfake"), intent, b.log, time.Now())
+		rec, err := recoverDir(filepath.Join(dir, "kfake"), intent, parts, b.log, time.Now())
 		if err != nil {
 			return fail(fmt.Errorf("broker: data dir %s: %w", dir, err))
 		}
 		b.recovery = rec
 		b.log.Warn("data directory recovered", "torn_bytes", rec.TornBytes, "index_entries_fixed", rec.IndexEntries,
-			"transactions_aborted", rec.Aborted, "commits_completed", rec.Completed, "offsets_completed", rec.CompletedOffsets)
+			"transactions_aborted", rec.Aborted, "topics_restored", rec.Topics, "commits_completed", rec.Completed, "offsets_completed", rec.CompletedOffsets)
 	} else if !os.IsNotExist(err) {
 		return fail(fmt.Errorf("broker: data dir %s: %w", dir, err))
 	}

@@ -51,6 +51,7 @@ type journal struct {
 
 	mu       sync.Mutex
 	offsets  map[int64]*txnOffsets // by producer ID
+	known    map[string]bool       // topics this journal has made sure of
 	written  kmsg.Request          // the EndTxn whose intent is in f
 	since    time.Time             // when the control function was added
 	failures int
@@ -71,7 +72,7 @@ func openJournal(path string, syncWrites bool, log *slog.Logger) (*journal, erro
 	if err != nil {
 		return nil, fmt.Errorf("transaction journal: %w", err)
 	}
-	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets)}, nil
+	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets), known: make(map[string]bool)}, nil
 }
 
 func (j *journal) install(c *kfake.Cluster) {
@@ -116,6 +117,30 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			}
 			j.write(in)
 			j.written = req
+		}
+	case *kmsg.MetadataRequest:
+		// kfake writes topics.json for topics created by CreateTopics
+		// but not for those a Metadata request creates, until a clean
+		// shutdown: a kill -9 would lose them and their records. Create
+		// them here, through the path that writes topics.json, first.
+		if r.AllowAutoTopicCreation && j.cluster != nil {
+			for _, t := range r.Topics {
+				if t.Topic != nil && *t.Topic != "" && !j.known[*t.Topic] {
+					// An error means it exists or the name is bad;
+					// kfake's handler then answers as usual.
+					_ = j.cluster.CreateTopic(*t.Topic, -1, nil)
+					j.known[*t.Topic] = true
+				}
+			}
+		}
+	case *kmsg.DeleteTopicsRequest:
+		for _, n := range r.TopicNames {
+			delete(j.known, n)
+		}
+		for _, t := range r.Topics {
+			if t.Topic != nil {
+				delete(j.known, *t.Topic)
+			}
 		}
 	case *kmsg.InitProducerIDRequest:
 		if r.ProducerID >= 0 {

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +42,9 @@ type Recovery struct {
 	// Aborted is the number of transactions (producer and partition)
 	// that were open at the stop and are now closed by an abort marker.
 	Aborted int
+	// Topics is the number of topics added back to kfake's topic list
+	// from their partition directories.
+	Topics int
 	// Completed is the number of partitions given the commit marker of a
 	// transaction whose commit the stop interrupted; CompletedOffsets the
 	// number of its group offsets written.
@@ -73,7 +78,7 @@ type partScan struct {
 // transaction left open, with real markers and a producer epoch bump, the
 // way a transaction timeout does. It refuses (ErrDataDir) a directory with
 // damage a stop cannot cause.
-func recoverDir(kdir string, intent *commitIntent, log *slog.Logger, now time.Time) (Recovery, error) {
+func recoverDir(kdir string, intent *commitIntent, defaultParts int, log *slog.Logger, now time.Time) (Recovery, error) {
 	rec := Recovery{Unclean: true}
 	if _, err := os.Stat(kdir); os.IsNotExist(err) {
 		return rec, nil
@@ -198,6 +203,9 @@ func recoverDir(kdir string, intent *commitIntent, log *slog.Logger, now time.Ti
 				return rec, err
 			}
 		}
+	}
+	if err := recoverTopics(kdir, parts, defaultParts, &rec, log); err != nil {
+		return rec, fmt.Errorf("rebuilding topics.json: %w", err)
 	}
 	// Member sessions saved by a shutdown that did not finish describe
 	// transactions the markers above have closed.
@@ -433,4 +441,76 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// topicsFile is kfake's topics.json.
+type topicsFile struct {
+	Version int          `json:"version"`
+	Topics  []topicEntry `json:"topics"`
+}
+
+type topicEntry struct {
+	Name       string            `json:"name"`
+	ID         []byte            `json:"id"` // 16 bytes; base64 in JSON, as kfake writes it
+	Partitions int               `json:"partitions"`
+	Replicas   int               `json:"replicas"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// recoverTopics adds to topics.json the topics that have partition
+// directories but are missing from it (kfake would ignore their records,
+// and write a new topic of the same name over them), and raises partition
+// counts below the partition directories found.
+func recoverTopics(kdir string, parts []*partScan, defaultParts int, rec *Recovery, log *slog.Logger) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	path := filepath.Join(kdir, "topics.json")
+	var tf topicsFile
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &tf); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	case os.IsNotExist(err):
+		tf.Version = formatVersion
+	default:
+		return err
+	}
+	need := make(map[string]int)
+	for _, ps := range parts {
+		need[ps.topic] = max(need[ps.topic], int(ps.part)+1)
+	}
+	have := make(map[string]*topicEntry)
+	for i := range tf.Topics {
+		have[tf.Topics[i].Name] = &tf.Topics[i]
+	}
+	changed := false
+	for _, name := range slices.Sorted(mapKeys(need)) {
+		n := need[name]
+		if t := have[name]; t != nil {
+			if t.Partitions < n {
+				log.Warn("topics.json lists fewer partitions than the data directory has", "topic", name, "listed", t.Partitions, "found", n)
+				t.Partitions, changed = n, true
+			}
+			continue
+		}
+		id := make([]byte, 16)
+		if _, err := rand.Read(id); err != nil {
+			return err
+		}
+		tf.Topics = append(tf.Topics, topicEntry{Name: name, ID: id, Partitions: max(n, defaultParts), Replicas: 1})
+		log.Warn("topic missing from topics.json; adding it from its partition directories", "topic", name, "partitions", max(n, defaultParts))
+		rec.Topics++
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	out, err := json.Marshal(tf)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, out)
 }
