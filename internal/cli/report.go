@@ -124,13 +124,13 @@ func (m *mailFlags) config() (cfg mail.Config, ok bool, err error) {
 // report still waiting there) with a few retries. It returns false when
 // rep had been sent before (it is not sent again).
 func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail.Config, attempts int, log *slog.Logger) (bool, error) {
-	ob := &report.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
+	ob := &mail.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
 	queued, err := ob.Enqueue(rep)
 	if err != nil {
 		return false, err
 	}
-	if err := ob.FlushRetry(ctx, report.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
-		return false, fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, report.OutboxDir))
+	if err := ob.FlushRetry(ctx, mail.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
+		return false, fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, mail.OutboxDir))
 	}
 	return queued, nil
 }
@@ -252,7 +252,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return Usagef("kafka: %w", err)
 		}
-		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
+		src := &stream.StatsReader{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
 
 		// With --every, a cache reads the week of history once and then only
 		// what is new; a one-off report reads its span directly.
@@ -314,7 +314,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 				if sent {
 					fmt.Fprintf(env.Stdout, "mailed to %s\n", strings.Join(mcfg.To, ", "))
 				} else {
-					fmt.Fprintf(env.Stdout, "already mailed before (%s), not sent again\n", filepath.Join(*out, report.StateFileName))
+					fmt.Fprintf(env.Stdout, "already mailed before (%s), not sent again\n", filepath.Join(*out, mail.StateFileName))
 				}
 			}
 			return nil
@@ -330,13 +330,13 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
-		state := report.NewStateFile(filepath.Join(*out, report.StateFileName))
-		ob := &report.Outbox{Dir: *out, State: state, Logger: log}
-		s := &report.Scheduler{
+		state := mail.NewStateFile(filepath.Join(*out, mail.StateFileName))
+		ob := &mail.Outbox{Dir: *out, State: state, Logger: log}
+		s := &scheduler{
 			Schedule: sched,
 			Delay:    *delay,
 			State:    state,
-			Backoff:  report.Backoff{Initial: 30 * time.Second, Max: 15 * time.Minute},
+			Backoff:  mail.Backoff{Initial: 30 * time.Second, Max: 15 * time.Minute},
 			Logger:   log,
 			Produce: func(ctx context.Context, w report.Window) error {
 				rep, err := build(ctx, w, filepath.Join(*out, w.ID()))

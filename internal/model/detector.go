@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	par "github.com/netsentinel/netsentinel/internal/parallel"
+
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -346,24 +348,9 @@ func (d *Detector) verdict(p []float32, x []float32) Verdict {
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }
 
-// parallel runs f over [0,n) split into GOMAXPROCS contiguous ranges and
-// waits for all of them.
+// parallel runs f over [0,n) split into up to GOMAXPROCS contiguous
+// ranges of at least about 1024 rows and waits for all of them.
 func parallel(n int, f func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/1024+1)
-	if workers <= 1 {
-		if n > 0 {
-			f(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
-	}
-	wg.Wait()
+	par.Ranges(n, workers, func(_, lo, hi int) { f(lo, hi) })
 }

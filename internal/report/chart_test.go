@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 var updateExample = flag.String("example-out", "", "write the example report of testdata/planted-spike.txt into `dir` (docs/example-report)")
@@ -127,7 +130,7 @@ func TestWrite(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	back, err := ReadSummary(dir)
+	back, err := readSummary(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,9 +307,22 @@ func statsMsg(minute time.Time, instance string, records int64, attacks map[stri
 	var n int64
 	for name, c := range attacks {
 		s.ByAttack[name] += c
-		s.ByCategory[categoryName(name)] += c
+		s.ByCategory[record.CategoryOf(name).String()] += c
 		n += c
 	}
 	s.ByCategory["normal"] = records - n
 	return s
+}
+
+// readSummary reads a report back from the summary.json in dir.
+func readSummary(dir string) (*Report, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return &rep, nil
 }

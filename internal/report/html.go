@@ -159,7 +159,7 @@ func Write(dir string, rep *Report) ([]Chart, error) {
 		return nil, err
 	}
 	for _, c := range charts {
-		if err := writeFile(filepath.Join(dir, c.Name), c.PNG); err != nil {
+		if err := WriteFile(filepath.Join(dir, c.Name), c.PNG); err != nil {
 			return nil, err
 		}
 	}
@@ -167,34 +167,22 @@ func Write(dir string, rep *Report) ([]Chart, error) {
 	if err := WriteHTML(&page, rep, charts, DataURI); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, HTMLFile), page.Bytes()); err != nil {
+	if err := WriteFile(filepath.Join(dir, HTMLFile), page.Bytes()); err != nil {
 		return nil, err
 	}
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("report summary: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, SummaryFile), append(js, '\n')); err != nil {
+	if err := WriteFile(filepath.Join(dir, SummaryFile), append(js, '\n')); err != nil {
 		return nil, err
 	}
 	return charts, nil
 }
 
-// ReadSummary reads a report back from the summary.json in dir.
-func ReadSummary(dir string) (*Report, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
-	if err != nil {
-		return nil, fmt.Errorf("read report: %w", err)
-	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return nil, fmt.Errorf("read report %s: %w", dir, err)
-	}
-	return &rep, nil
-}
-
-// writeFile writes b to path through a temporary file and a rename.
-func writeFile(path string, b []byte) error {
+// WriteFile writes b to path through a temporary file in the same
+// directory and a rename, so a reader (or a crash) never sees half a file.
+func WriteFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

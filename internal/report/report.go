@@ -564,8 +564,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func categoryName(attack string) string { return record.CategoryOf(attack).String() }
-
 // MarshalJSON writes the durations as strings ("5m0s").
 func (c Config) MarshalJSON() ([]byte, error) {
 	type plain Config

@@ -1,6 +1,7 @@
 package novelty
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -67,7 +68,7 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 		diff := float64(z[d] - p[d])
 		add(j, diff*diff)
 	}
-	slices.SortStableFunc(contrib, func(a, b Contribution) int { return cmpFloat(b.Share, a.Share) })
+	slices.SortStableFunc(contrib, func(a, b Contribution) int { return cmp.Compare(b.Share, a.Share) })
 	for i := range contrib {
 		contrib[i].Share /= total
 	}

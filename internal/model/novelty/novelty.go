@@ -29,6 +29,7 @@
 package novelty
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,7 +310,7 @@ func Train(ctx context.Context, X [][]float32, cfg Config) (*Model, error) {
 const maxCalibFraction = 0.2
 
 func (m *Model) setCalibration(scores []float64) {
-	slices.SortFunc(scores, func(a, b float64) int { return -cmpFloat(a, b) })
+	slices.SortFunc(scores, func(a, b float64) int { return cmp.Compare(b, a) })
 	keep := int(math.Ceil(maxCalibFraction*float64(len(scores)))) + 1
 	keep = min(keep, len(scores))
 	m.calib = make([]float32, keep)
@@ -317,16 +318,6 @@ func (m *Model) setCalibration(scores []float64) {
 		m.calib[i] = float32(scores[i])
 	}
 	m.calibN = int64(len(scores))
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // raw maps a row to its dense numeric vector before standardisation.
@@ -420,7 +411,7 @@ func sortByPivot(P []float32) []float32 {
 		v := slices.Clone(P[c*Dims : (c+1)*Dims])
 		ps[c] = proto{float32(math.Sqrt(dist2(v, P[:Dims]))), v}
 	}
-	slices.SortStableFunc(ps[1:], func(a, b proto) int { return cmpFloat(float64(a.r), float64(b.r)) })
+	slices.SortStableFunc(ps[1:], func(a, b proto) int { return cmp.Compare(a.r, b.r) })
 	r := make([]float32, n)
 	for c, p := range ps {
 		copy(P[c*Dims:], p.v)
@@ -727,7 +718,7 @@ func Threshold(scores []float64, fpr float64) (float64, error) {
 		return 0, fmt.Errorf("novelty: threshold: %w: no scores", ErrNoData)
 	}
 	s := slices.Clone(scores)
-	slices.SortFunc(s, func(a, b float64) int { return -cmpFloat(a, b) })
+	slices.SortFunc(s, func(a, b float64) int { return cmp.Compare(b, a) })
 	k := int(fpr * float64(len(s)))
 	return thresholdAbove(s[k]), nil
 }
