@@ -50,12 +50,11 @@ type classifier interface {
 }
 
 // Novelty is an optional unsupervised part of a Detector that scores how
-// unlike the training data a record is. A package implementing it registers
-// a decoder with RegisterNovelty so that model files holding it can be
-// loaded.
+// unlike the training data a record is. Model files can hold the kinds
+// decodeNovelty knows: package novelty's.
 type Novelty interface {
 	// Kind names the implementation; it is stored in the model file and
-	// selects the decoder registered with RegisterNovelty.
+	// selects its decoder.
 	Kind() string
 	// Score returns the novelty of one row of record.NumFeatures values,
 	// in [0,1], higher meaning stranger. It must be safe for concurrent
@@ -63,26 +62,6 @@ type Novelty interface {
 	Score(x []float32) float64
 	// MarshalBinary encodes the model for the model file.
 	MarshalBinary() ([]byte, error)
-}
-
-var (
-	noveltyMu       sync.RWMutex
-	noveltyDecoders = map[string]func([]byte) (Novelty, error){}
-)
-
-// RegisterNovelty makes Load able to read novelty parts of the given kind.
-// It is meant to be called from an init function; a second registration of
-// the same kind replaces the first.
-func RegisterNovelty(kind string, decode func(data []byte) (Novelty, error)) {
-	noveltyMu.Lock()
-	defer noveltyMu.Unlock()
-	noveltyDecoders[kind] = decode
-}
-
-func noveltyDecoder(kind string) func([]byte) (Novelty, error) {
-	noveltyMu.RLock()
-	defer noveltyMu.RUnlock()
-	return noveltyDecoders[kind]
 }
 
 // Info describes a Detector: what it was trained with and how well it did.

@@ -13,14 +13,18 @@ import (
 // This file adds the novelty part of package novelty to Train and to model
 // files (see docs/validation.md for how its defaults were chosen).
 
-func init() {
-	RegisterNovelty(novelty.Kind, func(b []byte) (Novelty, error) {
+// decodeNovelty decodes the novelty part of a model file, of the given
+// kind.
+func decodeNovelty(kind string, b []byte) (Novelty, error) {
+	switch kind {
+	case novelty.Kind:
 		m := new(novelty.Model)
 		if err := m.UnmarshalBinary(b); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: novelty model: %w", ErrCorrupt, err)
 		}
 		return m, nil
-	})
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoveltyKind, kind)
 }
 
 // DefaultNoveltyFPR is the default share of normal rows the novelty part may
