@@ -79,7 +79,6 @@ type Broker struct {
 	addrs     []string
 	unlock    func()
 	closeOnce sync.Once
-	closeErr  error
 	log       *slog.Logger
 }
 
@@ -197,14 +196,15 @@ func (b *Broker) Addrs() []string {
 }
 
 // Close stops the broker, flushing its data directory if it has one. It is
-// safe to call more than once; later calls return the first result.
+// safe to call more than once. It always returns nil; it returns an error
+// so that it is an io.Closer.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.cluster.Close()
 		b.unlock()
 		b.log.Info("kafka broker stopped", "addrs", b.addrs)
 	})
-	return b.closeErr
+	return nil
 }
 
 // advertisedListener reports a chosen host as its address, which kfake

@@ -69,7 +69,6 @@ type Server struct {
 	status atomic.Int32
 	done   chan struct{}
 	once   sync.Once
-	err    error
 }
 
 // New returns a server that has not started listening yet.
@@ -122,7 +121,6 @@ func (s *Server) Start() error {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
-			s.err = err
 		}
 	}()
 	return nil
