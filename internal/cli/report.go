@@ -204,11 +204,12 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 	at := fs.String("at", "00:00", "with --every 24h, the local `time` of day the window ends (HH:MM)")
 	delay := fs.Duration("delay", 2*time.Minute, "with --every, wait this long after the window ends (lets detectors commit)")
 	retries := fs.Int("mail-retries", 5, "delivery attempts before a one-off report is left in the outbox")
-	spikeZ := fs.Float64("spike-z", 3.5, "robust z-score at or above which a bucket is a spike")
-	baselineDays := fs.Int("baseline-days", 7, "previous days of the same time of day that form a bucket's baseline")
-	minCount := fs.Int64("spike-min-count", 20, "least attacks (or unknown verdicts) in a bucket for a spike")
-	minRise := fs.Float64("spike-min-rise", 0.02, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
-	maxExtras := fs.Int("extras-max", 200_000, "most `messages` read from the alerts and dead-letter topics per report")
+	def := report.DefaultConfig()
+	spikeZ := fs.Float64("spike-z", def.SpikeZ, "robust z-score at or above which a bucket is a spike")
+	baselineDays := fs.Int("baseline-days", def.BaselineDays, "previous days of the same time of day that form a bucket's baseline")
+	minCount := fs.Int64("spike-min-count", def.MinCount, "least attacks (or unknown verdicts) in a bucket for a spike")
+	minRise := fs.Float64("spike-min-rise", def.MinRateIncrease, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
+	maxExtras := fs.Int("extras-max", stream.DefaultMaxExtras, "most `messages` read from the alerts and dead-letter topics per report")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {

@@ -80,6 +80,7 @@ func MethodText(rep *Report) []string {
 			m.SpikeZ, pp(m.MinRateIncrease), m.MinCount),
 		fmt.Sprintf("An instance (any seen in the window or the day before its end) is silent when it sent no statistics in the last %v of the window, and lagging when statistics were written more than %v after their minute.",
 			shortDuration(m.SilentAfter), shortDuration(m.LagWarn)),
+		fmt.Sprintf("A window is quiet when it has no spike, no unhealthy instance, and at most %s attacks.", Percent(m.QuietMaxAttackShare)),
 	}
 }
 
@@ -91,6 +92,10 @@ func PlainText(rep *Report) string {
 	fmt.Fprintf(&b, "netsentinel report %s\n\n", rep.WindowLabel)
 	if rep.Quiet {
 		fmt.Fprintf(&b, "All quiet: no spikes, every detector instance healthy.\n\n")
+	}
+	if rep.HighAttackShare {
+		fmt.Fprintf(&b, "HIGH ATTACK SHARE: %s of the records were attacks, above the %s a quiet window may have.\n\n",
+			Percent(rep.AttackShare), Percent(rep.Method.QuietMaxAttackShare))
 	}
 	fmt.Fprintf(&b, "Records scored:  %d\nAttacks:         %d (%s)\nUnknown:         %d\nDead letters:    %d\nSpikes:          %d\n\n",
 		rep.Records, rep.Attacks, Percent(rep.AttackShare), rep.Unknown, rep.DeadLetters, len(rep.Spikes))
@@ -230,7 +235,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 <h1>netsentinel report</h1>
 <div class="sub">{{.WindowLabel}}{{if ne .TimeZone "UTC"}} ({{.TimeZone}}){{end}}, {{dur .Bucket}} buckets</div>
 {{if .Quiet}}<div class="banner quiet">All quiet: {{.Records}} records scored, {{pct .AttackShare}} attacks, no spikes, every detector instance healthy.</div>
-{{else}}{{if .Spikes}}<div class="banner alert">{{len .Spikes}} spike{{if ne (len .Spikes) 1}}s{{end}} in the attack rate.</div>{{end}}
+{{else}}{{if .HighAttackShare}}<div class="banner alert">{{pct .AttackShare}} of the records were attacks, above the {{pct .Method.QuietMaxAttackShare}} a quiet window may have{{if not .Spikes}} (no spike: the baseline was as high){{end}}.</div>{{end}}
+{{if .Spikes}}<div class="banner alert">{{len .Spikes}} spike{{if ne (len .Spikes) 1}}s{{end}} in the attack rate.</div>{{end}}
 {{range .Problems}}<div class="banner problem">{{.}}</div>{{end}}{{end}}
 <h2>Summary</h2>
 <table>

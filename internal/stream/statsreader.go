@@ -35,7 +35,7 @@ type StatsReader struct {
 	// still looked for; zero means an hour.
 	MaxLate time.Duration
 	// MaxExtras bounds the records Extras reads from each optional topic;
-	// zero means 200,000.
+	// zero means DefaultMaxExtras.
 	MaxExtras int
 	// Logger receives warnings about undecodable messages; nil discards.
 	Logger *slog.Logger
@@ -120,6 +120,10 @@ func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]report.M
 	return c.agg.Range(from, to), nil
 }
 
+// DefaultMaxExtras is how many records StatsReader.Extras reads at most
+// from each optional topic by default.
+const DefaultMaxExtras = 200_000
+
 // Extras is what the optional topics add to a report.
 type Extras struct {
 	// TopAlerts are the most novel alerts (novelty above zero, or category
@@ -134,7 +138,7 @@ type Extras struct {
 
 func (s *StatsReader) maxExtras() int {
 	if s.MaxExtras <= 0 {
-		return 200_000
+		return DefaultMaxExtras
 	}
 	return s.MaxExtras
 }
