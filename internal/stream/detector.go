@@ -111,10 +111,16 @@ type Options struct {
 	// committed transaction, or no records waiting) before Health reports
 	// it stalled; default 30s.
 	StallTimeout time.Duration
-	// CheckInterval is how often the detector measures its consumer lag
-	// from the group's committed offsets, and the least time between two
-	// warnings about the same lack of progress; default 5s.
+	// CheckInterval is the least time between two warnings about the same
+	// lack of progress, and bounds each lag check (made every second from
+	// the group's committed offsets); default 5s.
 	CheckInterval time.Duration
+	// OrphanTimeout is how long an owned partition's records may wait
+	// without its committed offset moving before the detector fences the
+	// transactional ID of the partition's last committer (see Health); a
+	// crashed detector's open transaction then stops blocking the partition
+	// at once instead of after its TransactionTimeout. Default 2s.
+	OrphanTimeout time.Duration
 	// FromLatest makes a group without committed offsets start at the end of
 	// the topic instead of the beginning.
 	FromLatest bool
@@ -232,6 +238,7 @@ func DefaultOptions() Options {
 		StaticMembership:   true,
 		StallTimeout:       30 * time.Second,
 		CheckInterval:      5 * time.Second,
+		OrphanTimeout:      2 * time.Second,
 		MaxDeadLetterValue: 256 << 10,
 		RestartBackoff:     time.Second,
 		ShutdownTimeout:    30 * time.Second,
@@ -293,6 +300,7 @@ func New(opts Options) (*Detector, error) {
 	setDefault(&opts.TransactionTimeout, def.TransactionTimeout)
 	setDefault(&opts.StallTimeout, def.StallTimeout)
 	setDefault(&opts.CheckInterval, def.CheckInterval)
+	setDefault(&opts.OrphanTimeout, def.OrphanTimeout)
 	setDefault(&opts.RestartBackoff, def.RestartBackoff)
 	setDefault(&opts.ShutdownTimeout, def.ShutdownTimeout)
 	log := opts.Logger
@@ -626,7 +634,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		d.m.produceErrs.Add(float64(n))
 		d.log.Warn("produce failed; aborting the batch", "failed", n, "err", *produceErr.Load())
 	}
-	committed, err := sess.End(ctx, commit)
+	committed, err := sess.End(kgo.PreTxnCommitFnContext(ctx, d.stampCommit), commit)
 	d.m.batchDur.Observe(time.Since(start).Seconds())
 	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", queued.Sub(start),
 		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ErrStalled is wrapped by Health's error when the detector has made no
@@ -29,8 +31,14 @@ type health struct {
 	errAt    time.Time
 	warned   time.Time // last "no progress" warning
 	joined   bool      // the session has an assignment (possibly empty)
-	owned    map[int32]bool
+	owned    map[int32]*owned
 	waiting  int64 // records waiting in owned partitions, as of the last lag check
+}
+
+// owned is what the lag checks know of one owned partition.
+type owned struct {
+	at    int64     // committed offset at the last check
+	moved time.Time // when the partition was assigned or its offset last moved
 }
 
 func (h *health) reset(now time.Time) {
@@ -60,27 +68,18 @@ func (h *health) assign(ps []int32, add bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.owned == nil {
-		h.owned = map[int32]bool{}
+		h.owned = map[int32]*owned{}
 	}
 	if add {
 		h.joined = true
 	}
 	for _, p := range ps {
 		if add {
-			h.owned[p] = true
+			h.owned[p] = &owned{at: -1, moved: time.Now()}
 		} else {
 			delete(h.owned, p)
 		}
 	}
-}
-
-func (h *health) ownedPartitions() (joined bool, ps []int32) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for p := range h.owned {
-		ps = append(ps, p)
-	}
-	return h.joined, ps
 }
 
 // status returns the error to report: nil while the detector makes
@@ -175,22 +174,18 @@ func (d *Detector) warnIfStuck(now time.Time, periodic bool) {
 		"records_waiting", waiting, "stalled", stalled)
 }
 
-// watch checks the detector's progress every second and measures its lag
-// every CheckInterval until ctx ends.
+// watch checks the detector's progress and lag every second until ctx
+// ends.
 func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastLag time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			if now.Sub(lastLag) >= d.opts.CheckInterval {
-				lastLag = now
-				if c := cl(); c != nil {
-					d.checkLag(ctx, c)
-				}
+		case <-tick.C:
+			if c := cl(); c != nil {
+				d.checkLag(ctx, c)
 			}
 			d.warnIfStuck(time.Now(), true)
 		}
@@ -200,9 +195,12 @@ func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
 // checkLag measures the records waiting in the partitions this detector
 // owns, from the topic's end offsets and the group's committed offsets. A
 // detector that has joined its group and has none waiting is making
-// progress.
+// progress. An owned partition whose records wait while its committed
+// offset has not moved for OrphanTimeout is blocked by its previous owner's
+// open transaction (a crashed detector's commit in flight): checkLag fences
+// that owner's transactional ID, named in the commit metadata, so that the
+// broker aborts the transaction now instead of after its timeout.
 func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
-	joined, owned := d.health.ownedPartitions()
 	ctx, cancel := context.WithTimeout(ctx, d.opts.CheckInterval)
 	defer cancel()
 	adm := kadm.NewClient(cl)
@@ -214,36 +212,91 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		d.noteErr(fmt.Errorf("lag check: end offsets: %w", err))
 		return
 	}
-	var waiting int64
-	if len(owned) > 0 {
-		offs, err := adm.FetchOffsets(ctx, d.opts.Group)
-		if err == nil {
-			err = offs.Error()
-		}
-		if err != nil {
-			d.noteErr(fmt.Errorf("lag check: committed offsets: %w", err))
-			return
-		}
-		for _, p := range owned {
-			end, ok := ends.Lookup(d.opts.Topic, p)
-			if !ok {
-				continue
-			}
-			at := int64(0)
-			if o, ok := offs.Lookup(d.opts.Topic, p); ok && o.At >= 0 {
-				at = o.At
-			}
-			lag := max(0, end.Offset-at)
-			waiting += lag
-			d.m.setLag(p, lag)
-		}
+	offs, err := adm.FetchOffsets(ctx, d.opts.Group)
+	if err == nil {
+		err = offs.Error()
 	}
-	d.m.waiting.Set(float64(waiting))
+	if err != nil {
+		d.noteErr(fmt.Errorf("lag check: committed offsets: %w", err))
+		return
+	}
+	now := time.Now()
+	var waiting int64
+	orphans := map[string]bool{}
 	h := &d.health
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.waiting = waiting
-	if joined && waiting == 0 {
-		h.progress, h.err = time.Now(), nil
+	for p, o := range h.owned {
+		end, ok := ends.Lookup(d.opts.Topic, p)
+		if !ok {
+			continue
+		}
+		at, meta := int64(0), ""
+		if c, ok := offs.Lookup(d.opts.Topic, p); ok && c.At >= 0 {
+			at, meta = c.At, c.Metadata
+		}
+		if at != o.at {
+			if o.at >= 0 {
+				o.moved = now
+			}
+			o.at = at
+		}
+		lag := max(0, end.Offset-at)
+		waiting += lag
+		d.m.setLag(p, lag)
+		if lag == 0 {
+			o.moved = now
+		} else if now.Sub(o.moved) > d.opts.OrphanTimeout && meta != "" && meta != d.txID {
+			orphans[meta] = true
+			o.moved = now // once per OrphanTimeout
+		}
 	}
+	h.waiting = waiting
+	if h.joined && waiting == 0 {
+		h.progress, h.err = now, nil
+	}
+	h.mu.Unlock()
+	d.m.waiting.Set(float64(waiting))
+	for txID := range orphans {
+		d.log.Warn("partition blocked by another detector's open transaction; fencing it", "transactional_id", txID)
+		if err := fence(ctx, cl, txID, d.opts.TransactionTimeout); err != nil {
+			d.noteErr(fmt.Errorf("fence transactional id %s: %w", txID, err))
+		}
+	}
+}
+
+// fence bumps the epoch of transactional ID txID (InitProducerID), which
+// makes the broker abort its open transaction at once and refuse its
+// producer from then on.
+func fence(ctx context.Context, cl *kgo.Client, txID string, timeout time.Duration) error {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID = &txID
+	req.TransactionTimeoutMillis = int32(timeout.Milliseconds())
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if !errors.Is(err, kerr.ConcurrentTransactions) && !errors.Is(err, kerr.CoordinatorLoadInProgress) &&
+			!errors.Is(err, kerr.NotCoordinator) && !errors.Is(err, kerr.CoordinatorNotAvailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stampCommit writes the detector's transactional ID into the metadata of
+// every offset its transactions commit, so that a later owner of the
+// partition knows whose open transaction may block it.
+func (d *Detector) stampCommit(req *kmsg.TxnOffsetCommitRequest) error {
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			req.Topics[i].Partitions[j].Metadata = &d.txID
+		}
+	}
+	return nil
 }
