@@ -80,17 +80,17 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 	// cores, but each has stretches where it does not (the largest k-means
 	// group, the forest's last trees), which the other fills.
 	type noveltyResult struct {
-		m   Novelty
-		thr float64
-		err error
+		m            Novelty
+		thr, confThr float64
+		err          error
 	}
 	var novDone chan noveltyResult
 	novCtx, cancelNovelty := context.WithCancel(ctx)
 	if opts.Novelty != nil {
 		novDone = make(chan noveltyResult, 1)
 		go func() {
-			m, thr, err := trainNovelty(novCtx, ds, *opts.Novelty)
-			novDone <- noveltyResult{m, thr, err}
+			m, thr, confThr, err := trainNovelty(novCtx, ds, *opts.Novelty)
+			novDone <- noveltyResult{m, thr, confThr, err}
 		}()
 	}
 	// waitNovelty returns the novelty part's result (or nothing when there
@@ -166,6 +166,9 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 			return nil, fmt.Errorf("train: %w", r.err)
 		}
 		d.SetNovelty(r.m, r.thr)
+		if err := d.SetNoveltyConfident(opts.Novelty.Confident, r.confThr); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 		d.info.Metrics["train_seconds"] = math.Round(time.Since(start).Seconds()*1000) / 1000
 	}
 	if v := opts.Validation; v != nil && v.Len() > 0 {

@@ -76,7 +76,7 @@ type rule struct {
 	t1, t2, qLow, qHigh float64
 }
 
-var qs = []float64{0, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03}
+var qs = []float64{0, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05}
 
 func main() {
 	data := flag.String("data", "data/KDDTrain+.txt.gz", "training `file`")
