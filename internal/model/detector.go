@@ -144,7 +144,11 @@ type Detector struct {
 	normal  int // class index of "normal", or -1
 	catOf   []record.Category
 	novelty Novelty
-	scratch sync.Pool // *[]float32 of NumClasses
+	// learner, when not nil, is the novelty part learning the site's
+	// traffic from records with P(normal) >= learnFrom (see Adapt).
+	learner   learner
+	learnFrom float64
+	scratch   sync.Pool // *[]float32 of NumClasses
 }
 
 func newDetector(info Info, clf classifier) *Detector {
@@ -216,7 +220,7 @@ func (d *Detector) Novelty() (Novelty, float64) { return d.novelty, d.info.Novel
 // calls normal whose novelty score is at least threshold gets the verdict
 // "unknown".
 func (d *Detector) SetNovelty(n Novelty, threshold float64) {
-	d.novelty = n
+	d.novelty, d.learner = n, nil
 	d.info.NoveltyThreshold = threshold
 	if n == nil {
 		d.info.NoveltyThreshold = 0
@@ -363,8 +367,12 @@ func (d *Detector) verdict(p []float32, x []float32) Verdict {
 		v.IsAttack = true
 		v.FlaggedBy = "classifier"
 	}
-	if d.novelty != nil {
+	if d.learner != nil {
+		v.Novelty = d.learner.ScoreLearn(x, !v.IsAttack && pNormal >= d.learnFrom)
+	} else if d.novelty != nil {
 		v.Novelty = d.novelty.Score(x)
+	}
+	if d.novelty != nil {
 		thr := d.info.NoveltyThreshold
 		if c := d.info.NoveltyConfident; c > 0 && pNormal >= c {
 			thr = d.info.NoveltyConfidentThreshold

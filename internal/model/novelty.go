@@ -43,10 +43,11 @@ const (
 
 // DefaultNoveltyThreshold is the binary threshold on P(normal) that goes
 // with the novelty part by default: validation holding out whole attack
-// types found that flagging records with P(normal) < 0.9 catches many
-// unseen attacks the forest is unsure about, at a small cost in false
-// positives.
-const DefaultNoveltyThreshold = 0.9
+// types found that flagging records the forest is unsure about catches
+// many unseen attacks; with the stricter novelty threshold for confident
+// records, 0.8 flagged fewer shifted normal rows than 0.9 for 0.5 points of
+// detection (docs/validation.md).
+const DefaultNoveltyThreshold = 0.8
 
 // NoveltyOptions configure the novelty part Train adds to a Detector.
 type NoveltyOptions struct {
@@ -139,4 +140,46 @@ func DefaultTrainOptions() TrainOptions {
 		Novelty:   &NoveltyOptions{FPR: DefaultNoveltyFPR, Confident: DefaultConfident, ConfidentFPR: DefaultConfidentFPR},
 		Threshold: DefaultNoveltyThreshold,
 	}
+}
+
+// learner is a novelty part that learns from the records it scores.
+type learner interface {
+	ScoreLearn(x []float32, learn bool) float64
+}
+
+// DefaultLearnFrom is the P(normal) from which an adapting Detector learns
+// a record as the site's normal traffic: every tree of the forest must call
+// it normal.
+const DefaultLearnFrom = 0.999
+
+// Adapt makes the novelty part learn the normal traffic the Detector scores
+// (see novelty.Adaptive): every record the classifier calls normal with
+// P(normal) >= learnFrom (0 means DefaultLearnFrom) is offered to it. The
+// learned profile lives in memory only; Save writes the trained one, and a
+// Detector loaded again starts from it. Verdicts then depend on the order
+// of the records: score them one at a time in arrival order (Predict), not
+// with PredictColumns. It fails if the Detector has no novelty part of
+// package novelty.
+func (d *Detector) Adapt(cfg novelty.AdaptConfig, learnFrom float64) error {
+	if learnFrom == 0 {
+		learnFrom = DefaultLearnFrom
+	}
+	if !(learnFrom > 0 && learnFrom <= 1) {
+		return fmt.Errorf("adapt: P(normal) %v to learn from: must be in (0, 1]", learnFrom)
+	}
+	var base *novelty.Model
+	switch n := d.novelty.(type) {
+	case *novelty.Model:
+		base = n
+	case *novelty.Adaptive:
+		base = n.Model
+	default:
+		return fmt.Errorf("adapt: the model has no novelty part of kind %q to adapt", novelty.Kind)
+	}
+	a, err := novelty.NewAdaptive(base, cfg)
+	if err != nil {
+		return err
+	}
+	d.novelty, d.learner, d.learnFrom = a, a, learnFrom
+	return nil
 }
