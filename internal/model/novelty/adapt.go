@@ -40,7 +40,7 @@ type AdaptConfig struct {
 
 // DefaultAdaptConfig returns the default settings of an Adaptive profile.
 func DefaultAdaptConfig() AdaptConfig {
-	return AdaptConfig{MaxPerService: 16, Radius: 0.5, HalfLife: 2000, MinShare: 0.02, MaxRate: 0.2, MaxScore: 0.75, MaxRelief: 0.5}
+	return AdaptConfig{MaxPerService: 32, Radius: 1, HalfLife: 2000, MinShare: 0.01, MaxRate: 0.2, MaxScore: 0.75, MaxRelief: 0.8}
 }
 
 func (c AdaptConfig) withDefaults() (AdaptConfig, error) {
