@@ -262,15 +262,15 @@ func (w *Window) Add(c *Conn) {
 	h := g.host[e.host]
 	s := g.srv[e.srv]
 	hs := g.hostSrv[hostSrv{e.host, e.srv}]
-	c.Set(22, float64(h.n))                   // count
-	c.Set(23, float64(s.n))                   // srv_count
-	c.Set(24, rate(h.serr, h.n))              // serror_rate
-	c.Set(25, rate(s.serr, s.n))              // srv_serror_rate
-	c.Set(26, rate(h.rerr, h.n))              // rerror_rate
-	c.Set(27, rate(s.rerr, s.n))              // srv_rerror_rate
-	c.Set(28, rate(hs, h.n))                  // same_srv_rate
-	c.Set(29, rate(h.n-hs, h.n))              // diff_srv_rate
-	c.Set(30, rate(s.n-hs, s.n))              // srv_diff_host_rate
+	c.Set(22, float64(h.n))      // count
+	c.Set(23, float64(s.n))      // srv_count
+	c.Set(24, rate(h.serr, h.n)) // serror_rate
+	c.Set(25, rate(s.serr, s.n)) // srv_serror_rate
+	c.Set(26, rate(h.rerr, h.n)) // rerror_rate
+	c.Set(27, rate(s.rerr, s.n)) // srv_rerror_rate
+	c.Set(28, rate(hs, h.n))     // same_srv_rate
+	c.Set(29, rate(h.n-hs, h.n)) // diff_srv_rate
+	c.Set(30, rate(s.n-hs, s.n)) // srv_diff_host_rate
 	g = &w.histG
 	h = g.host[e.host]
 	s = g.srv[e.srv]
