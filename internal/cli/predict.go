@@ -45,7 +45,9 @@ attack name, or "unknown"), "probability" its probability,
 which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
 set it furthest apart from normal traffic. When the input carries a label
-it is echoed as "label".
+it is echoed as "label", and the connection's identity (the keys "ts",
+"src_ip", "src_port", "dst_ip", "dst_port" and "uid" that extract writes)
+is passed through under the same keys.
 
 A malformed line prints {"line":N,"error":"..."} instead and processing
 continues; the command then exits with code 3.
@@ -181,8 +183,9 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 func scoreBatch(det *model.Detector, b *predictBatch) {
 	type lineInfo struct {
 		line  int
-		label string // for a good line
-		err   error  // for a bad one
+		label string          // for a good line
+		id    record.Identity // for a good line
+		err   error           // for a bad one
 	}
 	n := bytes.Count(b.data, []byte{'\n'}) + 1
 	var cols [record.NumFeatures][]float32
@@ -199,7 +202,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		for j, v := range rec.Features {
 			cols[j] = append(cols[j], float32(v))
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label})
+		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID})
 		return nil
 	})
 	b.records = len(infos)
@@ -222,7 +225,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			}
 			why = det.NoveltyFeatures(x[:], 3)
 		}
-		out = appendVerdict(out, in.line, in.label, verdicts[k], why)
+		out = appendVerdict(out, in.line, in.id, in.label, verdicts[k], why)
 		k++
 	}
 	b.out = out
@@ -241,9 +244,10 @@ func appendErrorLine(b []byte, line int, err error) []byte {
 // appendVerdict appends v as one JSON line, with the features that made the
 // record novel when there are any. Labels and attack names are plain
 // identifiers, but they are quoted safely anyway.
-func appendVerdict(b []byte, line int, label string, v model.Verdict, noveltyFeatures []string) []byte {
+func appendVerdict(b []byte, line int, id record.Identity, label string, v model.Verdict, noveltyFeatures []string) []byte {
 	b = append(b, `{"line":`...)
 	b = strconv.AppendInt(b, int64(line), 10)
+	b = record.AppendJSONIdentity(b, id)
 	if label != "" {
 		b = append(b, `,"label":`...)
 		b = appendString(b, label)

@@ -189,6 +189,9 @@ type Record struct {
 	Label string
 	// Difficulty is NSL-KDD's difficulty level, or -1 when absent.
 	Difficulty int
+	// ID is the connection's identity when a JSON record carries it
+	// (ports -1 when unknown); CSV records leave it unknown.
+	ID Identity
 }
 
 // Symbol returns the string value of symbolic feature i.
