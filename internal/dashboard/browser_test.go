@@ -311,7 +311,7 @@ func craftedAlert(src, dst string) []byte {
 		"attack": "portsweep", "category": "probe", "probability": 0.91, "attack_probability": 0.95,
 		"novelty": 0.7, "flagged_by": "novelty", "novelty_features": []string{"src_bytes", "dst_host_count"},
 		"top_classes": []map[string]any{{"name": "portsweep", "probability": 0.91}, {"name": "satan", "probability": 0.06}},
-		"features": feats, "instance": injection,
+		"features":    feats, "instance": injection,
 		"src_ip": src, "dst_ip": dst, "src_port": 31337, "dst_port": "443", "comment": injection,
 	})
 	return b

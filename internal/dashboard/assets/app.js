@@ -1,5 +1,5 @@
 // netsentinel dashboard. Every value that came from the input is written
-// with textContent (never innerHTML), so addresses, labels and dead-letter
+// as text (textContent, never parsed as HTML), so addresses, labels and dead-letter
 // bytes show as text whatever they contain.
 'use strict';
 
