@@ -38,7 +38,7 @@ const envChromium = "NETSENTINEL_CHROMIUM"
 const envScreenshot = "NETSENTINEL_DASHBOARD_SCREENSHOT"
 
 // chromiumPath returns the Chromium binary, or skips the test.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv(envChromium); p != "" {
 		return p
@@ -55,7 +55,7 @@ func chromiumPath(t *testing.T) string {
 // browser starts headless Chromium with a fresh profile and no background
 // networking, and fails the test on any JavaScript exception or console
 // error (a Content-Security-Policy violation is one).
-func browser(t *testing.T, ctx context.Context) context.Context {
+func browser(t testing.TB, ctx context.Context) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
