@@ -143,7 +143,6 @@ type Broker struct {
 	addrs     []string
 	unlock    func()
 	closeOnce sync.Once
-	closeErr  error
 	log       *slog.Logger
 	dataDir   string
 	journal   *journal
@@ -406,7 +405,8 @@ func (b *Broker) Addrs() []string {
 }
 
 // Close stops the broker, flushing its data directory if it has one. It is
-// safe to call more than once; later calls return the first result.
+// safe to call more than once. It always returns nil; it returns an error
+// so that it is an io.Closer.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.stopRet)
@@ -417,7 +417,7 @@ func (b *Broker) Close() error {
 		b.releaseDataDir(!b.failed.Load())
 		b.log.Info("kafka broker stopped", "addrs", b.addrs)
 	})
-	return b.closeErr
+	return nil
 }
 
 // advertisedListener reports a chosen host as its address, which kfake
