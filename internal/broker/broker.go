@@ -17,14 +17,16 @@
 // the producer's next commit; a segment index one entry short after a stop
 // shifts every later entry so that aborted batches show; a transaction
 // commit is written partition by partition with its group offsets last and
-// kept nowhere else; and topics created on first use are written to its
-// topic list only at a clean shutdown. This package therefore
+// kept nowhere else; topics created on first use are written to its topic
+// list, and idempotent producers' sequence windows to theirs, only at a
+// clean shutdown. This package therefore
 //
 //   - marks the directory (file RUNNING) while a broker runs on it, and
 //     after an unclean stop checks it before handing it to kfake
 //     (recoverDir): torn writes at the ends of segments and logs are cut,
-//     segment indexes are rebuilt from the segments, topics missing from
-//     the topic list are added back, a commit the stop interrupted is
+//     segment indexes and sequence windows are rebuilt from the segments,
+//     topics missing from the topic list are added back, a commit the
+//     stop interrupted is
 //     finished, and every other open transaction is aborted with a real
 //     marker and its producer's epoch bumped, as a transaction timeout
 //     does;
