@@ -235,6 +235,116 @@ func TestRecoverInterruptedCommit(t *testing.T) {
 	}
 }
 
+// fileSize returns the size of path, 0 if it does not exist.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestRecoverCommitFromJournal builds the state a kill leaves in the middle
+// of a real GroupTransactSession commit (TxnOffsetCommit by topic ID, as
+// franz-go sends it): the data directory as the commit ends, cut back to
+// before the commit in partition 1 of the output and in the group and
+// producer logs, with the journal as it was when kfake started the commit.
+// The start finishes the commit: all outputs visible, the offsets there.
+func TestRecoverCommitFromJournal(t *testing.T) {
+	d1 := t.TempDir()
+	b1 := start(t, Config{DataDir: d1, Partitions: 2})
+	cl := client(t, b1, kgo.AllowAutoTopicCreation())
+	produce(t, cl, "in", 0, 20)
+	produce(t, cl, "out", 0, 0) // creates the output topic
+	produceTo(t, cl, "out", 0, "seed0")
+	produceTo(t, cl, "out", 1, "seed1")
+
+	// At the EndTxn(commit), after the journal's control function: copy
+	// the directory as it is before kfake writes anything of the commit.
+	var before string
+	b1.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if r := req.(*kmsg.EndTxnRequest); r.Commit && before == "" {
+			before = crashCopy(t, d1)
+		}
+		return nil, nil, false
+	})
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(b1.Addrs()...), kgo.TransactionalID("tx"),
+		kgo.ConsumerGroup("txg"), kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.DefaultProduceTopic("out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var n int
+	for n < 20 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		fs := sess.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			t.Fatal("no input within 5s")
+		}
+		n += fs.NumRecords()
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if err := sess.ProduceSync(t.Context(), kgo.SliceRecord(r.Value)).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n < 20 {
+			if _, err := sess.End(t.Context(), kgo.TryAbort); err != nil {
+				t.Fatal(err)
+			}
+			n = 0
+			continue
+		}
+		if ok, err := sess.End(t.Context(), kgo.TryCommit); err != nil || !ok {
+			t.Fatalf("commit: %v, %v", ok, err)
+		}
+	}
+	if before == "" {
+		t.Fatal("the control function saw no EndTxn(commit)")
+	}
+	after := crashCopy(t, d1)
+	cut := func(rel string) {
+		if err := os.Truncate(filepath.Join(after, rel), fileSize(t, filepath.Join(before, rel))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rel := range []string{"kfake/partitions/out-1/0.dat", "kfake/partitions/out-1/0.idx", "kfake/groups.log", "kfake/pids.log"} {
+		cut(rel)
+	}
+	j, err := os.ReadFile(filepath.Join(before, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(after, journalFile), j, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b2 := start(t, Config{DataDir: after, Partitions: 2})
+	if r := b2.Recovery(); r.Completed != 1 || r.CompletedOffsets < 1 || r.Aborted != 0 {
+		t.Errorf("Recovery() = %+v, want 1 partition and the group's offsets completed, nothing aborted", r)
+	}
+	if got := readCommitted(t, b2, "out"); len(got) != 22 {
+		t.Errorf("read-committed reader sees %d records of out, want 22: %v", len(got), got)
+	}
+	offs, err := kadm.NewClient(client(t, b2)).FetchOffsets(t.Context(), "txg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != 20 {
+		t.Errorf("group offsets sum to %d after recovery, want 20", sum)
+	}
+}
+
 // TestRecoverTornWrites: a partial batch at the end of the last segment
 // and a partial entry at the end of pids.log are cut; the rest is served.
 func TestRecoverTornWrites(t *testing.T) {
@@ -296,6 +406,97 @@ func TestRecoverRefusesDamage(t *testing.T) {
 	after, _ := os.ReadFile(dat)
 	if !bytes.Equal(after, raw) {
 		t.Error("the refused start changed the segment")
+	}
+}
+
+// TestRecoverRefusesLogDamage: a log entry that fails its checksum in the
+// middle of groups.log is damage; cutting there would drop the offsets
+// committed after it.
+func TestRecoverRefusesLogDamage(t *testing.T) {
+	d1 := t.TempDir()
+	b1 := start(t, Config{DataDir: d1, Partitions: 1})
+	cl := client(t, b1, kgo.AllowAutoTopicCreation())
+	produceTo(t, cl, "x", 0, "a")
+	adm := kadm.NewClient(cl)
+	for i := range 3 {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "x", Partition: 0, At: int64(i)})
+		if _, err := adm.CommitOffsets(t.Context(), "g", os); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d2 := crashCopy(t, d1)
+	path := filepath.Join(d2, "kfake", "groups.log")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[logHeaderSize+1] ^= 0xff // inside the first entry's JSON
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Start(t.Context(), Config{Listen: "127.0.0.1:0", DataDir: d2})
+	if err == nil {
+		b.Close()
+		t.Fatal("Start served a directory with a damaged groups.log")
+	}
+	if !errors.Is(err, ErrDataDir) || !strings.Contains(err.Error(), path+" byte 0") || !strings.Contains(err.Error(), "truncate -s 0 "+path) {
+		t.Errorf("error %q: want ErrDataDir naming %s byte 0 and the truncate command", err, path)
+	}
+}
+
+// TestJournal: a commit's offsets are in the journal while kfake carries
+// the commit out, and gone once the next transaction request comes.
+func TestJournal(t *testing.T) {
+	dir := t.TempDir()
+	b := start(t, Config{DataDir: dir, Partitions: 1})
+	cl := client(t, b, kgo.AllowAutoTopicCreation())
+	produceTo(t, cl, "x", 0, "a")
+	init := kmsg.NewPtrInitProducerIDRequest()
+	txid := "jtx"
+	init.TransactionalID, init.TransactionTimeoutMillis = &txid, 60000
+	ir, err := init.RequestWith(t.Context(), cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v %v", err, ir)
+	}
+	oc := kmsg.NewPtrTxnOffsetCommitRequest()
+	oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch, oc.Generation = txid, "g", ir.ProducerID, ir.ProducerEpoch, -1
+	td, err := kadm.NewClient(cl).ListTopics(t.Context(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ot := kmsg.NewTxnOffsetCommitRequestTopic()
+	ot.Topic, ot.TopicID = "x", td["x"].ID // by ID from v6 on
+	op := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	op.Offset, op.LeaderEpoch = 1, -1
+	ot.Partitions = append(ot.Partitions, op)
+	oc.Topics = append(oc.Topics, ot)
+	if or, err := oc.RequestWith(t.Context(), cl); err != nil || or.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("TxnOffsetCommit v%d: %v %+v", oc.Version, err, or)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txid, ir.ProducerID, ir.ProducerEpoch, true
+	er, err := end.RequestWith(t.Context(), cl)
+	if err != nil || er.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %v", err, er)
+	}
+	in, err := readJournal(filepath.Join(dir, journalFile))
+	if err != nil || in == nil {
+		t.Fatalf("journal after the commit: %v, %v; want the commit's intent", in, err)
+	}
+	if in.PID != ir.ProducerID || in.Epoch != ir.ProducerEpoch || in.TxID != txid || len(in.Offsets) != 1 ||
+		in.Offsets[0] != (intentOffset{Group: "g", Topic: "x", Offset: 1, LeaderEpoch: -1}) {
+		t.Errorf("journal holds %+v", in)
+	}
+	// The next transaction request finds the commit done.
+	init2 := kmsg.NewPtrInitProducerIDRequest()
+	other := "other"
+	init2.TransactionalID, init2.TransactionTimeoutMillis = &other, 60000
+	if _, err := init2.RequestWith(t.Context(), cl); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := readJournal(filepath.Join(dir, journalFile)); err != nil || in != nil {
+		t.Errorf("journal after the next transaction request: %+v, %v; want empty", in, err)
 	}
 }
 
