@@ -285,6 +285,7 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 			Scorer:          det,
 			Registerer:      prometheus.NewRegistry(),
 			SessionTimeout:  6 * time.Second,
+			CommitPause:     stream.DefaultOptions().CommitPause,
 		})
 		if err != nil {
 			return nil, err

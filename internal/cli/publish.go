@@ -28,7 +28,8 @@ Kafka topic as a CSV line or a JSON object (--format). Records are keyed by
 a random UUID unless --key none.
 
 The producer is idempotent, batches records and waits for every broker
-acknowledgement. --rate limits records per second; --loop replays the file
+acknowledgement. Publish fails at once if no broker answers within
+--connect-timeout. --rate limits records per second; --loop replays the file
 until interrupted. A progress bar shows on a terminal; at the end publish
 prints the records delivered and the rate achieved.
 
@@ -41,6 +42,7 @@ publish exit 3.
 
 func publishFlags(fs *flag.FlagSet) RunFunc {
 	kf := addKafkaFlags(fs)
+	def := stream.DefaultPublisherOptions()
 	topic := fs.String("topic", stream.DefaultTopic, "Kafka `topic` to write to")
 	file := fs.String("file", "", "`file` of records to replay (CSV or JSON lines, plain or .gz; required)")
 	format := fs.String("format", "csv", "output format: csv or json")
@@ -48,7 +50,8 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 	loop := fs.Bool("loop", false, "replay the file again and again until interrupted")
 	key := fs.String("key", "uuid", "record key: uuid (random) or none")
 	limit := fs.Int64("limit", 0, "stop after this many records (0 = the whole file)")
-	timeout := fs.Duration("delivery-timeout", 30*time.Second, "give up on a record not acknowledged within this `duration`")
+	timeout := fs.Duration("delivery-timeout", def.DeliveryTimeout, "give up on a record not acknowledged within this `duration`")
+	connectTimeout := fs.Duration("connect-timeout", def.ConnectTimeout, "fail if no broker answers within this `duration` at start")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -70,7 +73,9 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
-		pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: *topic, Rate: r, DeliveryTimeout: *timeout})
+		o := def
+		o.Client, o.Topic, o.Rate, o.DeliveryTimeout, o.ConnectTimeout = ccfg, *topic, r, *timeout, *connectTimeout
+		pub, err := stream.NewPublisher(o)
 		if err != nil {
 			return err
 		}

@@ -183,6 +183,10 @@ type Record struct {
 	Label string
 	// Difficulty is NSL-KDD's difficulty level, or -1 when absent.
 	Difficulty int
+	// UnseenService and UnseenFlag hold the service and flag as written
+	// when the vocabulary lacks them (Features then holds "other" or
+	// "OTH"); empty otherwise.
+	UnseenService, UnseenFlag string
 }
 
 // Symbol returns the string value of symbolic feature i.

@@ -2,7 +2,8 @@
 // endpoints over HTTP:
 //
 //	/metrics    Prometheus metrics from the injected gatherer
-//	/-/healthy  200 while the process runs
+//	/-/healthy  200 while the process runs and Options.Healthy reports no
+//	            error; 503 with the error otherwise
 //	/-/ready    200 once the process is Ready, 503 while NotReady or Stopping
 //
 // The default address is the loopback DefaultListen.
@@ -58,6 +59,10 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Logger receives server errors; nil discards them.
 	Logger *slog.Logger
+	// Healthy, when not nil, is asked on every /-/healthy request: an error
+	// makes the answer 503 with the error's text (a process stuck without
+	// progress, so that a supervisor restarts it).
+	Healthy func() error
 }
 
 // Server is the HTTP server. Create it with New, start it with Start, stop
@@ -87,6 +92,13 @@ func New(opts Options) *Server {
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if opts.Healthy != nil {
+			if err := opts.Healthy(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "netsentinel is unhealthy: %v\n", err)
+				return
+			}
+		}
 		io.WriteString(w, "netsentinel is healthy.\n")
 	})
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
