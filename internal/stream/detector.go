@@ -133,6 +133,9 @@ type Options struct {
 	// ShutdownTimeout bounds finishing the open transaction after ctx is
 	// cancelled; default 30s.
 	ShutdownTimeout time.Duration
+	// Incidents groups verdicts into incidents (off unless its Topic is
+	// set); see IncidentOptions.
+	Incidents IncidentOptions
 
 	// hookBeforeEnd, for tests, runs before each End; returning true aborts
 	// the transaction instead of committing it.
@@ -181,6 +184,7 @@ type Detector struct {
 	workers []*worker
 	buckets map[int64]*bucket
 	batchNo int
+	inc     *incidents // nil when incidents are off
 }
 
 // scoring is a scorer and the model name written with its verdicts.
@@ -208,6 +212,7 @@ type result struct {
 	// the worker's buffer.
 	w          int
 	start, end int
+	inc        incVerdict
 }
 
 // worker holds one scoring goroutine's scratch space.
@@ -222,6 +227,7 @@ type bucket struct {
 	byCat         map[string]int64
 	byAttack      map[string]int64
 	unseen        map[string]int64
+	byRule        map[string]int64
 }
 
 // DefaultOptions returns the default of every optional field.
@@ -321,6 +327,9 @@ func New(opts Options) (*Detector, error) {
 	d.workers = make([]*worker, opts.Workers)
 	for i := range d.workers {
 		d.workers[i] = &worker{}
+	}
+	if d.inc, err = newIncidents(d, opts.Registerer); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -429,12 +438,15 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) {
 			d.health.assign(rev[d.opts.Topic], false)
 			d.m.dropLag(rev[d.opts.Topic])
+			d.inc.revoke(rev[d.opts.Topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 			d.health.assign(lost[d.opts.Topic], false)
 			d.m.dropLag(lost[d.opts.Topic])
+			d.inc.revoke(lost[d.opts.Topic])
 		}),
 	)
+	opts = append(opts, d.inc.clientOpts()...)
 	if d.opts.StaticMembership {
 		opts = append(opts, kgo.InstanceID(d.opts.Instance))
 	}
@@ -473,7 +485,9 @@ func (d *Detector) runSession(ctx context.Context) error {
 	}()
 	lastErrLog := time.Time{}
 	for {
-		fetches := sess.PollRecords(ctx, d.opts.MaxPollRecords)
+		pctx, pcancel := d.inc.pollContext(ctx)
+		fetches := sess.PollRecords(pctx, d.opts.MaxPollRecords)
+		pcancel()
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
@@ -492,6 +506,9 @@ func (d *Detector) runSession(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if err := d.idleIncidents(ctx, sess); err != nil {
+				return err
 			}
 			if hadErr {
 				select {
@@ -544,6 +561,10 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
 		}
 	})
+	if err := d.inc.prepare(ctx, d.in); err != nil {
+		return err
+	}
+	now := time.Now()
 
 	var produceErr atomic.Pointer[error]
 	var produceFailed atomic.Int64
@@ -583,6 +604,9 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			case resultAlert:
 				alerts++
 				b.byAttack[res.attack]++
+				if rule := d.inc.observe(r, res, now); rule != "" {
+					b.byRule[rule]++
+				}
 				d.emit(d.opts.AlertsTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
 			default:
 				normal++
@@ -600,6 +624,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		}
 	}
 	produced := len(d.out)
+	incMsgs := d.inc.flush(now)
 	if d.opts.StatsTopic != "" {
 		minutes := make([]int64, 0, len(d.buckets))
 		for k := range d.buckets {
@@ -610,7 +635,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		for _, k := range minutes {
 			b := d.buckets[k]
 			st := event.Stats{Minute: time.Unix(k*60, 0).UTC(), Instance: d.opts.Instance, Model: d.cur.model, Records: b.records,
-				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead}
+				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead, ByRule: b.byRule}
 			start := len(buf)
 			buf = st.AppendJSON(buf)
 			d.emit(d.opts.StatsTopic, nil, buf[start:len(buf):len(buf)])
@@ -640,6 +665,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)
 	d.m.batchRecords.Observe(float64(len(d.in)))
 	if !committed {
+		d.inc.reset()
 		d.totals.aborted.Add(1)
 		d.m.txAborted.Inc()
 		if err != nil {
@@ -664,6 +690,15 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	for c, n := range byCat {
 		d.m.verdict(c, n)
 	}
+	if d.inc != nil {
+		byRule := map[string]int64{}
+		for _, b := range d.buckets {
+			for r, n := range b.byRule {
+				byRule[r] += n
+			}
+		}
+		d.inc.committed(incMsgs, byRule)
+	}
 	return err
 }
 
@@ -683,7 +718,7 @@ func (d *Detector) bucket(ts time.Time) *bucket {
 	}
 	b := d.buckets[k]
 	if b == nil {
-		b = &bucket{byCat: map[string]int64{}, byAttack: map[string]int64{}}
+		b = &bucket{byCat: map[string]int64{}, byAttack: map[string]int64{}, byRule: map[string]int64{}}
 		d.buckets[k] = b
 	}
 	return b
@@ -754,6 +789,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		}
 		res.kind = resultAlert
 		res.attack = v.Attack
+		d.captureIncident(res, &wk.rec, &v)
 		res.start = len(wk.buf)
 		if d.opts.AlertsTopic != "" {
 			wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v)
