@@ -96,7 +96,7 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	partitions := fs.Int("partitions", 4, "partitions of the records topic")
 	listen := fs.String("listen", "127.0.0.1:0", "embedded broker `address` (port 0: a free port)")
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object on stdout")
-	out := fs.String("out", "netsentinel-report", "`directory` for the closing report (empty: no report)")
+	out := fs.String("out", defaultReportDir, "`directory` for the closing report (empty: no report)")
 	timeout := fs.Duration("stall-timeout", time.Minute, "fail if no record is scored for this long")
 	mf := addMailFlags(fs)
 	return func(ctx context.Context, env *Env, args []string) error {
