@@ -2,19 +2,17 @@ package cli
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/stream"
 )
@@ -143,26 +141,11 @@ func (p *publishRun) run(ctx context.Context, path string, loop bool) error {
 }
 
 func (p *publishRun) file(ctx context.Context, path string) error {
-	f, err := os.Open(path)
+	in, err := dataset.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
-	}
-	cr := &byteCounter{r: f}
-	br := bufio.NewReaderSize(cr, 64<<10) // small, so bytes read track progress
-	var in io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		in = zr
-	}
+	defer in.Close()
 	lines := bufio.NewReaderSize(in, 1<<16)
 	bar := newProgress(p.stderr, "publish", true)
 	defer bar.done()
@@ -191,7 +174,8 @@ func (p *publishRun) file(ctx context.Context, path string) error {
 				if p.sent%4096 == 0 {
 					// Stay below 100% until the end: a full bar finishes
 					// and clears itself.
-					bar.update(min(cr.n.Load(), size-1), size)
+					done, size := in.RawBytes()
+					bar.update(min(done, size-1), size)
 				}
 				if p.limit > 0 && p.sent >= p.limit {
 					return nil
@@ -246,16 +230,4 @@ func appendUUID(dst []byte, rng *rand.Rand) []byte {
 		dst = append(dst, hex[c>>4], hex[c&0xf])
 	}
 	return dst
-}
-
-// byteCounter counts the bytes read through it, for the progress bar.
-type byteCounter struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *byteCounter) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n.Add(int64(n))
-	return n, err
 }

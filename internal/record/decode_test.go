@@ -274,8 +274,8 @@ func TestStrings(t *testing.T) {
 		if f.Kind == KindUnknown || f.Kind > KindContinuous {
 			t.Errorf("feature %d %s has kind %v", i, f.Name, f.Kind)
 		}
-		if j, ok := FeatureIndex(f.Name); !ok || j != i {
-			t.Errorf("FeatureIndex(%q) = %d, %v; want %d, true", f.Name, j, ok, i)
+		if j, ok := featureIndex[f.Name]; !ok || j != i {
+			t.Errorf("featureIndex[%q] = %d, %v; want %d, true", f.Name, j, ok, i)
 		}
 		if (Vocabulary(i) != nil) != (f.Kind == KindSymbolic) {
 			t.Errorf("Vocabulary(%d) and kind %v disagree", i, f.Kind)

@@ -173,12 +173,6 @@ func indexOf(vocab []string) map[string]int {
 	return m
 }
 
-// FeatureIndex returns the index of the feature with the given name.
-func FeatureIndex(name string) (int, bool) {
-	i, ok := featureIndex[name]
-	return i, ok
-}
-
 // Record is one decoded connection record.
 type Record struct {
 	// Features holds the 41 feature values in schema order; symbolic

@@ -1,4 +1,4 @@
-package report
+package mail
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
 // OutboxDir is the directory, inside an output directory, of reports
@@ -19,7 +21,7 @@ import (
 const OutboxDir = "outbox"
 
 // DeliverFunc delivers one report, e.g. by mail.
-type DeliverFunc func(ctx context.Context, rep *Report) error
+type DeliverFunc func(ctx context.Context, rep *report.Report) error
 
 // Outbox keeps reports on disk until they are delivered. Enqueue stores a
 // report's summary in Dir/outbox/<id>.json; Flush delivers the queued
@@ -55,7 +57,7 @@ func (o *Outbox) logger() *slog.Logger {
 
 // Enqueue stores rep for delivery and reports whether it did: a report
 // already delivered (by ID) is not queued again.
-func (o *Outbox) Enqueue(rep *Report) (bool, error) {
+func (o *Outbox) Enqueue(rep *report.Report) (bool, error) {
 	s, err := o.state().Load()
 	if err != nil {
 		return false, err
@@ -72,7 +74,7 @@ func (o *Outbox) Enqueue(rep *Report) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("outbox: %w", err)
 	}
-	return true, writeFile(filepath.Join(dir, rep.ID+".json"), b)
+	return true, report.WriteFile(filepath.Join(dir, rep.ID+".json"), b)
 }
 
 // Pending returns the IDs of the reports waiting in the outbox, oldest
@@ -118,7 +120,7 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 		if err != nil {
 			return sent, fmt.Errorf("outbox: %w", err)
 		}
-		var rep Report
+		var rep report.Report
 		if err := json.Unmarshal(b, &rep); err != nil {
 			// A corrupt entry would block the queue forever: set it aside.
 			o.logger().Error("outbox entry unreadable, moved aside", "id", id, "err", err)
@@ -149,7 +151,9 @@ type Backoff struct {
 	Initial, Max time.Duration
 }
 
-func (b Backoff) next(d time.Duration) time.Duration {
+// Next returns the wait after a wait of d: Initial (5s when unset) after
+// none, then double the last, capped at Max.
+func (b Backoff) Next(d time.Duration) time.Duration {
 	if d <= 0 {
 		if b.Initial <= 0 {
 			return 5 * time.Second
@@ -176,7 +180,7 @@ func (o *Outbox) FlushRetry(ctx context.Context, b Backoff, attempts int) error 
 		if attempts > 0 && try >= attempts {
 			return err
 		}
-		wait = b.next(wait)
+		wait = b.Next(wait)
 		o.logger().Warn("delivery failed, will retry", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {

@@ -1,4 +1,4 @@
-package report
+package mail
 
 import (
 	"encoding/json"
@@ -8,12 +8,15 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
 // StateFileName is the name of the state file in an output directory.
 const StateFileName = "state.json"
 
-// State is what the scheduler and the outbox remember across restarts.
+// State is what the report command remembers across restarts: the
+// deliveries the outbox made and the last window its scheduler produced.
 type State struct {
 	// LastEnd is the end of the last window whose report was produced.
 	LastEnd time.Time `json:"last_end,omitzero"`
@@ -92,5 +95,5 @@ func (f *StateFile) Update(fn func(*State) error) error {
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	return writeFile(f.path, append(b, '\n'))
+	return report.WriteFile(f.path, append(b, '\n'))
 }

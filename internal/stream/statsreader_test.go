@@ -1,4 +1,4 @@
-package report
+package stream
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/kafkatest"
+	"github.com/netsentinel/netsentinel/internal/record"
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
 // backend is a Kafka to test against: kfake in-process, or the real
@@ -86,18 +88,18 @@ func statsRecord(t *testing.T, s event.Stats, written time.Time) *kgo.Record {
 	return &kgo.Record{Value: b, Timestamp: written, Key: []byte(s.Instance)}
 }
 
-func TestSourceStats(t *testing.T) {
-	forEachBackend(t, 1, testSourceStats)
+func TestStatsReaderStats(t *testing.T) {
+	forEachBackend(t, 1, testStatsReaderStats)
 }
 
-func testSourceStats(t *testing.T, opts []kgo.Opt, topics []string) {
+func testStatsReaderStats(t *testing.T, opts []kgo.Opt, topics []string) {
 	stats := topics[0]
 	tx := kafkaTxID(t)
 	// Brokers reject timestamps far in the future: work three hours back.
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	msg := func(min int, inst string, records int64, attacks map[string]int64) *kgo.Record {
 		m := start.Add(time.Duration(min) * time.Minute)
-		return statsRecord(t, statsMsg(m, inst, records, attacks), m.Add(time.Minute+time.Second))
+		return statsRecord(t, statsOf(m, inst, records, attacks), m.Add(time.Minute+time.Second))
 	}
 	// Before the window: must not count.
 	produceTx(t, opts, tx+"a", stats, true, msg(-30, "a", 1000, nil))
@@ -108,14 +110,14 @@ func testSourceStats(t *testing.T, opts []kgo.Opt, topics []string) {
 	// Aborted: must not count.
 	produceTx(t, opts, tx+"b", stats, false, msg(2, "b", 7777, nil))
 	// Written late (after the window) but for a minute inside it: counts.
-	late := statsMsg(start.Add(59*time.Minute), "a", 3, nil)
+	late := statsOf(start.Add(59*time.Minute), "a", 3, nil)
 	produceTx(t, opts, tx+"a", stats, true, statsRecord(t, late, start.Add(70*time.Minute)))
 	// For a minute after the window: must not count.
 	produceTx(t, opts, tx+"a", stats, true, msg(61, "a", 5555, nil))
 	// A bad message is skipped.
 	produceTx(t, opts, tx+"a", stats, true, &kgo.Record{Value: []byte("{not json"), Timestamp: start.Add(5 * time.Minute)})
 
-	src := &Source{Opts: opts, StatsTopic: stats}
+	src := &StatsReader{Opts: opts, StatsTopic: stats}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	series, err := src.Stats(ctx, start, start.Add(time.Hour))
@@ -147,17 +149,17 @@ func testSourceStats(t *testing.T, opts []kgo.Opt, topics []string) {
 	if err != nil || len(series) != 0 {
 		t.Errorf("empty span: %d minutes, %v", len(series), err)
 	}
-	_, err = (&Source{Opts: opts, StatsTopic: stats + "-missing"}).Stats(ctx, start, start.Add(time.Hour))
+	_, err = (&StatsReader{Opts: opts, StatsTopic: stats + "-missing"}).Stats(ctx, start, start.Add(time.Hour))
 	if !errors.Is(err, ErrNoTopic) {
 		t.Errorf("missing topic: %v, want ErrNoTopic", err)
 	}
 }
 
-func TestSourceExtras(t *testing.T) {
-	forEachBackend(t, 2, testSourceExtras)
+func TestStatsReaderExtras(t *testing.T) {
+	forEachBackend(t, 2, testStatsReaderExtras)
 }
 
-func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
+func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	alertsTopic, deadTopic := topics[0], topics[1]
 	tx := kafkaTxID(t)
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
@@ -175,10 +177,10 @@ func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	}
 	produceTx(t, opts, tx+"a", alertsTopic, true, alerts...)
 	produceTx(t, opts, tx+"a", deadTopic, true, dead...)
-	src := &Source{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic}
+	src := &StatsReader{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	ex, err := src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
+	ex, err := src.Extras(ctx, report.Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func testSourceExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	}
 	// With a cap of 10 records per topic, reading stops early and says so.
 	src.MaxExtras = 10
-	ex, err = src.Extras(ctx, Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
+	ex, err = src.Extras(ctx, report.Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +222,11 @@ func TestStatsCache(t *testing.T) {
 			var recs []*kgo.Record
 			for i := range 60 {
 				m := h0.Add(time.Duration(h)*time.Hour + time.Duration(i)*time.Minute)
-				recs = append(recs, statsRecord(t, statsMsg(m, "a", 10, nil), m.Add(time.Minute)))
+				recs = append(recs, statsRecord(t, statsOf(m, "a", 10, nil), m.Add(time.Minute)))
 			}
 			return recs
 		}
-		total := func(series []Minute) (n int64) {
+		total := func(series []report.Minute) (n int64) {
 			for _, m := range series {
 				n += m.Records
 			}
@@ -232,7 +234,7 @@ func TestStatsCache(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		c := (&Source{Opts: opts, StatsTopic: topics[0]}).NewStatsCache()
+		c := (&StatsReader{Opts: opts, StatsTopic: topics[0]}).NewStatsCache()
 
 		produceTx(t, opts, tx, topics[0], true, hour(0)...)
 		s, err := c.Series(ctx, h0.Add(-time.Hour), h0.Add(time.Hour))
@@ -243,7 +245,7 @@ func TestStatsCache(t *testing.T) {
 			t.Fatalf("first read: %d records, want 600", got)
 		}
 
-		late := statsRecord(t, statsMsg(h0.Add(59*time.Minute), "a", 5, nil), h0.Add(time.Hour+3*time.Minute))
+		late := statsRecord(t, statsOf(h0.Add(59*time.Minute), "a", 5, nil), h0.Add(time.Hour+3*time.Minute))
 		produceTx(t, opts, tx, topics[0], true, append(hour(1), late)...)
 		s, err = c.Series(ctx, h0.Add(-time.Hour), h0.Add(2*time.Hour))
 		if err != nil {
@@ -260,4 +262,17 @@ func TestStatsCache(t *testing.T) {
 			t.Errorf("third read: %d records, want 600", got)
 		}
 	})
+}
+
+// statsOf returns a statistics message: records in the minute, of which
+// the given attacks, the rest normal.
+func statsOf(minute time.Time, instance string, records int64, attacks map[string]int64) event.Stats {
+	s := event.Stats{Minute: minute, Instance: instance, Records: records,
+		ByCategory: map[string]int64{"normal": records}, ByAttack: map[string]int64{}}
+	for name, c := range attacks {
+		s.ByAttack[name] += c
+		s.ByCategory[record.CategoryOf(name).String()] += c
+		s.ByCategory["normal"] -= c
+	}
+	return s
 }

@@ -1,14 +1,12 @@
-package report
+package stream
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -16,13 +14,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
-// Source reads the detector's output topics by timestamp. It works with
+// StatsReader reads the detector's output topics by timestamp, for
+// reports. It works with
 // any number of detector instances and across their restarts: it reads
 // every committed message written in the span it needs, whoever wrote it.
 // Only committed transactions are read (read_committed).
-type Source struct {
+type StatsReader struct {
 	// Opts are the franz-go client options: seed brokers, TLS, SASL.
 	Opts []kgo.Opt
 	// StatsTopic holds the per-minute event.Stats messages.
@@ -35,20 +35,20 @@ type Source struct {
 	// still looked for; zero means an hour.
 	MaxLate time.Duration
 	// MaxExtras bounds the records Extras reads from each optional topic;
-	// zero means 200,000.
+	// zero means DefaultMaxExtras.
 	MaxExtras int
 	// Logger receives warnings about undecodable messages; nil discards.
 	Logger *slog.Logger
 }
 
-func (s *Source) logger() *slog.Logger {
+func (s *StatsReader) logger() *slog.Logger {
 	if s.Logger == nil {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Logger
 }
 
-func (s *Source) maxLate() time.Duration {
+func (s *StatsReader) maxLate() time.Duration {
 	if s.MaxLate <= 0 {
 		return time.Hour
 	}
@@ -59,8 +59,8 @@ func (s *Source) maxLate() time.Duration {
 // into a series. It starts at the first message written at or after from
 // and stops at the end of each partition (its last stable offset when the
 // read began) or at the first message written more than MaxLate after to.
-func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error) {
-	var agg Aggregator
+func (s *StatsReader) Stats(ctx context.Context, from, to time.Time) ([]report.Minute, error) {
+	var agg report.Aggregator
 	var bad int
 	_, err := scan(ctx, s.Opts, s.StatsTopic, from, to.Add(s.maxLate()), nil, func(r *kgo.Record) bool {
 		var st event.Stats
@@ -85,20 +85,20 @@ func (s *Source) Stats(ctx context.Context, from, to time.Time) ([]Minute, error
 // week of baseline reads the week once, then an hour at a time. It is not
 // safe for concurrent use.
 type StatsCache struct {
-	src  *Source
-	agg  Aggregator
+	src  *StatsReader
+	agg  report.Aggregator
 	next map[int32]int64
 	bad  int
 }
 
 // NewStatsCache returns an empty cache reading from s.
-func (s *Source) NewStatsCache() *StatsCache { return &StatsCache{src: s} }
+func (s *StatsReader) NewStatsCache() *StatsCache { return &StatsCache{src: s} }
 
 // Series returns the minutes in [from, to). The first call reads every
 // message written since from; later calls continue where the previous one
 // stopped, at the end of each partition. Minutes before from are dropped
 // from the cache; minutes at or after to are kept for the next call.
-func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, error) {
+func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]report.Minute, error) {
 	next, err := scan(ctx, c.src.Opts, c.src.StatsTopic, from, time.Time{}, c.next, func(r *kgo.Record) bool {
 		var st event.Stats
 		if err := json.Unmarshal(r.Value, &st); err != nil || st.Minute.IsZero() {
@@ -120,21 +120,25 @@ func (c *StatsCache) Series(ctx context.Context, from, to time.Time) ([]Minute, 
 	return c.agg.Range(from, to), nil
 }
 
+// DefaultMaxExtras is how many records StatsReader.Extras reads at most
+// from each optional topic by default.
+const DefaultMaxExtras = 200_000
+
 // Extras is what the optional topics add to a report.
 type Extras struct {
 	// TopAlerts are the most novel alerts (novelty above zero, or category
 	// unknown), highest novelty first.
-	TopAlerts []AlertSummary
+	TopAlerts []report.AlertSummary
 	// DeadLetterReasons are the most frequent dead-letter reasons.
-	DeadLetterReasons []AttackCount
+	DeadLetterReasons []report.AttackCount
 	// Truncated names the topics whose reading stopped at MaxExtras
 	// records.
 	Truncated []string
 }
 
-func (s *Source) maxExtras() int {
+func (s *StatsReader) maxExtras() int {
 	if s.MaxExtras <= 0 {
-		return 200_000
+		return DefaultMaxExtras
 	}
 	return s.MaxExtras
 }
@@ -144,107 +148,49 @@ func (s *Source) maxExtras() int {
 // topic left empty in s, or missing on the brokers, is skipped. Each topic
 // is read for at most MaxExtras records (the alerts topic holds a message
 // for every attack, so a busy hour can hold millions).
-func (s *Source) Extras(ctx context.Context, w Window, n int) (Extras, error) {
+func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extras, error) {
 	var ex Extras
-	var alerts []AlertSummary
-	if s.AlertsTopic != "" {
+	h := report.NewHighlights(n)
+	in := func(t time.Time) bool { return !t.Before(w.Start) && t.Before(w.End) }
+	readOptional := func(topic, what string, fn func(*kgo.Record)) error {
+		if topic == "" {
+			return nil
+		}
 		read := 0
-		_, err := scan(ctx, s.Opts, s.AlertsTopic, w.Start, w.End, nil, func(r *kgo.Record) bool {
-			var a event.Alert
-			if json.Unmarshal(r.Value, &a) == nil && !a.Time.Before(w.Start) && a.Time.Before(w.End) &&
-				(a.Novelty > 0 || a.Category == "unknown") {
-				alerts = append(alerts, summarizeAlert(a))
-				if len(alerts) > 4*n+64 {
-					alerts = topAlerts(alerts, n)
-				}
-			}
+		_, err := scan(ctx, s.Opts, topic, w.Start, w.End, nil, func(r *kgo.Record) bool {
+			fn(r)
 			read++
 			return read < s.maxExtras()
 		})
 		if read >= s.maxExtras() {
-			ex.Truncated = append(ex.Truncated, s.AlertsTopic)
+			ex.Truncated = append(ex.Truncated, topic)
 		}
 		if errors.Is(err, ErrNoTopic) {
-			s.logger().Warn("alerts topic missing, skipped", "topic", s.AlertsTopic)
-		} else if err != nil {
-			return ex, err
+			s.logger().Warn(what+" topic missing, skipped", "topic", topic)
+			return nil
 		}
+		return err
 	}
-	ex.TopAlerts = topAlerts(alerts, n)
-	reasons := map[string]int64{}
-	if s.DeadLetterTopic != "" {
-		read := 0
-		_, err := scan(ctx, s.Opts, s.DeadLetterTopic, w.Start, w.End, nil, func(r *kgo.Record) bool {
-			var d event.DeadLetter
-			if json.Unmarshal(r.Value, &d) == nil && !d.Time.Before(w.Start) && d.Time.Before(w.End) {
-				reasons[reasonKey(d.Reason)]++
-			}
-			read++
-			return read < s.maxExtras()
-		})
-		if read >= s.maxExtras() {
-			ex.Truncated = append(ex.Truncated, s.DeadLetterTopic)
+	err := readOptional(s.AlertsTopic, "alerts", func(r *kgo.Record) {
+		var a event.Alert
+		if json.Unmarshal(r.Value, &a) == nil && in(a.Time) {
+			h.AddAlert(a)
 		}
-		if errors.Is(err, ErrNoTopic) {
-			s.logger().Warn("dead-letter topic missing, skipped", "topic", s.DeadLetterTopic)
-		} else if err != nil {
-			return ex, err
-		}
-	}
-	for k, v := range reasons {
-		ex.DeadLetterReasons = append(ex.DeadLetterReasons, AttackCount{Name: k, Count: v})
-	}
-	sortAttacks(ex.DeadLetterReasons)
-	if len(ex.DeadLetterReasons) > n {
-		ex.DeadLetterReasons = ex.DeadLetterReasons[:n]
-	}
-	return ex, nil
-}
-
-// AlertSummary is the part of an alert a report shows.
-type AlertSummary struct {
-	Time        time.Time `json:"time"`
-	Attack      string    `json:"attack"`
-	Category    string    `json:"category"`
-	Probability float64   `json:"probability"`
-	Novelty     float64   `json:"novelty"`
-	FlaggedBy   string    `json:"flagged_by"`
-	Source      string    `json:"source"`
-}
-
-func summarizeAlert(a event.Alert) AlertSummary {
-	return AlertSummary{Time: a.Time, Attack: a.Attack, Category: a.Category, Probability: a.Probability,
-		Novelty: a.Novelty, FlaggedBy: a.FlaggedBy, Source: fmt.Sprintf("%s/%d@%d", a.Topic, a.Partition, a.Offset)}
-}
-
-// topAlerts keeps the n alerts with the highest novelty, then probability.
-func topAlerts(a []AlertSummary, n int) []AlertSummary {
-	slices.SortFunc(a, func(x, y AlertSummary) int {
-		if c := cmp.Compare(y.Novelty, x.Novelty); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(y.Probability, x.Probability); c != 0 {
-			return c
-		}
-		return x.Time.Compare(y.Time)
 	})
-	if len(a) > n {
-		a = a[:n]
+	if err != nil {
+		return ex, err
 	}
-	return a
-}
-
-// reasonKey shortens a dead letter's reason so similar failures group:
-// it keeps the text before the first ':' of a quoted detail, capped at 80
-// characters.
-func reasonKey(s string) string {
-	if i := strings.IndexAny(s, "\"\n"); i > 0 {
-		s = strings.TrimRight(s[:i], " :")
+	err = readOptional(s.DeadLetterTopic, "dead-letter", func(r *kgo.Record) {
+		var d event.DeadLetter
+		if json.Unmarshal(r.Value, &d) == nil && in(d.Time) {
+			h.AddDeadLetter(d)
+		}
+	})
+	if err != nil {
+		return ex, err
 	}
-	if len(s) > 80 {
-		s = s[:80] + "…"
-	}
-	return s
+	ex.TopAlerts, ex.DeadLetterReasons = h.TopAlerts(), h.DeadLetterReasons()
+	return ex, nil
 }
 
 // ErrNoTopic is returned (wrapped) when a topic to read does not exist.
