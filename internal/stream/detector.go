@@ -181,6 +181,8 @@ type Detector struct {
 	workers []*worker
 	buckets map[int64]*bucket
 	batchNo int
+	// fetchedParts are the input partitions of the batch.
+	fetchedParts []int32
 }
 
 // scoring is a scorer and the model name written with its verdicts.
@@ -538,12 +540,15 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	d.in = d.in[:0]
+	d.fetchedParts = d.fetchedParts[:0]
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
 			d.in = append(d.in, p.Records...)
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
+			d.fetchedParts = append(d.fetchedParts, p.Partition)
 		}
 	})
+	d.health.fetched(d.fetchedParts)
 
 	var produceErr atomic.Pointer[error]
 	var produceFailed atomic.Int64
