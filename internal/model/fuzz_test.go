@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/netsentinel/netsentinel/internal/fuzzmin"
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -16,25 +17,9 @@ import (
 // novelty part of a few prototypes), so that the fuzzer runs thousands of
 // inputs per second; TestWriteSmallModel regenerates it.
 
-// minimizeLimit bounds the calls to the fuzz function when the fuzzer
-// minimizes an input that found new coverage, unless -fuzzminimizetime is
-// given. The fuzzer's default, 60 s, stalls these targets: a model file is a
-// few kilobytes (the header's schema alone is 2.4 kB), an input that reached
-// a section decoder loses that path when any byte is removed, and the
-// minimizer then tries every substring, n²/2 runs, for the full 60 s.
-const minimizeLimit = "200x"
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
-	if !given {
-		if err := flag.Set("test.fuzzminimizetime", minimizeLimit); err != nil {
-			panic(err)
-		}
-	}
-	os.Exit(m.Run())
-}
+// The fuzzer's minimization is bounded (see package fuzzmin): a model file
+// is a few kilobytes, the header's schema alone 2.4 kB.
+func TestMain(m *testing.M) { os.Exit(fuzzmin.Main(m)) }
 
 var updateTestdata = flag.Bool("update-testdata", false, "regenerate testdata/small.model, the fuzz seed")
 
