@@ -192,17 +192,17 @@ func measure(f func()) (alloc uint64, took time.Duration) {
 	return after.TotalAlloc - before.TotalAlloc, took
 }
 
-// TestLoadVersion1 loads testdata/v1.model, written by the format version 1
-// writer (sections with their own CRCs, the novelty section's dense bucket
-// index), and checks that it predicts as the same model written as version
-// 2.
+// TestLoadVersion1 loads the format version 1 golden file (sections with
+// their own CRCs, the novelty section's dense bucket index), writes it as the
+// current version and checks that both predict alike.
 func TestLoadVersion1(t *testing.T) {
-	old, err := os.ReadFile("testdata/v1.model")
+	path, _ := goldenFiles(1)
+	old, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := binary.LittleEndian.Uint32(old[8:]); v != 1 {
-		t.Fatalf("testdata/v1.model is version %d", v)
+		t.Fatalf("%s is version %d", path, v)
 	}
 	d1, err := Unmarshal(old)
 	if err != nil {
@@ -242,6 +242,6 @@ func TestLoadVersion1(t *testing.T) {
 	}
 	sum := sha256.Sum256(old[:len(old)-sumSize])
 	if !bytes.Equal(sum[:], old[len(old)-sumSize:]) {
-		t.Error("testdata/v1.model: SHA-256 mismatch")
+		t.Errorf("%s: SHA-256 mismatch", path)
 	}
 }
