@@ -157,7 +157,7 @@ func (s *ngSource) Next() (Frame, error) {
 func OpenFile(r io.Reader) (Source, error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
-		br = bufio.NewReaderSize(r, 1<<20)
+		br = bufio.NewReaderSize(r, 64<<10)
 	}
 	head, _ := br.Peek(4)
 	switch Sniff(head) {
