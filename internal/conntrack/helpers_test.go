@@ -124,9 +124,14 @@ func run(t testing.TB, cfg Config, ps []pkt) ([]features.Conn, *Tracker) {
 func sym(c *features.Conn, i int) string { return c.Symbol(i) }
 
 func val(c *features.Conn, name string) float64 {
-	i, ok := record.FeatureIndex(name)
-	if !ok {
-		panic(name)
+	return c.Values[featureIndex(name)]
+}
+
+func featureIndex(name string) int {
+	for i, f := range record.Features {
+		if f.Name == name {
+			return i
+		}
 	}
-	return c.Values[i]
+	panic(name)
 }

@@ -114,8 +114,7 @@ func TestIntrinsicFeatures(t *testing.T) {
 		t.Errorf("protocol/service = %s/%s", sym(c, record.ProtocolType), sym(c, record.Service))
 	}
 	for _, name := range []string{"hot", "num_failed_logins", "is_guest_login", "root_shell", "count"} {
-		i, _ := record.FeatureIndex(name)
-		if c.Present(i) {
+		if c.Present(featureIndex(name)) {
 			t.Errorf("%s present, want absent", name)
 		}
 	}

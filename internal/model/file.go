@@ -41,11 +41,11 @@ const (
 	magic         = "NSMODEL\x00"
 	prefixSize    = 28
 	sumSize       = sha256.Size
-	// maxFileSize bounds what Load accepts, far above any real model.
+	// maxFileSize bounds what LoadFile and Unmarshal accept, far above any real model.
 	maxFileSize = 1 << 32
 )
 
-// Errors returned (wrapped) by Load and LoadFile.
+// Errors returned (wrapped) by LoadFile and Unmarshal.
 var (
 	// ErrNotModel means the data does not start like a model file.
 	ErrNotModel = errors.New("not a netsentinel model file")
@@ -60,8 +60,8 @@ var (
 	// ErrSchema means the model was trained on a different feature schema
 	// (names, kinds or vocabularies) than this build's record package.
 	ErrSchema = errors.New("model feature schema differs")
-	// ErrNoveltyKind means the file holds a novelty part of a kind no
-	// package has registered with RegisterNovelty.
+	// ErrNoveltyKind means the file holds a novelty part of a kind this
+	// build cannot read.
 	ErrNoveltyKind = errors.New("unknown novelty model kind")
 )
 
@@ -170,37 +170,6 @@ func (d *Detector) SaveFile(path string) error {
 		os.Remove(f.Name())
 	}
 	return err
-}
-
-// Load reads a model file from r. It reads exactly the file's bytes and
-// returns an error wrapping ErrNotModel, ErrFormatVersion, ErrTruncated,
-// ErrCorrupt, ErrSchema or ErrNoveltyKind for a file it cannot use.
-func Load(r io.Reader) (*Detector, error) {
-	prefix := make([]byte, prefixSize)
-	n, err := io.ReadFull(r, prefix)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	if err := checkPrefix(prefix[:n]); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	total := binary.LittleEndian.Uint64(prefix[16:])
-	if total < prefixSize+sumSize || total > maxFileSize {
-		return nil, fmt.Errorf("load model: %w: file size field %d out of range", ErrCorrupt, total)
-	}
-	var buf bytes.Buffer
-	buf.Write(prefix)
-	if _, err := io.CopyN(&buf, r, int64(total)-prefixSize); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("load model: %w: %d of %d bytes", ErrTruncated, buf.Len(), total)
-		}
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	d, err := decode(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	return d, nil
 }
 
 // checkPrefix checks the magic and version of the first bytes of a file.
@@ -323,13 +292,9 @@ func decode(b []byte) (*Detector, error) {
 	}
 	d := newDetector(h.Info, clf)
 	if nb, ok := parts["novelty"]; ok {
-		dec := noveltyDecoder(kinds["novelty"])
-		if dec == nil {
-			return nil, fmt.Errorf("%w: %q", ErrNoveltyKind, kinds["novelty"])
-		}
-		nov, err := dec(nb)
+		nov, err := decodeNovelty(kinds["novelty"], nb)
 		if err != nil {
-			return nil, fmt.Errorf("%w: novelty model: %w", ErrCorrupt, err)
+			return nil, err
 		}
 		d.novelty = nov
 	}
