@@ -189,7 +189,7 @@ func BenchmarkMemory24h(b *testing.B) {
 		held := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 		b.ReportMetric(held, "MiB-held")
 		b.ReportMetric(float64(len(d.st.alerts)), "alerts-kept")
-		b.ReportMetric(float64(d.st.agg.Len()), "minutes-kept")
+		b.ReportMetric(float64(len(d.st.agg.Series())), "minutes-kept")
 		runtime.KeepAlive(d)
 	}
 }

@@ -88,6 +88,9 @@ type Report struct {
 	// Novelty holds the metrics of the novelty score alone; nil unless
 	// Evaluator.TrackNovelty was called.
 	Novelty *NoveltyReport `json:"novelty,omitempty"`
+	// Adapted is true when the detector's novelty part learned the
+	// records' normal traffic while scoring them in order (eval --adapt).
+	Adapted bool `json:"adapted,omitempty"`
 }
 
 // NoveltyReport holds the metrics of a detector's novelty score alone.

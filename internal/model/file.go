@@ -60,8 +60,8 @@ var (
 	// ErrSchema means the model was trained on a different feature schema
 	// (names, kinds or vocabularies) than this build's record package.
 	ErrSchema = errors.New("model feature schema differs")
-	// ErrNoveltyKind means the file holds a novelty part of a kind no
-	// package has registered with RegisterNovelty.
+	// ErrNoveltyKind means the file holds a novelty part of a kind this
+	// build cannot read.
 	ErrNoveltyKind = errors.New("unknown novelty model kind")
 )
 
@@ -323,13 +323,9 @@ func decode(b []byte) (*Detector, error) {
 	}
 	d := newDetector(h.Info, clf)
 	if nb, ok := parts["novelty"]; ok {
-		dec := noveltyDecoder(kinds["novelty"])
-		if dec == nil {
-			return nil, fmt.Errorf("%w: %q", ErrNoveltyKind, kinds["novelty"])
-		}
-		nov, err := dec(nb)
+		nov, err := decodeNovelty(kinds["novelty"], nb)
 		if err != nil {
-			return nil, fmt.Errorf("%w: novelty model: %w", ErrCorrupt, err)
+			return nil, err
 		}
 		d.novelty = nov
 	}

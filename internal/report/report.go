@@ -88,6 +88,10 @@ type Config struct {
 	LagWarn time.Duration `json:"lag_warn"`
 	// TopAttacks is how many attack types a spike lists as its drivers.
 	TopAttacks int `json:"top_attacks"`
+	// QuietMaxAttackShare is the largest attack share a quiet window may
+	// have: above it the report says so even without a spike (a baseline
+	// as high as the window hides no spike, but is news).
+	QuietMaxAttackShare float64 `json:"quiet_max_attack_share"`
 }
 
 // DefaultConfig returns the default settings.
@@ -103,6 +107,9 @@ func DefaultConfig() Config {
 		SilentAfter:       10 * time.Minute,
 		LagWarn:           5 * time.Minute,
 		TopAttacks:        5,
+		// Attacks are rare in most networks; a tenth of all records is
+		// far above any usual level.
+		QuietMaxAttackShare: 0.10,
 	}
 }
 
@@ -137,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TopAttacks <= 0 {
 		c.TopAttacks = d.TopAttacks
+	}
+	if c.QuietMaxAttackShare <= 0 {
+		c.QuietMaxAttackShare = d.QuietMaxAttackShare
 	}
 	return c
 }
@@ -213,7 +223,11 @@ type Report struct {
 	Instances []Instance `json:"instances"`
 	// Problems lists health problems in words; empty when all is well.
 	Problems []string `json:"problems"`
-	// Quiet is true when there was no spike and no health problem.
+	// HighAttackShare is true when AttackShare is above the method's
+	// QuietMaxAttackShare.
+	HighAttackShare bool `json:"high_attack_share"`
+	// Quiet is true when there was no spike, no health problem and the
+	// attack share was not high.
 	Quiet bool `json:"quiet"`
 	// Method describes the spike detection for the footer.
 	Method Config `json:"method"`
@@ -430,7 +444,8 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 	if rep.Problems == nil {
 		rep.Problems = []string{}
 	}
-	rep.Quiet = len(rep.Spikes) == 0 && len(rep.Problems) == 0
+	rep.HighAttackShare = rep.AttackShare > cfg.QuietMaxAttackShare
+	rep.Quiet = len(rep.Spikes) == 0 && len(rep.Problems) == 0 && !rep.HighAttackShare
 	rep.Title = title(rep)
 	return rep, nil
 }
@@ -472,6 +487,9 @@ func sortAttacks(a []AttackCount) {
 
 func title(rep *Report) string {
 	s := fmt.Sprintf("%s attacks, %s", Percent(rep.AttackShare), plural(len(rep.Spikes), "spike"))
+	if rep.HighAttackShare {
+		s = fmt.Sprintf("%s attacks (high), %s", Percent(rep.AttackShare), plural(len(rep.Spikes), "spike"))
+	}
 	if rep.Quiet {
 		s = "all quiet, " + s
 	}
@@ -563,8 +581,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
-
-func categoryName(attack string) string { return record.CategoryOf(attack).String() }
 
 // MarshalJSON writes the durations as strings ("5m0s").
 func (c Config) MarshalJSON() ([]byte, error) {

@@ -45,6 +45,8 @@ type childConfig struct {
 	// Delay slows scoring down per record, so that kills land inside
 	// transactions.
 	Delay time.Duration
+	// Incidents, Changelog and Rules (YAML) turn incidents on.
+	Incidents, Changelog, Rules string
 }
 
 // slowScorer is labelScorer taking delay per record.
@@ -76,7 +78,7 @@ func runChild(cfgJSON string) int {
 		AlertsTopic: c.Alerts, StatsTopic: c.Stats, DeadLetterTopic: c.DeadLetters,
 		Scorer: slowScorer{c.Delay}, MaxPollRecords: c.MaxPollRecords, SessionTimeout: 6 * time.Second, StaticMembership: c.Static,
 		FetchMaxWait: 50 * time.Millisecond, RestartBackoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Incidents: c.incidentOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

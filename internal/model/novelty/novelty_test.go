@@ -166,10 +166,10 @@ func TestSyntheticOutliers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, _ := record.FeatureIndex("src_bytes")
-	dst, _ := record.FeatureIndex("dst_bytes")
-	failed, _ := record.FeatureIndex("num_failed_logins")
-	rootShell, _ := record.FeatureIndex("root_shell")
+	src := featureIndex(t, "src_bytes")
+	dst := featureIndex(t, "dst_bytes")
+	failed := featureIndex(t, "num_failed_logins")
+	rootShell := featureIndex(t, "root_shell")
 	for _, tc := range []struct {
 		name  string
 		alter func(x []float32)
@@ -429,8 +429,8 @@ func TestExplain(t *testing.T) {
 	ds := load(t)
 	m := testModel(t)
 	_, held, _ := split(ds)
-	failed, _ := record.FeatureIndex("num_failed_logins")
-	rootShell, _ := record.FeatureIndex("root_shell")
+	failed := featureIndex(t, "num_failed_logins")
+	rootShell := featureIndex(t, "root_shell")
 	for _, j := range []int{failed, rootShell} {
 		x := row(ds, held[3])
 		x[j] = 5
@@ -461,4 +461,14 @@ func TestExplain(t *testing.T) {
 	if m.Explain(x[:5], 3) != nil || m.Explain(x, 0) != nil {
 		t.Error("Explain of a short row or n=0 is not nil")
 	}
+}
+
+// featureIndex returns the schema index of the named feature.
+func featureIndex(t *testing.T, name string) int {
+	t.Helper()
+	i := slices.IndexFunc(record.Features[:], func(f record.Feature) bool { return f.Name == name })
+	if i < 0 {
+		t.Fatalf("no feature %q", name)
+	}
+	return i
 }
