@@ -249,7 +249,7 @@ func violations(d *design, mod string, own []*pkg, all map[string]*pkg, hasGo fu
 				if !allowed(row, q) {
 					errorf("%s imports %s, which its row in docs/DESIGN.md (line %d) does not allow: add it to \"may import\" if that is the design, or move the code", r, q, row.line)
 				}
-				if known && qr.kind == "test" {
+				if known && qr.kind == "test" && row.kind != "tool" {
 					errorf("%s (production code) imports the test package %s", r, q)
 				}
 				if known && row.kind == "core" && qr.kind != "core" {
