@@ -72,7 +72,7 @@ func TestIntegrationCluster(t *testing.T) {
 	t0 := time.Now()
 	c.Node(int(leader)).Kill(t)
 	t.Logf("killed node %d (leader of every test partition) after %v", leader, time.Since(t0).Round(time.Millisecond))
-	stalls := w.waitAdvance(t, t0, 90*time.Second)
+	stalls := w.waitAdvance(t, t0, 150*time.Second)
 	worst := stalls[len(stalls)-1]
 	t.Logf("stall after kill -9 of the leader: %.1fs (per partition, sorted: %v)", worst.Seconds(), stalls)
 	if worst > 60*time.Second {

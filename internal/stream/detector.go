@@ -459,7 +459,7 @@ func (d *Detector) runSession(ctx context.Context) error {
 	d.client.Store(sess.Client())
 	defer func() {
 		d.client.Store(nil)
-		d.health.assign(nil, false)
+		d.health.leave()
 		if d.opts.OnReady != nil {
 			d.opts.OnReady(false)
 		}
