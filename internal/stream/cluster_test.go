@@ -66,7 +66,11 @@ func TestIntegrationCluster(t *testing.T) {
 			}
 		}()
 	}
-	w := &offsetWatch{adm: kadm.NewClient(cl), group: "g", topic: tp.in, partitions: 4}
+	w := &offsetWatch{adm: kadm.NewClient(cl), group: "g", topic: tp.in, partitions: 4, onFail: func() {
+		for _, d := range dets {
+			t.Logf("detector %s: %+v, health %v", d.Instance(), d.Totals(), d.Health())
+		}
+	}}
 	w.waitAdvance(t, time.Now(), 60*time.Second)
 
 	t0 := time.Now()
@@ -166,6 +170,7 @@ type offsetWatch struct {
 	adm          *kadm.Client
 	group, topic string
 	partitions   int
+	onFail       func() // run before failing the test
 }
 
 // waitAdvance waits until every partition's committed offset has moved past
@@ -176,14 +181,20 @@ func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Du
 	base := map[int32]int64{}
 	moved := map[int32]time.Duration{}
 	deadline := time.Now().Add(timeout)
+	var lastErr error
 	for len(moved) < w.partitions {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d partitions committed within %v", len(moved), w.partitions, timeout)
+			w.onFail()
+			t.Fatalf("only %d of %d partitions committed within %v (base %v, last offset fetch error %v)", len(moved), w.partitions, timeout, base, lastErr)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		offs, err := w.adm.FetchOffsets(ctx, w.group)
 		cancel()
 		now := time.Now()
+		if err == nil {
+			err = offs.Error()
+		}
+		lastErr = err
 		if err == nil {
 			offs.Each(func(o kadm.OffsetResponse) {
 				if o.Topic != w.topic || o.Err != nil {
