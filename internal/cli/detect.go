@@ -39,6 +39,18 @@ poll it writes, in one Kafka transaction together with the input offsets:
   - to --dead-letter-topic, every record that fails to decode, with its
     original bytes, the reason and its source position.
 
+With --alerts incidents (the default) the per-record alerts are replaced
+by incidents on --incidents-topic: verdicts grouped by attack and source
+and destination (or service and flag, for records without addresses),
+published when an incident opens, at most every --incident-update while it
+grows, and when it closes after --incident-quiet without verdicts. Their
+state is kept in a compacted changelog topic written in the same
+transaction. --rules names a YAML file of allow-list entries,
+suppressions and thresholds (limit, threshold or both; by_src, by_dst or
+by_rule); a verdict a rule keeps out of incidents is still counted in the
+statistics, and under the rule's name in by_rule. --alerts records writes
+only per-record alerts, both writes both.
+
 An empty topic name turns that output off. Because outputs and offsets
 commit atomically (exactly once), a crash at any point - kill -9 included -
 neither loses nor repeats a verdict, count or dead letter. Start several
@@ -52,9 +64,9 @@ their alerts carry unseen_service / unseen_flag, the statistics count them
 under "unseen", and so does netsentinel_detect_unseen_values_total.
 
 Detect runs until SIGINT or SIGTERM, then finishes its open transaction,
-leaves the group and exits. SIGHUP reloads the model file: the next batch
-is scored by the new model (a file that fails to load is reported and the
-old model kept). A detector that makes no progress while records wait (or
+leaves the group and exits. SIGHUP reloads the model file (the next batch
+is scored by the new model) and the rules file; a file that fails to load
+is reported and the old one kept. A detector that makes no progress while records wait (or
 cannot reach Kafka) logs a warning naming the error every few seconds, and
 after --stall-timeout /-/healthy answers 503 so that a supervisor can
 restart it. It serves /metrics (Prometheus), /-/healthy and /-/ready on
@@ -82,6 +94,14 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
 	static := fs.Bool("static-membership", def.StaticMembership, "join as static member --instance (only with --instance): a restart within --session-timeout resumes without a rebalance and fences the crashed predecessor's transaction, but a stopped detector's partitions wait --session-timeout")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	incf := incidentFlags{
+		mode:      fs.String("alerts", "incidents", "what to write about attacks: `incidents` (grouped, on --incidents-topic), records (one alert per record, on --alerts-topic) or both"),
+		topic:     fs.String("incidents-topic", stream.DefaultIncidentsTopic, "`topic` for incident messages"),
+		changelog: fs.String("incidents-changelog-topic", "", "compacted `topic` keeping the incident state (default netsentinel-<group>-incidents-changelog)"),
+		rules:     fs.String("rules", "", "YAML `file` of allow-list entries, suppressions and thresholds (reloaded on SIGHUP)"),
+		update:    fs.Duration("incident-update", 5*time.Second, "least time between two messages about one incident"),
+		quiet:     fs.Duration("incident-quiet", time.Minute, "an incident without verdicts for this long is closed"),
+	}
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -102,6 +122,11 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
+		alertsTopic, incOpts, stopRules, err := incf.options(*alerts, log)
+		if err != nil {
+			return err
+		}
+		defer stopRules()
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,7 +142,8 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		}
 		o := def
 		o.Client, o.Topic, o.Group = ccfg, *topic, *group
-		o.AlertsTopic, o.StatsTopic, o.DeadLetterTopic = *alerts, *stats, *dead
+		o.AlertsTopic, o.StatsTopic, o.DeadLetterTopic = alertsTopic, *stats, *dead
+		o.Incidents = incOpts
 		o.Instance, o.Scorer, o.Model = *instance, m, fingerprint
 		o.Registerer, o.Logger = reg, log
 		o.MaxPollRecords, o.CommitPause, o.SessionTimeout, o.TransactionTimeout = *maxPoll, *commitPause, *sessionTimeout, *txTimeout

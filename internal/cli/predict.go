@@ -40,7 +40,9 @@ attack name, or "unknown"), "probability" its probability,
 which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
 set it furthest apart from normal traffic. When the input carries a label
-it is echoed as "label".
+it is echoed as "label", and the connection's identity (the keys "ts",
+"src_ip", "src_port", "dst_ip", "dst_port" and "uid" that extract writes)
+is passed through under the same keys.
 
 A malformed line prints {"line":N,"error":"..."} instead and processing
 continues; the command then exits with code 3.
@@ -237,8 +239,9 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 func scoreBatch(det *model.Detector, b *predictBatch) {
 	type lineInfo struct {
 		line  int
-		label string // for a good line
-		err   error  // for a bad one
+		label string          // for a good line
+		id    record.Identity // for a good line
+		err   error           // for a bad one
 	}
 	n := bytes.Count(b.data, []byte{'\n'}) + 1
 	var cols [record.NumFeatures][]float32
@@ -255,7 +258,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		for j, v := range rec.Features {
 			cols[j] = append(cols[j], float32(v))
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label})
+		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID})
 		return nil
 	})
 	b.records = len(infos)
@@ -278,7 +281,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			}
 			why = det.NoveltyFeatures(x[:], 3)
 		}
-		out = newPredictLine(in.line, in.label, &verdicts[k], why).AppendJSON(out)
+		out = newPredictLine(in.line, in.id, in.label, &verdicts[k], why).AppendJSON(out)
 		k++
 	}
 	b.out = out

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 // predictLine is one line of predict's output: a verdict, or the error of
@@ -14,6 +15,12 @@ import (
 type predictLine struct {
 	Line                int      `json:"line"`
 	Error               string   `json:"error,omitempty"`
+	TS                  float64  `json:"ts,omitempty"`
+	SrcIP               string   `json:"src_ip,omitempty"`
+	SrcPort             *int32   `json:"src_port,omitempty"`
+	DstIP               string   `json:"dst_ip,omitempty"`
+	DstPort             *int32   `json:"dst_port,omitempty"`
+	UID                 string   `json:"uid,omitempty"`
 	Label               string   `json:"label,omitempty"`
 	Attack              string   `json:"attack,omitempty"`
 	Category            string   `json:"category,omitempty"`
@@ -30,17 +37,37 @@ type predictLine struct {
 // newPredictLine returns the output line of verdict v on input line line,
 // with the record's own label (if any) and the features that made it novel
 // (if any).
-func newPredictLine(line int, label string, v *model.Verdict, noveltyFeatures []string) *predictLine {
+func newPredictLine(line int, id record.Identity, label string, v *model.Verdict, noveltyFeatures []string) *predictLine {
 	binary := "normal"
 	if v.IsAttack {
 		binary = "attack"
 	}
-	return &predictLine{
+	l := &predictLine{
 		Line: line, Label: label, Attack: v.Attack, Category: v.Category.String(), Binary: binary,
 		IsAttack: &v.IsAttack, Probability: &v.Probability, CategoryProbability: &v.CategoryProbability,
 		AttackProbability: &v.AttackProbability, Novelty: &v.Novelty, FlaggedBy: v.FlaggedBy,
 		NoveltyFeatures: noveltyFeatures,
+		TS:              id.TS, SrcIP: id.SrcIP, DstIP: id.DstIP, UID: id.UID,
 	}
+	if id.SrcPort >= 0 {
+		l.SrcPort = &id.SrcPort
+	}
+	if id.DstPort >= 0 {
+		l.DstPort = &id.DstPort
+	}
+	return l
+}
+
+// identity returns the connection identity l carries (ports -1 when absent).
+func (l *predictLine) identity() record.Identity {
+	id := record.Identity{TS: l.TS, SrcIP: l.SrcIP, DstIP: l.DstIP, UID: l.UID, SrcPort: -1, DstPort: -1}
+	if l.SrcPort != nil {
+		id.SrcPort = *l.SrcPort
+	}
+	if l.DstPort != nil {
+		id.DstPort = *l.DstPort
+	}
+	return id
 }
 
 // AppendJSON appends l as one JSON object and a newline. An error line
@@ -57,6 +84,7 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 		b = appendJSONString(b, l.Error)
 		return append(b, "}\n"...)
 	}
+	b = record.AppendJSONIdentity(b, l.identity())
 	if l.Label != "" {
 		b = append(b, `,"label":`...)
 		b = appendJSONString(b, l.Label)

@@ -69,14 +69,14 @@ func checkPredictLine(t *testing.T, l *predictLine) {
 func TestPredictLineJSON(t *testing.T) {
 	v := model.Verdict{Attack: "neptune", Category: record.CategoryDoS, IsAttack: true,
 		Probability: 0.987654321, CategoryProbability: 1, AttackProbability: 0.5, Novelty: 0, FlaggedBy: "classifier"}
-	checkPredictLine(t, newPredictLine(7, "neptune", &v, nil))
+	checkPredictLine(t, newPredictLine(7, record.Identity{TS: 1.5e9, SrcIP: "10.0.0.1", SrcPort: 4242, DstIP: "::1", DstPort: 0, UID: "C1"}, "neptune", &v, nil))
 	u := model.Verdict{Attack: "unknown", Category: record.CategoryUnknown, IsAttack: true,
 		Probability: math.NaN(), CategoryProbability: math.Inf(1), AttackProbability: math.Inf(-1), Novelty: 1e-9, FlaggedBy: "novelty"}
-	checkPredictLine(t, newPredictLine(8, "", &u, []string{"src_bytes", "flag"}))
+	checkPredictLine(t, newPredictLine(8, record.Identity{SrcPort: -1, DstPort: -1}, "", &u, []string{"src_bytes", "flag"}))
 	n := model.Verdict{Attack: "normal", Category: record.CategoryNormal, Probability: 0.95, CategoryProbability: 0.95, AttackProbability: 0.05}
-	checkPredictLine(t, newPredictLine(9, "weird \"label\"\n\t<é>", &n, nil))
+	checkPredictLine(t, newPredictLine(9, record.Identity{SrcPort: -1, DstPort: 80}, "weird \"label\"\n\t<é>", &n, nil))
 	checkPredictLine(t, &predictLine{Line: 10, Error: `field "flag" value "XX": unknown`})
-	if got, want := string(newPredictLine(1, "", &u, nil).AppendJSON(nil)),
+	if got, want := string(newPredictLine(1, record.Identity{SrcPort: -1, DstPort: -1}, "", &u, nil).AppendJSON(nil)),
 		`{"line":1,"attack":"unknown","category":"unknown","binary":"attack","is_attack":true,"probability":null,"category_probability":null,"attack_probability":null,"novelty":1e-09,"flagged_by":"novelty"}`+"\n"; got != want {
 		t.Errorf("AppendJSON = %s, want %s", got, want)
 	}
@@ -86,7 +86,7 @@ func TestPredictLineJSON(t *testing.T) {
 // strings and floats.
 func FuzzPredictLineJSON(f *testing.F) {
 	f.Add(1, "", "neptune", "dos", true, 0.5, 1.0, math.NaN(), math.Inf(1), "classifier", "src_bytes", "")
-	f.Add(2, "x\x00\"", "unknown", "unknown", false, -0.0, 1e300, 1e-300, 3.0, "", "", "bad line")
+	f.Add(2, "x\x00\"", "unknown", "unknown", false, math.Copysign(0, -1), 1e300, 1e-300, 3.0, "", "", "bad line")
 	f.Fuzz(func(t *testing.T, line int, label, attack, category string, isAttack bool, p, cp, ap, nov float64, flaggedBy, feature, errText string) {
 		if !validUTF8(label, attack, category, flaggedBy, feature, errText) {
 			t.Skip("encoding/json replaces invalid UTF-8")

@@ -81,7 +81,7 @@ func (d *Dataset) Concat(other *Dataset) {
 // so a rate read as 0.17 comes back as 0.17, not 0.17000000178813934, and
 // encodes as it was read.
 func (d *Dataset) Record(i int) record.Record {
-	r := record.Record{Label: d.Labels[i], Difficulty: -1}
+	r := record.Record{Label: d.Labels[i], Difficulty: -1, ID: record.Identity{SrcPort: -1, DstPort: -1}}
 	for j := range r.Features {
 		r.Features[j] = widen(d.X[j][i])
 	}

@@ -99,6 +99,9 @@ type Stats struct {
 	Unseen map[string]int64 `json:"unseen,omitempty"`
 	// DeadLetters counts records that failed to decode.
 	DeadLetters int64 `json:"dead_letters"`
+	// ByRule counts verdicts (already counted above) that a rule kept out
+	// of incidents, by rule name.
+	ByRule map[string]int64 `json:"by_rule,omitempty"`
 }
 
 // DeadLetter is written for every record that fails to decode.

@@ -88,6 +88,10 @@ func (s *Stats) AppendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, `,"dead_letters":`...)
 	dst = strconv.AppendInt(dst, s.DeadLetters, 10)
+	if len(s.ByRule) > 0 {
+		dst = append(dst, `,"by_rule":`...)
+		dst = appendCounts(dst, s.ByRule)
+	}
 	return append(dst, '}')
 }
 

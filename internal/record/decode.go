@@ -91,6 +91,7 @@ func DecodeCSV(line []byte, r *Record) error {
 	}
 	r.Label = ""
 	r.Difficulty = -1
+	r.ID = Identity{SrcPort: -1, DstPort: -1}
 	if n == NumFeatures {
 		return nil
 	}

@@ -187,6 +187,9 @@ type Record struct {
 	// when the vocabulary lacks them (Features then holds "other" or
 	// "OTH"); empty otherwise.
 	UnseenService, UnseenFlag string
+	// ID is the connection's identity when a JSON record carries it
+	// (ports -1 when unknown); CSV records leave it unknown.
+	ID Identity
 }
 
 // Symbol returns the string value of symbolic feature i.

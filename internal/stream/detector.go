@@ -135,6 +135,9 @@ type Options struct {
 	// ShutdownTimeout bounds finishing the open transaction after ctx is
 	// cancelled; default 30s.
 	ShutdownTimeout time.Duration
+	// Incidents groups verdicts into incidents (off unless its Topic is
+	// set); see IncidentOptions.
+	Incidents IncidentOptions
 
 	// hookBeforeEnd, for tests, runs before each End; returning true aborts
 	// the transaction instead of committing it.
@@ -183,6 +186,7 @@ type Detector struct {
 	workers []*worker
 	buckets map[int64]*bucket
 	batchNo int
+	inc     *incidents // nil when incidents are off
 	// fetchedParts are the input partitions of the batch.
 	fetchedParts []int32
 }
@@ -212,6 +216,7 @@ type result struct {
 	// the worker's buffer.
 	w          int
 	start, end int
+	inc        incVerdict
 }
 
 // worker holds one scoring goroutine's scratch space.
@@ -226,6 +231,7 @@ type bucket struct {
 	byCat         map[string]int64
 	byAttack      map[string]int64
 	unseen        map[string]int64
+	byRule        map[string]int64
 }
 
 // DefaultOptions returns the default of every optional field.
@@ -325,6 +331,9 @@ func New(opts Options) (*Detector, error) {
 	d.workers = make([]*worker, opts.Workers)
 	for i := range d.workers {
 		d.workers[i] = &worker{}
+	}
+	if d.inc, err = newIncidents(d, opts.Registerer); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -433,12 +442,15 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) {
 			d.health.assign(rev[d.opts.Topic], false)
 			d.m.dropLag(rev[d.opts.Topic])
+			d.inc.revoke(rev[d.opts.Topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 			d.health.assign(lost[d.opts.Topic], false)
 			d.m.dropLag(lost[d.opts.Topic])
+			d.inc.revoke(lost[d.opts.Topic])
 		}),
 	)
+	opts = append(opts, d.inc.clientOpts()...)
 	if d.opts.StaticMembership {
 		opts = append(opts, kgo.InstanceID(d.opts.Instance))
 	}
@@ -477,7 +489,9 @@ func (d *Detector) runSession(ctx context.Context) error {
 	}()
 	lastErrLog := time.Time{}
 	for {
-		fetches := sess.PollRecords(ctx, d.opts.MaxPollRecords)
+		pctx, pcancel := d.inc.pollContext(ctx)
+		fetches := sess.PollRecords(pctx, d.opts.MaxPollRecords)
+		pcancel()
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
@@ -496,6 +510,9 @@ func (d *Detector) runSession(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if err := d.idleIncidents(ctx, sess); err != nil {
+				return err
 			}
 			if hadErr {
 				select {
@@ -551,6 +568,10 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		}
 	})
 	d.health.fetched(d.fetchedParts)
+	if err := d.inc.prepare(ctx, d.in); err != nil {
+		return err
+	}
+	now := time.Now()
 
 	var produceErr atomic.Pointer[error]
 	var produceFailed atomic.Int64
@@ -590,6 +611,9 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			case resultAlert:
 				alerts++
 				b.byAttack[res.attack]++
+				if rule := d.inc.observe(r, res, now); rule != "" {
+					b.byRule[rule]++
+				}
 				d.emit(d.opts.AlertsTopic, r.Key, d.workers[res.w].buf[res.start:res.end])
 			default:
 				normal++
@@ -607,6 +631,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		}
 	}
 	produced := len(d.out)
+	incMsgs := d.inc.flush(now)
 	if d.opts.StatsTopic != "" {
 		minutes := make([]int64, 0, len(d.buckets))
 		for k := range d.buckets {
@@ -617,7 +642,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		for _, k := range minutes {
 			b := d.buckets[k]
 			st := event.Stats{Minute: time.Unix(k*60, 0).UTC(), Instance: d.opts.Instance, Model: d.cur.model, Records: b.records,
-				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead}
+				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead, ByRule: b.byRule}
 			start := len(buf)
 			buf = st.AppendJSON(buf)
 			d.emit(d.opts.StatsTopic, nil, buf[start:len(buf):len(buf)])
@@ -647,6 +672,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)
 	d.m.batchRecords.Observe(float64(len(d.in)))
 	if !committed {
+		d.inc.reset()
 		d.totals.aborted.Add(1)
 		d.m.txAborted.Inc()
 		if err != nil {
@@ -671,6 +697,15 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	for c, n := range byCat {
 		d.m.verdict(c, n)
 	}
+	if d.inc != nil {
+		byRule := map[string]int64{}
+		for _, b := range d.buckets {
+			for r, n := range b.byRule {
+				byRule[r] += n
+			}
+		}
+		d.inc.committed(incMsgs, byRule)
+	}
 	return err
 }
 
@@ -690,7 +725,7 @@ func (d *Detector) bucket(ts time.Time) *bucket {
 	}
 	b := d.buckets[k]
 	if b == nil {
-		b = &bucket{byCat: map[string]int64{}, byAttack: map[string]int64{}}
+		b = &bucket{byCat: map[string]int64{}, byAttack: map[string]int64{}, byRule: map[string]int64{}}
 		d.buckets[k] = b
 	}
 	return b
@@ -761,6 +796,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		}
 		res.kind = resultAlert
 		res.attack = v.Attack
+		d.captureIncident(res, &wk.rec, &v)
 		res.start = len(wk.buf)
 		if d.opts.AlertsTopic != "" {
 			wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v)

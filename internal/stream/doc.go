@@ -84,6 +84,7 @@ package stream
 const (
 	DefaultTopic           = "netsentinel-records"
 	DefaultAlertsTopic     = "netsentinel-alerts"
+	DefaultIncidentsTopic  = "netsentinel-incidents"
 	DefaultStatsTopic      = "netsentinel-stats"
 	DefaultDeadLetterTopic = "netsentinel-dead-letters"
 	DefaultGroup           = "netsentinel-detect"

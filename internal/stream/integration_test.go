@@ -24,6 +24,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/kafkatest"
@@ -45,6 +46,8 @@ type childConfig struct {
 	// Delay slows scoring down per record, so that kills land inside
 	// transactions.
 	Delay time.Duration
+	// Incidents, Changelog and Rules (YAML) turn incidents on.
+	Incidents, Changelog, Rules string
 }
 
 // slowScorer is labelScorer taking delay per record.
@@ -59,7 +62,9 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(envChild); cfg != "" {
 		os.Exit(runChild(cfg))
 	}
-	os.Exit(m.Run())
+	// No test may leave a goroutine behind: detectors, publishers and
+	// readers stop with their context or Close.
+	goleak.VerifyTestMain(m)
 }
 
 // runChild runs a detector (with labelScorer) until SIGTERM or SIGINT.
@@ -76,7 +81,7 @@ func runChild(cfgJSON string) int {
 		AlertsTopic: c.Alerts, StatsTopic: c.Stats, DeadLetterTopic: c.DeadLetters,
 		Scorer: slowScorer{c.Delay}, MaxPollRecords: c.MaxPollRecords, SessionTimeout: 6 * time.Second, StaticMembership: c.Static,
 		FetchMaxWait: 50 * time.Millisecond, RestartBackoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Incidents: c.incidentOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

@@ -1,0 +1,31 @@
+package event
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestIncidentRoundTrip(t *testing.T) {
+	ts := time.Date(2026, 12, 2, 6, 0, 0, 123456789, time.UTC)
+	in := Incident{ID: "in/0/42", Seq: 3, Status: IncidentUpdated, Topic: "in", Partition: 0,
+		Attack: "smurf", Category: "dos", Src: "10.0.0.1", Dst: "10.0.0.2", Service: "ecr_i", Flag: "SF",
+		FirstSeen: ts, LastSeen: ts.Add(time.Minute), Count: 1000, Rate: 16.5, MaxProbability: 1,
+		TopSources: []Count{{"10.0.0.1", 1000}}, TopDestinations: []Count{{"10.0.0.2", 900}, {"10.0.0.3", 100}},
+		TopPorts: []Count{{"80", 1000}}, TopServices: []Count{{"ecr_i", 1000}}, Features: []Count{{"src_bytes", 2}},
+		Samples: []int64{42, 43}, Updated: ts.Add(2 * time.Minute), Instance: "h-1 \"quoted\" <x>"}
+	var got Incident
+	if err := json.Unmarshal(in.AppendJSON(nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(in, got); d != "" {
+		t.Errorf("round trip (-want +got):\n%s", d)
+	}
+	in.Rate, in.MaxProbability = math.NaN(), math.Inf(1)
+	if err := json.Unmarshal(in.AppendJSON([]byte("x")[:0]), &got); err != nil || got.Rate != 0 || got.MaxProbability != 0 {
+		t.Errorf("non-finite floats: %v, rate %v, max %v", err, got.Rate, got.MaxProbability)
+	}
+}
