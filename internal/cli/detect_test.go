@@ -243,6 +243,9 @@ func TestDetectReload(t *testing.T) {
 		t.Fatal("the small model has no novelty part")
 	}
 	m.SetNovelty(nov, -1) // every record the classifier calls normal is "unknown"
+	if err := m.SetNoveltyConfident(0, 0); err != nil {
+		t.Fatal(err)
+	}
 	flagAll := filepath.Join(t.TempDir(), "all.model")
 	if err := m.SaveFile(flagAll); err != nil {
 		t.Fatal(err)

@@ -92,7 +92,9 @@ type Options struct {
 	// HeartbeatInterval is how often the detector tells the group it is
 	// alive, and so how soon it hears of a rebalance; default 1s.
 	HeartbeatInterval time.Duration
-	// RebalanceTimeout bounds a rebalance; default 30s.
+	// RebalanceTimeout bounds a rebalance: how long the group waits for a
+	// member to rejoin (a frozen member holds up the others that long);
+	// default 10s, ample for finishing one batch.
 	RebalanceTimeout time.Duration
 	// TransactionTimeout is the broker-side transaction timeout: how long a
 	// crashed detector's open transaction (and any input offsets committed
@@ -241,7 +243,7 @@ func DefaultOptions() Options {
 		FetchMaxWait:       100 * time.Millisecond,
 		SessionTimeout:     6 * time.Second,
 		HeartbeatInterval:  time.Second,
-		RebalanceTimeout:   30 * time.Second,
+		RebalanceTimeout:   10 * time.Second,
 		TransactionTimeout: 10 * time.Second,
 		StaticMembership:   true,
 		StallTimeout:       30 * time.Second,
@@ -471,7 +473,7 @@ func (d *Detector) runSession(ctx context.Context) error {
 	d.client.Store(sess.Client())
 	defer func() {
 		d.client.Store(nil)
-		d.health.assign(nil, false)
+		d.health.leave()
 		if d.opts.OnReady != nil {
 			d.opts.OnReady(false)
 		}
