@@ -289,12 +289,15 @@ func report(folds []*fold, nsl bool) {
 		}
 		fmt.Println()
 	}
-	fmt.Println("\nper fold, default rule (t1=0.9, q=0.02) and each rule given with -show:")
+	def := model.DefaultTrainOptions()
+	shipped := rule{def.Threshold, def.Novelty.Confident, def.Novelty.FPR, def.Novelty.ConfidentFPR}
+	old := rule{0.9, 0.9, 0.02, 0.02}
+	fmt.Printf("\nper fold, shipped default rule %+v (and the earlier default %+v):\n", shipped, old)
 	for _, f := range folds {
 		fmt.Printf("%-8s %-16s", f.kind, f.name)
 		for g, rs := range f.rows {
 			if len(rs) > 0 {
-				fmt.Printf(" %s=%.4f", groupNames[g], rule{0.9, 0.9, 0.02, 0.02}.flagged(rs, f.thr))
+				fmt.Printf(" %s=%.4f (%.4f)", groupNames[g], shipped.flagged(rs, f.thr), old.flagged(rs, f.thr))
 			}
 		}
 		fmt.Println()
