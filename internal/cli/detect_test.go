@@ -234,7 +234,7 @@ func TestDetectUnreachableBroker(t *testing.T) {
 func TestDetectReload(t *testing.T) {
 	broker := fakeKafka(t, 2, "in", "alerts", "stats", "dead")
 	modelPath := trainSmall(t)
-	m, fpA, err := loadModel(modelPath)
+	m, fpA, err := loadModel(modelPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestDetectReload(t *testing.T) {
 	if err := m.SaveFile(flagAll); err != nil {
 		t.Fatal(err)
 	}
-	_, fpB, err := loadModel(flagAll)
+	_, fpB, err := loadModel(flagAll, false)
 	if err != nil || fpA == fpB {
 		t.Fatalf("fingerprints %q %q, err %v", fpA, fpB, err)
 	}

@@ -845,18 +845,29 @@ type explainer interface {
 	NoveltyFeatures(x []float32, n int) []string
 }
 
+// alertExplainer is implemented by scorers that can name the features that
+// drove a verdict, with their typical normal values (*model.Detector does).
+type alertExplainer interface {
+	Explain(x []float32, v model.Verdict, n int) []model.Reason
+}
+
 // appendAlert appends the event.Alert JSON for one record.
 func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
 		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+	var x [record.NumFeatures]float32
+	for i, f := range rec.Features {
+		x[i] = float32(f)
+	}
 	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		var x [record.NumFeatures]float32
-		for i, f := range rec.Features {
-			x[i] = float32(f)
-		}
 		a.NoveltyFeatures = ex.NoveltyFeatures(x[:], 3)
+	}
+	if ex, ok := d.cur.scorer.(alertExplainer); ok {
+		for _, r := range ex.Explain(x[:], *v, 3) {
+			a.Explanation = append(a.Explanation, event.Reason(r))
+		}
 	}
 	return a.AppendJSON(dst)
 }
