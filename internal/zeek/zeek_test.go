@@ -98,7 +98,12 @@ func TestTSV(t *testing.T) {
 	f := func(i int, feature string, want string) {
 		t.Helper()
 		c := &cs[i]
-		k, _ := record.FeatureIndex(feature)
+		k := -1
+		for i, x := range record.Features {
+			if x.Name == feature {
+				k = i
+			}
+		}
 		got := "absent"
 		if c.Present(k) {
 			if record.Features[k].Kind == record.KindSymbolic {
