@@ -99,9 +99,9 @@ func TestTSV(t *testing.T) {
 		t.Helper()
 		c := &cs[i]
 		k := -1
-		for i, x := range record.Features {
-			if x.Name == feature {
-				k = i
+		for j, f := range record.Features {
+			if f.Name == feature {
+				k = j
 			}
 		}
 		got := "absent"
