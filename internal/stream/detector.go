@@ -346,7 +346,10 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		// the latency of nearly every batch.
 		kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
-		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { onReady(true) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, as map[string][]int32) {
+			d.inc.assign(as[d.opts.Topic])
+			onReady(true)
+		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) {
 			d.m.dropLag(rev[d.opts.Topic])
 			d.inc.revoke(rev[d.opts.Topic])
@@ -465,7 +468,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
 		}
 	})
-	if err := d.inc.prepare(ctx, d.in); err != nil {
+	if err := d.inc.prepare(ctx, sess.Client(), d.in); err != nil {
 		return err
 	}
 	now := time.Now()
