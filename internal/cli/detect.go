@@ -105,15 +105,15 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-		m, err := model.LoadFile(*modelPath)
-		if err != nil {
-			return err
-		}
 		alertsTopic, incOpts, stopRules, err := incf.options(*alerts, log)
 		if err != nil {
 			return err
 		}
 		defer stopRules()
+		m, err := model.LoadFile(*modelPath)
+		if err != nil {
+			return err
+		}
 		scorer := &reloadableScorer{}
 		scorer.m.Store(m)
 		stopReload := scorer.reloadOnHUP(*modelPath, log)

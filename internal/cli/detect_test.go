@@ -69,7 +69,7 @@ func TestDetectCommand(t *testing.T) {
 	go func() {
 		done <- Main(ctx, []string{"detect", "--brokers", broker, "--topic", "in", "--group", "g", "--model", modelPath,
 			"--alerts-topic", "alerts", "--stats-topic", "stats", "--dead-letter-topic", "dead", "--listen", "127.0.0.1:0",
-			"--instance", "cli"}, &Env{Stdout: &stdout, Stderr: &stderr})
+			"--instance", "cli", "--alerts", "records"}, &Env{Stdout: &stdout, Stderr: &stderr})
 	}()
 	addrRE := regexp.MustCompile(`addr=http://([0-9.:]+)/metrics`)
 	var base string
