@@ -73,11 +73,37 @@ func TestBrokerUsageErrors(t *testing.T) {
 		{"broker", "--partitions", "0"},
 		{"broker", "--log-level", "loud"},
 		{"broker", "extra"},
+		{"broker", "--retention", "-1h"},
+		{"broker", "--retention-bytes", "lots"},
+		{"broker", "--retention-bytes", "-5MiB"},
+		{"broker", "--segment-bytes", "0"},
+		{"broker", "--segment-bytes", "100"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), args, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
 		if code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, ExitUsage, errb.String())
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "4096": 4096, "1KiB": 1 << 10, "64MiB": 64 << 20, "1GiB": 1 << 30, "2 GiB": 2 << 30,
+		"3TiB": 3 << 40, "512MB": 512 << 20, "10B": 10,
+	} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "1.5GiB", "1PiB", "99999999999TiB"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	for n, want := range map[int64]string{1 << 30: "1GiB", 64 << 20: "64MiB", 1536: "1536", 3 << 10: "3KiB"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

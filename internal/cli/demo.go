@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,20 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/netsentinel/netsentinel/data"
 	"github.com/netsentinel/netsentinel/internal/broker"
 	"github.com/netsentinel/netsentinel/internal/dataset"
-	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/report"
@@ -101,7 +96,7 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	partitions := fs.Int("partitions", 4, "partitions of the records topic")
 	listen := fs.String("listen", "127.0.0.1:0", "embedded broker `address` (port 0: a free port)")
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object on stdout")
-	out := fs.String("out", "netsentinel-report", "`directory` for the closing report (empty: no report)")
+	out := fs.String("out", defaultReportDir, "`directory` for the closing report (empty: no report)")
 	timeout := fs.Duration("stall-timeout", time.Minute, "fail if no record is scored for this long")
 	mf := addMailFlags(fs)
 	return func(ctx context.Context, env *Env, args []string) error {
@@ -135,42 +130,27 @@ type demo struct {
 	rate       float64
 	quiet      bool
 	stall      time.Duration
-
-	mu        sync.Mutex
-	agg       report.Aggregator
-	scored    int64 // records in stats (normal + verdicts)
-	dead      int64 // dead letters seen
-	alerts    int64
-	byCat     map[string]int64
-	byAttack  map[string]int64
-	bin, cat  int64 // alerts whose binary / category verdict matches the label
-	fp        int64 // alerts on records labelled normal
-	latencies []float64
-	lastStat  time.Time
 }
 
-// say prints progress to stderr unless the summary goes to stdout as JSON
-// on a pipe; progress always goes to stderr.
+// say prints progress to stderr.
 func (d *demo) say(format string, args ...any) {
 	fmt.Fprintf(d.env.Stderr, format, args...)
 }
 
-func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf *mailFlags) (*demoSummary, error) {
+func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf *mailFlags) (sum *demoSummary, err error) {
 	start := time.Now()
 	// The replay records, kept as the lines they are.
 	lines, name, err := demoLines(file)
 	if err != nil {
 		return nil, err
 	}
-	var normals, labelled int64
+	labels := map[string]int64{}
+	var labelled int64
 	var rec record.Record
 	for _, l := range lines {
-		if record.Decode(l, &rec) != nil || rec.Label == "" {
-			continue
-		}
-		labelled++
-		if rec.Label == "normal" {
-			normals++
+		if record.Decode(l, &rec) == nil && rec.Label != "" {
+			labels[rec.Label]++
+			labelled++
 		}
 	}
 
@@ -183,19 +163,29 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	defer b.Close()
+	// One teardown on every path: stop the detectors and the output
+	// reader, wait for them, then close the broker.
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	defer func() {
+		stop()
+		if werr := g.Wait(); err == nil && werr != nil {
+			err = werr
+		}
+		b.Close()
+	}()
 	addrs := b.Addrs()
 	d.say("embedded broker on %s\n", strings.Join(addrs, ","))
-	if err := createTopics(ctx, addrs, d.partitions); err != nil {
+	ccfg := stream.ClientConfig{Brokers: addrs}
+	opts, err := stream.ClientOptions(ccfg)
+	if err != nil {
 		return nil, err
 	}
-	ccfg := stream.ClientConfig{Brokers: addrs}
+	err = stream.CreateTopics(ctx, opts, map[string]int32{demoTopic: int32(d.partitions), demoAlerts: 1, demoStats: 1, demoDead: 1})
+	if err != nil {
+		return nil, err
+	}
 
-	// Detectors.
-	dctx, stopDetectors := context.WithCancel(ctx)
-	defer stopDetectors()
-	var wg sync.WaitGroup
-	errs := make(chan error, d.detectors+1)
 	for i := range d.detectors {
 		sd, err := stream.New(stream.Options{
 			Client:          ccfg,
@@ -208,132 +198,89 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 			Scorer:          det,
 			Registerer:      prometheus.NewRegistry(),
 			SessionTimeout:  6 * time.Second,
+			CommitPause:     stream.DefaultOptions().CommitPause,
 		})
 		if err != nil {
 			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := sd.Run(dctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- fmt.Errorf("detector %s: %w", sd.Instance(), err)
+		g.Go(func() error {
+			if err := sd.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("detector %s: %w", sd.Instance(), err)
 			}
-		}()
+			return nil
+		})
 	}
+	tally := newDemoTally()
+	g.Go(func() error {
+		return stream.FollowOutputs(gctx, opts, stream.OutputTopics{Alerts: demoAlerts, Stats: demoStats, DeadLetters: demoDead}, tally.handlers())
+	})
 
-	// Output reader.
-	d.byCat, d.byAttack = map[string]int64{}, map[string]int64{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
-		kgo.ConsumeTopics(demoAlerts, demoStats, demoDead),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		return nil, err
-	}
-	rctx, stopReader := context.WithCancel(ctx)
-	defer stopReader()
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		d.read(rctx, cl)
-	}()
-
-	// Publish.
 	pubStart := time.Now()
 	pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: demoTopic, Rate: d.rate})
 	if err != nil {
 		return nil, err
 	}
 	d.say("publishing %d records from %s into %s (%d partitions), %d detectors scoring\n", len(lines), name, demoTopic, d.partitions, d.detectors)
+	// cause returns the failure of a detector or the reader, which
+	// cancels gctx, in preference to err, which may only follow from it.
+	cause := func(err error) error {
+		stop()
+		if werr := g.Wait(); werr != nil {
+			return werr
+		}
+		return err
+	}
+	var perr error
 	for _, l := range lines {
-		if err := pub.Publish(ctx, nil, l); err != nil {
+		if perr = pub.Publish(gctx, nil, l); perr != nil {
 			break
 		}
 	}
 	ps, err := pub.Close(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+	if perr == nil {
+		perr = err
 	}
-
-	// Wait until every record is accounted for.
+	if perr != nil {
+		return nil, cause(fmt.Errorf("publish: %w", perr))
+	}
 	want := ps.Delivered
-	tty := !d.quiet && isTerminal(d.env.Stderr)
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	last, lastChange := int64(-1), time.Now()
-	for {
-		d.mu.Lock()
-		done := d.scored + d.dead
-		// Alerts commit in the same transactions as the stats that count
-		// them, but arrive on their own topic: wait for them too.
-		alertsIn := d.alerts >= d.scored-d.byCat["normal"]
-		line := d.progressLine(want, d.elapsed(pubStart))
-		d.mu.Unlock()
-		if tty {
-			d.say("\r%s", line)
-		}
-		if done >= want && alertsIn {
-			break
-		}
-		if done != last {
-			last, lastChange = done, time.Now()
-		} else if time.Since(lastChange) > d.stall {
-			return nil, fmt.Errorf("stalled: %d of %d records scored after %s", done, want, time.Since(pubStart).Round(time.Second))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case err := <-errs:
-			return nil, err
-		case <-tick.C:
-		}
+	if err := d.await(gctx, tally, want, pubStart); err != nil {
+		return nil, cause(err)
 	}
-	if tty {
-		d.say("\n")
-	} else if !d.quiet {
-		d.mu.Lock()
-		d.say("%s\n", d.progressLine(want, d.elapsed(pubStart)))
-		d.mu.Unlock()
+	stop()
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	stopDetectors()
-	wg.Wait()
-	stopReader()
-	<-readerDone
-	cl.Close()
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sum := &demoSummary{
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	sum = &demoSummary{
 		Records:     want,
-		Normal:      d.byCat["normal"],
-		Verdicts:    d.alerts,
-		DeadLetters: d.dead,
-		ByCategory:  d.byCat,
-		ByAttack:    d.byAttack,
+		Normal:      tally.byCat["normal"],
+		Verdicts:    tally.alerts,
+		DeadLetters: tally.dead,
+		ByCategory:  tally.byCat,
+		ByAttack:    tally.byAttack,
 		Detectors:   d.detectors,
 		Partitions:  d.partitions,
 		Model:       modelName,
 		File:        name,
 	}
 	sum.BooksBalance = sum.Records == sum.Normal+sum.Verdicts+sum.DeadLetters
-	sum.RecordsPerSecond = float64(d.scored+d.dead) / d.elapsed(pubStart).Seconds()
+	sum.RecordsPerSecond = float64(tally.scored+tally.dead) / tally.elapsed(pubStart).Seconds()
 	if labelled > 0 {
-		// Records labelled normal that got no alert were judged normal:
-		// right at both granularities.
-		tn := normals - d.fp
-		bin := float64(tn+d.bin) / float64(labelled)
-		cat := float64(tn+d.cat) / float64(labelled)
+		acc := tally.accuracy(labels)
+		bin, cat := float64(acc.Binary.Accuracy), float64(acc.Category.Accuracy)
 		sum.Accuracy.Binary, sum.Accuracy.Category = &bin, &cat
 		sum.Accuracy.Labelled = labelled
 	}
-	if len(d.latencies) > 0 {
-		slices.Sort(d.latencies)
-		q := func(p float64) float64 { return d.latencies[int(p*float64(len(d.latencies)-1))] }
-		sum.LatencyMS.P50, sum.LatencyMS.P99, sum.LatencyMS.Max = q(0.5), q(0.99), d.latencies[len(d.latencies)-1]
+	if l := tally.latencies; len(l) > 0 {
+		slices.Sort(l)
+		q := func(p float64) float64 { return l[int(p*float64(len(l)-1))] }
+		sum.LatencyMS.P50, sum.LatencyMS.P99, sum.LatencyMS.Max = q(0.5), q(0.99), l[len(l)-1]
 	}
 	if out != "" {
-		series := d.agg.Series()
+		series := tally.agg.Series()
 		log := slog.New(slog.NewTextHandler(d.env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if _, err := writeReport(ctx, series, report.SeriesWindow(series, time.Local), report.Config{}, out, mf, log); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
@@ -347,80 +294,43 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	return sum, nil
 }
 
-func (d *demo) progressLine(want int64, el time.Duration) string {
-	done := d.scored + d.dead
-	var b strings.Builder
-	fmt.Fprintf(&b, "scored %d/%d (%.0f/s)", done, want, float64(done)/el.Seconds())
-	for _, c := range record.Categories {
-		if c == record.CategoryNormal {
-			continue
-		}
-		if n := d.byCat[c.String()]; n > 0 {
-			fmt.Fprintf(&b, " %s %d", c, n)
-		}
-	}
-	if d.dead > 0 {
-		fmt.Fprintf(&b, " dead-letters %d", d.dead)
-	}
-	return b.String() + "   "
-}
-
-// elapsed returns the time from start to the last statistics message, or
-// to now before the first one. d.mu must be held.
-func (d *demo) elapsed(start time.Time) time.Duration {
-	if d.lastStat.After(start) {
-		return d.lastStat.Sub(start)
-	}
-	return time.Since(start)
-}
-
-// read consumes the detectors' outputs until ctx ends.
-func (d *demo) read(ctx context.Context, cl *kgo.Client) {
+// await shows progress until every one of want records is accounted for,
+// ctx ends, or no record is scored for d.stall.
+func (d *demo) await(ctx context.Context, t *demoTally, want int64, pubStart time.Time) error {
+	tty := !d.quiet && isTerminal(d.env.Stderr)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange := int64(-1), time.Now()
 	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil || fs.IsClientClosed() {
-			return
+		t.mu.Lock()
+		n, done := t.scored+t.dead, t.done(want)
+		line := t.progressLine(want, t.elapsed(pubStart))
+		t.mu.Unlock()
+		if tty {
+			d.say("\r%s", line)
 		}
-		d.mu.Lock()
-		fs.EachRecord(func(r *kgo.Record) {
-			switch r.Topic {
-			case demoStats:
-				var s event.Stats
-				if json.Unmarshal(r.Value, &s) != nil {
-					return
-				}
-				d.agg.Add(s, r.Timestamp)
-				d.scored += s.Records
-				for k, v := range s.ByCategory {
-					d.byCat[k] += v
-				}
-				for k, v := range s.ByAttack {
-					d.byAttack[k] += v
-				}
-				d.lastStat = r.Timestamp
-			case demoDead:
-				d.dead++
-			case demoAlerts:
-				var a event.Alert
-				if json.Unmarshal(r.Value, &a) != nil {
-					return
-				}
-				d.alerts++
-				if a.Label != "" {
-					if a.Label == "normal" {
-						d.fp++
-					} else {
-						d.bin++
-						if a.Category == record.CategoryOf(a.Label).String() {
-							d.cat++
-						}
-					}
-				}
-				d.latencies = append(d.latencies, float64(r.Timestamp.Sub(a.Time).Microseconds())/1000)
-			}
-		})
-		d.mu.Unlock()
+		if done {
+			break
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > d.stall {
+			return fmt.Errorf("stalled: %d of %d records scored after %s", n, want, time.Since(pubStart).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
+	if tty {
+		d.say("\n")
+	} else if !d.quiet {
+		t.mu.Lock()
+		d.say("%s\n", t.progressLine(want, t.elapsed(pubStart)))
+		t.mu.Unlock()
+	}
+	return nil
 }
 
 // model loads modelPath, or trains the demo model: the default detector on
@@ -431,7 +341,7 @@ func (d *demo) model(ctx context.Context, modelPath string, holdOut bool) (*mode
 		m, err := model.LoadFile(modelPath)
 		return m, modelPath, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data.NSLKDDTrain))
+	zr, err := dataset.NewReader(bytes.NewReader(data.NSLKDDTrain), "KDDTrain+.txt.gz")
 	if err != nil {
 		return nil, "", err
 	}
@@ -466,31 +376,23 @@ func (d *demo) model(ctx context.Context, modelPath string, holdOut bool) (*mode
 	return m, name, nil
 }
 
-// demoLines reads the replay file into lines (without line ends); "" is
-// the shipped NSL-KDD 20% file.
+// demoLines reads the replay file (plain or gzip) into lines (without
+// line ends); "" is the shipped NSL-KDD 20% file.
 func demoLines(file string) ([][]byte, string, error) {
-	var r io.Reader
+	var in *dataset.Reader
+	var err error
 	name := file
 	if file == "" {
-		r = bytes.NewReader(data.NSLKDDTrain20)
 		name = "KDDTrain+_20Percent.txt.gz (shipped)"
-		file = ".gz"
+		in, err = dataset.NewReader(bytes.NewReader(data.NSLKDDTrain20), name)
 	} else {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, "", err
-		}
-		defer f.Close()
-		r = f
+		in, err = dataset.Open(file)
 	}
-	if strings.HasSuffix(file, ".gz") {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", name, err)
-		}
-		r = zr
+	if err != nil {
+		return nil, "", err
 	}
-	sc := bufio.NewScanner(r)
+	defer in.Close()
+	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var lines [][]byte
 	for sc.Scan() {
@@ -500,30 +402,16 @@ func demoLines(file string) ([][]byte, string, error) {
 		lines = append(lines, bytes.Clone(sc.Bytes()))
 	}
 	if err := sc.Err(); err != nil {
+		var re *dataset.ReadError
+		if errors.As(err, &re) {
+			return nil, "", err
+		}
 		return nil, "", fmt.Errorf("%s: %w", name, err)
 	}
 	if len(lines) == 0 {
 		return nil, "", fmt.Errorf("%s: no records", name)
 	}
 	return lines, name, nil
-}
-
-func createTopics(ctx context.Context, addrs []string, partitions int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, demoTopic); err != nil {
-		return fmt.Errorf("create topic %s: %w", demoTopic, err)
-	}
-	for _, t := range []string{demoAlerts, demoStats, demoDead} {
-		if _, err := adm.CreateTopic(ctx, 1, 1, nil, t); err != nil {
-			return fmt.Errorf("create topic %s: %w", t, err)
-		}
-	}
-	return nil
 }
 
 func printDemoSummary(w io.Writer, s *demoSummary) {

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestDemo runs the whole demo in-process on a small replay file with bad
@@ -32,6 +37,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
 		t.Fatalf("summary is not one JSON object: %v\n%s", err, stdout)
 	}
+	checkGolden(t, "testdata/demo-summary.shape", jsonShape(t, []byte(stdout), "by_category", "by_attack"))
 	const records = 2000 + 4
 	if s.Records != records {
 		t.Errorf("records = %d, want %d", s.Records, records)
@@ -65,5 +71,49 @@ func TestDemo(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("report file: %v", err)
 		}
+	}
+}
+
+// cancelOn is a stderr that cancels a context once the output contains a
+// given text.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.text) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestDemoTeardown stops the demo at each stage (broker up, publishing)
+// and checks that it fails with the cause and leaves no goroutine behind:
+// detectors, output reader, publisher and broker all stopped.
+func TestDemoTeardown(t *testing.T) {
+	m := trainSmall(t)
+	replay := writeLines(t, "replay.csv", kddLines(t, 5000, 7000))
+	for _, stage := range []string{"embedded broker on", "publishing"} {
+		t.Run(stage, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			stderr := &cancelOn{text: stage, cancel: cancel}
+			var stdout bytes.Buffer
+			code := Main(ctx, []string{"demo", "--json", "--model", m, "--file", replay, "--out", ""},
+				&Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: stderr})
+			if code == ExitOK {
+				t.Fatalf("demo cancelled at %q: exit 0", stage)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("a cancelled demo printed a summary: %s", stdout.String())
+			}
+			goleak.VerifyNone(t)
+		})
 	}
 }

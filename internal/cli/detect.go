@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/netsentinel/netsentinel/internal/model"
-	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/stream"
 	"github.com/netsentinel/netsentinel/internal/web"
 )
@@ -57,16 +57,27 @@ neither loses nor repeats a verdict, count or dead letter. Start several
 detectors with the same --group (each with its own --instance) to share the
 partitions; one that dies is replaced after --session-timeout.
 
+Every alert and statistics message names the model that scored it by its
+fingerprint (the first 12 hex digits of the model file's SHA-256). Records
+whose service or flag the schema lacks are scored as "other" / "OTH";
+their alerts carry unseen_service / unseen_flag, the statistics count them
+under "unseen", and so does netsentinel_detect_unseen_values_total.
+
 Detect runs until SIGINT or SIGTERM, then finishes its open transaction,
-leaves the group and exits. SIGHUP reloads the model file and the rules
-file (a file that fails to load is reported and the old one kept). It serves /metrics
-(Prometheus), /-/healthy and /-/ready on --listen ("none" to disable).
+leaves the group and exits. SIGHUP reloads the model file (the next batch
+is scored by the new model) and the rules file; a file that fails to load
+is reported and the old one kept. A detector that makes no progress while records wait (or
+cannot reach Kafka) logs a warning naming the error every few seconds, and
+after --stall-timeout /-/healthy answers 503 so that a supervisor can
+restart it. It serves /metrics (Prometheus), /-/healthy and /-/ready on
+--listen ("none" to disable).
 `,
 	Flags: detectFlags,
 }
 
 func detectFlags(fs *flag.FlagSet) RunFunc {
 	kf := addKafkaFlags(fs)
+	def := stream.DefaultOptions()
 	topic := fs.String("topic", stream.DefaultTopic, "input `topic` of connection records")
 	group := fs.String("group", stream.DefaultGroup, "consumer `group`")
 	modelPath := fs.String("model", "", "model `file` written by 'netsentinel train' (required)")
@@ -75,11 +86,13 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	dead := fs.String("dead-letter-topic", stream.DefaultDeadLetterTopic, "`topic` for records that fail to decode (empty: none)")
 	listen := fs.String("listen", web.DefaultListen, "`address` for /metrics, /-/healthy and /-/ready (none: off)")
 	instance := fs.String("instance", "", "this detector's `name`: unique among running members, and best kept across restarts so that a restart fences a crashed predecessor at once (default: host-pid)")
-	maxPoll := fs.Int("max-poll-records", 20000, "most records per transaction")
-	commitPause := fs.Duration("commit-pause", 2*time.Millisecond, "pause after committing a batch smaller than --max-poll-records, so the broker finishes the transaction before the next one (0: none)")
-	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "group session timeout: how soon a dead detector's partitions move")
+	maxPoll := fs.Int("max-poll-records", def.MaxPollRecords, "most records per transaction")
+	commitPause := fs.Duration("commit-pause", def.CommitPause, "pause after committing a batch smaller than --max-poll-records, so the broker finishes the transaction before the next one (0: none)")
+	sessionTimeout := fs.Duration("session-timeout", def.SessionTimeout, "group session timeout: how soon a dead detector's partitions move (the broker's group.min.session.timeout.ms is the floor)")
+	txTimeout := fs.Duration("transaction-timeout", def.TransactionTimeout, "how long a crashed detector's open transaction can hold its partitions when no detector of the same --instance restarts to fence it; must exceed one batch's time")
+	stallTimeout := fs.Duration("stall-timeout", def.StallTimeout, "/-/healthy fails after this long without progress (no committed transaction while records wait, or Kafka unreachable)")
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
-	static := fs.Bool("static-membership", false, "join as static member --instance: a restart within --session-timeout resumes without a rebalance, but stopping does not leave the group")
+	static := fs.Bool("static-membership", def.StaticMembership, "join as static member --instance (only with --instance): a restart within --session-timeout resumes without a rebalance and fences the crashed predecessor's transaction, but a stopped detector's partitions wait --session-timeout")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	incf := incidentFlags{
 		mode:      fs.String("alerts", "incidents", "what to write about attacks: `incidents` (grouped, on --incidents-topic), records (one alert per record, on --alerts-topic) or both"),
@@ -110,64 +123,54 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		defer stopRules()
-		m, err := model.LoadFile(*modelPath)
+		m, fingerprint, err := loadModel(*modelPath)
 		if err != nil {
 			return err
 		}
-		scorer := &reloadableScorer{}
-		scorer.m.Store(m)
-		stopReload := scorer.reloadOnHUP(*modelPath, log)
-		defer stopReload()
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		var d *stream.Detector
 		var srv *web.Server
 		if *listen != "none" && *listen != "" {
-			srv = web.New(web.Options{Listen: *listen, Gatherer: reg, Logger: log})
+			srv = web.New(web.Options{Listen: *listen, Gatherer: reg, Logger: log, Healthy: func() error {
+				if d == nil {
+					return nil
+				}
+				return d.Health()
+			}})
+		}
+		o := def
+		o.Client, o.Topic, o.Group = ccfg, *topic, *group
+		o.AlertsTopic, o.StatsTopic, o.DeadLetterTopic = alertsTopic, *stats, *dead
+		o.Incidents = incOpts
+		o.Instance, o.Scorer, o.Model = *instance, m, fingerprint
+		o.Registerer, o.Logger = reg, log
+		o.MaxPollRecords, o.CommitPause, o.SessionTimeout, o.TransactionTimeout = *maxPoll, *commitPause, *sessionTimeout, *txTimeout
+		o.StallTimeout, o.FromLatest, o.StaticMembership = *stallTimeout, *fromLatest, *static
+		o.OnReady = func(ready bool) {
+			if srv == nil {
+				return
+			}
+			if ready {
+				srv.SetStatus(web.Ready)
+			} else {
+				srv.SetStatus(web.NotReady)
+			}
+		}
+		d, err = stream.New(o)
+		if err != nil {
+			return Usagef("%w", err)
+		}
+		if srv != nil {
 			if err := srv.Start(); err != nil {
 				return err
 			}
 			log.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 		}
-		pause := *commitPause
-		if pause == 0 {
-			pause = -1 // stream.Options: 0 is the default, negative is none
-		}
-		d, err := stream.New(stream.Options{
-			Client:           ccfg,
-			Topic:            *topic,
-			Group:            *group,
-			AlertsTopic:      alertsTopic,
-			Incidents:        incOpts,
-			StatsTopic:       *stats,
-			DeadLetterTopic:  *dead,
-			Instance:         *instance,
-			Scorer:           m,
-			Registerer:       reg,
-			Logger:           log,
-			MaxPollRecords:   *maxPoll,
-			CommitPause:      pause,
-			SessionTimeout:   *sessionTimeout,
-			FromLatest:       *fromLatest,
-			StaticMembership: *static,
-			OnReady: func(ready bool) {
-				if srv == nil {
-					return
-				}
-				if ready {
-					srv.SetStatus(web.Ready)
-				} else {
-					srv.SetStatus(web.NotReady)
-				}
-			},
-		})
-		if err != nil {
-			if srv != nil {
-				_ = srv.Shutdown(context.Background())
-			}
-			return Usagef("%w", err)
-		}
-		log.Info("detector starting", "topic", *topic, "group", *group, "instance", d.Instance(), "model", *modelPath)
+		stopReload := reloadOnHUP(*modelPath, d, log)
+		defer stopReload()
+		log.Info("detector starting", "topic", *topic, "group", *group, "instance", d.Instance(), "model", *modelPath, "fingerprint", fingerprint)
 		runErr := d.Run(ctx)
 		if srv != nil {
 			srv.SetStatus(web.Stopping)
@@ -189,20 +192,25 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	}
 }
 
-// reloadableScorer scores with the current model; SIGHUP swaps in a freshly
-// loaded one.
-type reloadableScorer struct {
-	m atomic.Pointer[model.Detector]
+// loadModel loads a model file and returns it with its fingerprint: the
+// first 12 hex digits of the file's SHA-256.
+func loadModel(path string) (*model.Detector, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("load model: %w", err)
+	}
+	m, err := model.Unmarshal(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("load model %s: %w", path, err)
+	}
+	sum := sha256.Sum256(b)
+	return m, hex.EncodeToString(sum[:6]), nil
 }
 
-// PredictRecord scores r with the current model.
-func (s *reloadableScorer) PredictRecord(r *record.Record) model.Verdict {
-	return s.m.Load().PredictRecord(r)
-}
-
-// reloadOnHUP reloads the model from path on every SIGHUP until the
-// returned stop function is called.
-func (s *reloadableScorer) reloadOnHUP(path string, log *slog.Logger) (stop func()) {
+// reloadOnHUP reloads the model from path on every SIGHUP and hands it to
+// d, until the returned stop function is called. A file that fails to load
+// is reported and the current model kept.
+func reloadOnHUP(path string, d *stream.Detector, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -213,13 +221,13 @@ func (s *reloadableScorer) reloadOnHUP(path string, log *slog.Logger) (stop func
 			case <-done:
 				return
 			case <-hup:
-				m, err := model.LoadFile(path)
+				m, fp, err := loadModel(path)
 				if err != nil {
 					log.Error("model reload failed; keeping the current model", "model", path, "err", err)
 					continue
 				}
-				s.m.Store(m)
-				log.Info("model reloaded", "model", path)
+				d.SetScorer(m, fp)
+				log.Info("model reloaded", "model", path, "fingerprint", fp)
 			}
 		}
 	})

@@ -10,11 +10,13 @@ import (
 
 	"github.com/netsentinel/netsentinel/internal/eval"
 	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 var cmdEval = &Command{
 	Name:      "eval",
-	UsageLine: "eval --model MODEL --data FILE [--data FILE...] [--json] [--skip-bad]",
+	UsageLine: "eval --model MODEL --data FILE [--data FILE...] [--adapt] [--json] [--skip-bad]",
 	Short:     "score a model on labelled connection records",
 	Long: `
 Eval scores a model on labelled records (CSV or JSON lines, plain or .gz)
@@ -29,10 +31,17 @@ With --json it prints exactly one JSON object instead:
    "category": {"accuracy", "cost_per_example", "recall": {...},
                 "precision": {...}, "confusion": {"<true>": {"<predicted>": n}}},
    "attack":   {"accuracy"},
-   "novelty":  {"auc"}}
+   "novelty":  {"auc"}, "adapted": true}
 
 "novelty" appears for a model with a novelty part: the AUC of the novelty
 score alone for telling attacks from normal records.
+
+With --adapt the novelty part learns the normal traffic of the data as
+"detect --adapt" does: the records are scored one at a time in file order,
+and those the classifier calls normal with high confidence teach it the
+site's normal traffic (with forgetting, a bounded rate and a cap per
+service; see docs/validation.md). "adapted" is then true. Compare with a
+run without --adapt to see what adapting changes.
 
 An undefined metric (e.g. the detection rate of a file without attacks) is
 null. With --skip-bad malformed lines are counted as "skipped" and the
@@ -47,6 +56,7 @@ func evalFlags(fs *flag.FlagSet) RunFunc {
 	fs.Var(&data, "data", "labelled `file` to score (CSV or JSON lines, plain or .gz); repeat for several")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
+	adapt := fs.Bool("adapt", false, "let the novelty part learn the data's normal traffic while scoring the records in file order (as detect --adapt)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -74,7 +84,22 @@ func evalFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		start := time.Now()
-		verdicts := det.PredictBatch(ds)
+		var verdicts []model.Verdict
+		if *adapt {
+			if err := det.Adapt(novelty.AdaptConfig{}, 0); err != nil {
+				return err
+			}
+			// In order, one at a time: what is learned from a record
+			// bears on the records after it.
+			verdicts = make([]model.Verdict, ds.Len())
+			var x [record.NumFeatures]float32
+			for i := range verdicts {
+				ds.Row(i, &x)
+				verdicts[i] = det.Predict(x[:])
+			}
+		} else {
+			verdicts = det.PredictBatch(ds)
+		}
 		elapsed := time.Since(start)
 		ev := eval.New()
 		if nov, _ := det.Novelty(); nov != nil {
@@ -85,6 +110,7 @@ func evalFlags(fs *flag.FlagSet) RunFunc {
 		}
 		ev.AddSkipped(ds.Skipped)
 		rep := ev.Report()
+		rep.Adapted = *adapt
 		if *asJSON {
 			b, err := json.Marshal(rep)
 			if err != nil {
@@ -99,6 +125,9 @@ func evalFlags(fs *flag.FlagSet) RunFunc {
 			fmt.Fprintf(env.Stdout, "model %s (%s, %d classes, trained on %d rows of %s)\ndata  %s, scored in %s (%.0f records/s)\n\n",
 				*modelPath, info.Algorithm, len(info.Labels), info.Training.Rows, strings.Join(info.Training.Sources, ", "),
 				ds.Source, elapsed.Round(time.Millisecond), float64(ds.Len())/max(elapsed.Seconds(), 1e-9))
+			if *adapt {
+				fmt.Fprintf(env.Stdout, "novelty part adapted to the data while scoring it in file order (--adapt)\n\n")
+			}
 			if err := rep.WriteTable(env.Stdout); err != nil {
 				return err
 			}

@@ -3,17 +3,12 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
@@ -45,7 +40,9 @@ attack name, or "unknown"), "probability" its probability,
 which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
 set it furthest apart from normal traffic. When the input carries a label
-it is echoed as "label".
+it is echoed as "label", and the connection's identity (the keys "ts",
+"src_ip", "src_port", "dst_ip", "dst_port" and "uid" that extract writes)
+is passed through under the same keys.
 
 A malformed line prints {"line":N,"error":"..."} instead and processing
 continues; the command then exits with code 3.
@@ -66,29 +63,27 @@ func predictFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
-		in, name := env.Stdin, "stdin"
+		var in *dataset.Reader
 		if len(args) == 1 && args[0] != "-" {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in, name = f, args[0]
-			if strings.HasSuffix(name, ".gz") {
-				zr, err := gzip.NewReader(f)
-				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				defer zr.Close()
-				in = zr
-			}
+			in, err = dataset.Open(args[0])
+		} else {
+			in, err = dataset.NewReader(env.Stdin, "stdin")
+		}
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		name := "stdin"
+		if len(args) == 1 && args[0] != "-" {
+			name = args[0]
 		}
 		w := bufio.NewWriterSize(env.Stdout, 1<<16)
 		lines, bad, err := predictStream(ctx, det, in, w)
-		if ferr := w.Flush(); err == nil && ferr != nil {
-			err = ferr
-		}
 		if err != nil {
+			var re *dataset.ReadError
+			if errors.As(err, &re) {
+				return err // it names the input and the position
+			}
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if bad > 0 {
@@ -101,19 +96,26 @@ func predictFlags(fs *flag.FlagSet) RunFunc {
 // predictBatch is a run of input lines scored by one worker.
 type predictBatch struct {
 	firstLine int
-	data      []byte // the lines, each ending in '\n'
+	data      []byte // the lines, each ending in '\n' (the last may not)
 	out       []byte
 	records   int
 	bad       int
 	done      chan struct{}
 }
 
-const predictBatchBytes = 256 << 10
+const (
+	// predictBatchBytes caps a batch: large batches score fastest.
+	predictBatchBytes = 256 << 10
+	// predictReadBytes is the most one read takes from the input.
+	predictReadBytes = 64 << 10
+)
 
 // predictStream scores the lines of r on all cores and writes the verdicts
-// to w in input order. It returns the number of records read and of bad
-// ones.
-func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w io.Writer) (records, bad int, err error) {
+// to w in input order. Input that arrives slowly (a pipe from tail -f) is
+// scored as it arrives: a batch holds what has been read so far, and w is
+// flushed whenever no further batch is waiting. It returns the number of
+// records read and of bad ones; w is flushed before it returns.
+func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w *bufio.Writer) (records, bad int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -130,7 +132,6 @@ func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w io.W
 			}
 		}()
 	}
-	// The reader cuts the input into batches of whole lines.
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(order)
@@ -146,33 +147,90 @@ func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w io.W
 		records += b.records
 		bad += b.bad
 		if werr == nil {
-			if _, werr = w.Write(b.out); werr != nil {
+			_, werr = w.Write(b.out)
+			if werr == nil && len(order) == 0 {
+				werr = w.Flush()
+			}
+			if werr != nil {
 				cancel() // stop reading; drain what is in flight
 			}
 		}
 	}
 	wg.Wait()
+	if werr == nil {
+		werr = w.Flush()
+	}
 	if werr != nil {
 		return records, bad, werr
 	}
 	return records, bad, <-readErr
 }
 
+// readBatches cuts r into batches of whole lines and emits them in order.
+// One goroutine reads; the batcher takes what it has read so far (up to
+// predictBatchBytes), so a slow input yields a batch per line and a fast
+// one large batches. It returns after the reading goroutine has ended.
 func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) error {
-	c := dataset.NewChunker(r, predictBatchBytes)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	pieces := make(chan []byte, 8)
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(pieces)
+		for {
+			buf := make([]byte, predictReadBytes)
+			n, err := r.Read(buf)
+			if n > 0 {
+				select {
+				case pieces <- buf[:n]:
+				case <-stop:
+					readErr <- nil
+					return
+				}
+			}
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				readErr <- err
+				return
+			}
 		}
-		data, line, err := c.Next(nil)
-		if errors.Is(err, io.EOF) {
-			return nil
+	}()
+	defer func() {
+		close(stop)
+		for range pieces { // let the reader finish its read and end
 		}
-		if err != nil {
-			return err
+	}()
+	line := 1
+	var carry []byte
+	for eof := false; !eof; {
+		var data []byte
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p, ok := <-pieces:
+			data, eof = append(carry, p...), !ok
 		}
-		emit(&predictBatch{firstLine: line, data: data, done: make(chan struct{})})
+		for !eof && len(data) < predictBatchBytes {
+			select {
+			case p, ok := <-pieces:
+				data, eof = append(data, p...), !ok
+				continue
+			default:
+			}
+			break
+		}
+		cut := len(data)
+		if !eof {
+			cut = bytes.LastIndexByte(data, '\n') + 1
+		}
+		carry = bytes.Clone(data[cut:])
+		if cut > 0 {
+			emit(&predictBatch{firstLine: line, data: data[:cut], done: make(chan struct{})})
+			line += bytes.Count(data[:cut], []byte{'\n'})
+		}
 	}
+	return <-readErr
 }
 
 // scoreBatch decodes the lines of b into columns, scores them together
@@ -181,8 +239,9 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 func scoreBatch(det *model.Detector, b *predictBatch) {
 	type lineInfo struct {
 		line  int
-		label string // for a good line
-		err   error  // for a bad one
+		label string          // for a good line
+		id    record.Identity // for a good line
+		err   error           // for a bad one
 	}
 	n := bytes.Count(b.data, []byte{'\n'}) + 1
 	var cols [record.NumFeatures][]float32
@@ -199,7 +258,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		for j, v := range rec.Features {
 			cols[j] = append(cols[j], float32(v))
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label})
+		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID})
 		return nil
 	})
 	b.records = len(infos)
@@ -211,7 +270,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 	k := 0
 	for _, in := range infos {
 		if in.err != nil {
-			out = appendErrorLine(out, in.line, in.err)
+			out = (&predictLine{Line: in.line, Error: in.err.Error()}).AppendJSON(out)
 			continue
 		}
 		var why []string
@@ -222,83 +281,9 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			}
 			why = det.NoveltyFeatures(x[:], 3)
 		}
-		out = appendVerdict(out, in.line, in.label, verdicts[k], why)
+		out = newPredictLine(in.line, in.id, in.label, &verdicts[k], why).AppendJSON(out)
 		k++
 	}
 	b.out = out
 	b.data = nil
-}
-
-func appendErrorLine(b []byte, line int, err error) []byte {
-	msg, _ := json.Marshal(err.Error())
-	b = append(b, `{"line":`...)
-	b = strconv.AppendInt(b, int64(line), 10)
-	b = append(b, `,"error":`...)
-	b = append(b, msg...)
-	return append(b, "}\n"...)
-}
-
-// appendVerdict appends v as one JSON line, with the features that made the
-// record novel when there are any. Labels and attack names are plain
-// identifiers, but they are quoted safely anyway.
-func appendVerdict(b []byte, line int, label string, v model.Verdict, noveltyFeatures []string) []byte {
-	b = append(b, `{"line":`...)
-	b = strconv.AppendInt(b, int64(line), 10)
-	if label != "" {
-		b = append(b, `,"label":`...)
-		b = appendString(b, label)
-	}
-	b = append(b, `,"attack":`...)
-	b = appendString(b, v.Attack)
-	b = append(b, `,"category":"`...)
-	b = append(b, v.Category.String()...)
-	if v.IsAttack {
-		b = append(b, `","binary":"attack","is_attack":true`...)
-	} else {
-		b = append(b, `","binary":"normal","is_attack":false`...)
-	}
-	b = append(b, `,"probability":`...)
-	b = appendProb(b, v.Probability)
-	b = append(b, `,"category_probability":`...)
-	b = appendProb(b, v.CategoryProbability)
-	b = append(b, `,"attack_probability":`...)
-	b = appendProb(b, v.AttackProbability)
-	b = append(b, `,"novelty":`...)
-	b = appendProb(b, v.Novelty)
-	if v.FlaggedBy != "" {
-		b = append(b, `,"flagged_by":`...)
-		b = appendString(b, v.FlaggedBy)
-	}
-	if len(noveltyFeatures) > 0 {
-		b = append(b, `,"novelty_features":[`...)
-		for i, f := range noveltyFeatures {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, f)
-		}
-		b = append(b, ']')
-	}
-	return append(b, "}\n"...)
-}
-
-// appendProb appends a probability with float32 precision, which is what
-// the models compute in.
-func appendProb(b []byte, p float64) []byte {
-	if p != p || p > 1e300 || p < -1e300 {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, p, 'g', 6, 64)
-}
-
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

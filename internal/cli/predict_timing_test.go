@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -30,7 +31,7 @@ func BenchmarkPredictStream(b *testing.B) {
 	b.SetBytes(int64(len(input)))
 	b.ResetTimer()
 	for range b.N {
-		if _, _, err := predictStream(context.Background(), det, bytes.NewReader(input), io.Discard); err != nil {
+		if _, _, err := predictStream(context.Background(), det, bytes.NewReader(input), bufio.NewWriter(io.Discard)); err != nil {
 			b.Fatal(err)
 		}
 	}

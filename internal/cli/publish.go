@@ -2,19 +2,17 @@ package cli
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/stream"
 )
@@ -30,7 +28,8 @@ Kafka topic as a CSV line or a JSON object (--format). Records are keyed by
 a random UUID unless --key none.
 
 The producer is idempotent, batches records and waits for every broker
-acknowledgement. --rate limits records per second; --loop replays the file
+acknowledgement. Publish fails at once if no broker answers within
+--connect-timeout. --rate limits records per second; --loop replays the file
 until interrupted. A progress bar shows on a terminal; at the end publish
 prints the records delivered and the rate achieved.
 
@@ -43,6 +42,7 @@ publish exit 3.
 
 func publishFlags(fs *flag.FlagSet) RunFunc {
 	kf := addKafkaFlags(fs)
+	def := stream.DefaultPublisherOptions()
 	topic := fs.String("topic", stream.DefaultTopic, "Kafka `topic` to write to")
 	file := fs.String("file", "", "`file` of records to replay (CSV or JSON lines, plain or .gz; required)")
 	format := fs.String("format", "csv", "output format: csv or json")
@@ -50,7 +50,8 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 	loop := fs.Bool("loop", false, "replay the file again and again until interrupted")
 	key := fs.String("key", "uuid", "record key: uuid (random) or none")
 	limit := fs.Int64("limit", 0, "stop after this many records (0 = the whole file)")
-	timeout := fs.Duration("delivery-timeout", 30*time.Second, "give up on a record not acknowledged within this `duration`")
+	timeout := fs.Duration("delivery-timeout", def.DeliveryTimeout, "give up on a record not acknowledged within this `duration`")
+	connectTimeout := fs.Duration("connect-timeout", def.ConnectTimeout, "fail if no broker answers within this `duration` at start")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -72,7 +73,9 @@ func publishFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return err
 		}
-		pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: *topic, Rate: r, DeliveryTimeout: *timeout})
+		o := def
+		o.Client, o.Topic, o.Rate, o.DeliveryTimeout, o.ConnectTimeout = ccfg, *topic, r, *timeout, *connectTimeout
+		pub, err := stream.NewPublisher(o)
 		if err != nil {
 			return err
 		}
@@ -138,26 +141,11 @@ func (p *publishRun) run(ctx context.Context, path string, loop bool) error {
 }
 
 func (p *publishRun) file(ctx context.Context, path string) error {
-	f, err := os.Open(path)
+	in, err := dataset.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
-	}
-	cr := &byteCounter{r: f}
-	br := bufio.NewReaderSize(cr, 64<<10) // small, so bytes read track progress
-	var in io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		in = zr
-	}
+	defer in.Close()
 	lines := bufio.NewReaderSize(in, 1<<16)
 	bar := newProgress(p.stderr, "publish", true)
 	defer bar.done()
@@ -186,7 +174,8 @@ func (p *publishRun) file(ctx context.Context, path string) error {
 				if p.sent%4096 == 0 {
 					// Stay below 100% until the end: a full bar finishes
 					// and clears itself.
-					bar.update(min(cr.n.Load(), size-1), size)
+					done, size := in.RawBytes()
+					bar.update(min(done, size-1), size)
 				}
 				if p.limit > 0 && p.sent >= p.limit {
 					return nil
@@ -241,16 +230,4 @@ func appendUUID(dst []byte, rng *rand.Rand) []byte {
 		dst = append(dst, hex[c>>4], hex[c&0xf])
 	}
 	return dst
-}
-
-// byteCounter counts the bytes read through it, for the progress bar.
-type byteCounter struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *byteCounter) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n.Add(int64(n))
-	return n, err
 }

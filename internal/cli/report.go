@@ -22,6 +22,9 @@ import (
 // password. There is deliberately no --smtp-password flag.
 const envSMTPPassword = "NETSENTINEL_SMTP_PASSWORD"
 
+// noStatsYet is what report says when the statistics topic does not exist.
+const noStatsYet = "no detector has written statistics yet"
+
 // defaultReportDir is where reports go without --out.
 const defaultReportDir = "netsentinel-report"
 
@@ -124,13 +127,13 @@ func (m *mailFlags) config() (cfg mail.Config, ok bool, err error) {
 // report still waiting there) with a few retries. It returns false when
 // rep had been sent before (it is not sent again).
 func deliverReport(ctx context.Context, dir string, rep *report.Report, cfg mail.Config, attempts int, log *slog.Logger) (bool, error) {
-	ob := &report.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
+	ob := &mail.Outbox{Dir: dir, Deliver: mail.Deliver(cfg), Logger: log}
 	queued, err := ob.Enqueue(rep)
 	if err != nil {
 		return false, err
 	}
-	if err := ob.FlushRetry(ctx, report.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
-		return false, fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, report.OutboxDir))
+	if err := ob.FlushRetry(ctx, mail.Backoff{Initial: 2 * time.Second, Max: time.Minute}, attempts); err != nil {
+		return false, fmt.Errorf("%w; the report waits in %s and is sent by the next run", err, filepath.Join(dir, mail.OutboxDir))
 	}
 	return queued, nil
 }
@@ -204,11 +207,12 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 	at := fs.String("at", "00:00", "with --every 24h, the local `time` of day the window ends (HH:MM)")
 	delay := fs.Duration("delay", 2*time.Minute, "with --every, wait this long after the window ends (lets detectors commit)")
 	retries := fs.Int("mail-retries", 5, "delivery attempts before a one-off report is left in the outbox")
-	spikeZ := fs.Float64("spike-z", 3.5, "robust z-score at or above which a bucket is a spike")
-	baselineDays := fs.Int("baseline-days", 7, "previous days of the same time of day that form a bucket's baseline")
-	minCount := fs.Int64("spike-min-count", 20, "least attacks (or unknown verdicts) in a bucket for a spike")
-	minRise := fs.Float64("spike-min-rise", 0.02, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
-	maxExtras := fs.Int("extras-max", 200_000, "most `messages` read from the alerts and dead-letter topics per report")
+	def := report.DefaultConfig()
+	spikeZ := fs.Float64("spike-z", def.SpikeZ, "robust z-score at or above which a bucket is a spike")
+	baselineDays := fs.Int("baseline-days", def.BaselineDays, "previous days of the same time of day that form a bucket's baseline")
+	minCount := fs.Int64("spike-min-count", def.MinCount, "least attacks (or unknown verdicts) in a bucket for a spike")
+	minRise := fs.Float64("spike-min-rise", def.MinRateIncrease, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
+	maxExtras := fs.Int("extras-max", stream.DefaultMaxExtras, "most `messages` read from the alerts and dead-letter topics per report")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
@@ -252,7 +256,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return Usagef("kafka: %w", err)
 		}
-		src := &report.Source{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
+		src := &stream.StatsReader{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
 
 		// With --every, a cache reads the week of history once and then only
 		// what is new; a one-off report reads its span directly.
@@ -262,12 +266,21 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		}
 		build := func(ctx context.Context, w report.Window, dir string) (*report.Report, error) {
 			series, err := readSeries(ctx, w.Start.Add(-cfg.History()), w.End)
+			noStats := errors.Is(err, stream.ErrNoTopic)
+			if noStats {
+				// Before the first detect: say so, and report the empty window.
+				log.Warn(noStatsYet, "topic", *statsTopic)
+				series, err = nil, nil
+			}
 			if err != nil {
 				return nil, err
 			}
 			rep, err := report.Build(series, w, cfg)
 			if err != nil {
 				return nil, err
+			}
+			if noStats {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("No detector has written statistics yet: topic %s does not exist.", *statsTopic))
 			}
 			ex, err := src.Extras(ctx, w, 10)
 			if err != nil {
@@ -314,7 +327,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 				if sent {
 					fmt.Fprintf(env.Stdout, "mailed to %s\n", strings.Join(mcfg.To, ", "))
 				} else {
-					fmt.Fprintf(env.Stdout, "already mailed before (%s), not sent again\n", filepath.Join(*out, report.StateFileName))
+					fmt.Fprintf(env.Stdout, "already mailed before (%s), not sent again\n", filepath.Join(*out, mail.StateFileName))
 				}
 			}
 			return nil
@@ -330,13 +343,13 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
-		state := report.NewStateFile(filepath.Join(*out, report.StateFileName))
-		ob := &report.Outbox{Dir: *out, State: state, Logger: log}
-		s := &report.Scheduler{
+		state := mail.NewStateFile(filepath.Join(*out, mail.StateFileName))
+		ob := &mail.Outbox{Dir: *out, State: state, Logger: log}
+		s := &scheduler{
 			Schedule: sched,
 			Delay:    *delay,
 			State:    state,
-			Backoff:  report.Backoff{Initial: 30 * time.Second, Max: 15 * time.Minute},
+			Backoff:  mail.Backoff{Initial: 30 * time.Second, Max: 15 * time.Minute},
 			Logger:   log,
 			Produce: func(ctx context.Context, w report.Window) error {
 				rep, err := build(ctx, w, filepath.Join(*out, w.ID()))

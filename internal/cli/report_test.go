@@ -4,65 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/kafkatest"
+	nsmail "github.com/netsentinel/netsentinel/internal/mail"
 	"github.com/netsentinel/netsentinel/internal/report"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
-
-// sinkBackend is a minimal SMTP server backend that requires AUTH PLAIN
-// and keeps the messages it receives.
-type sinkBackend struct {
-	mu   sync.Mutex
-	msgs [][]byte
-}
-
-func (b *sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{b: b}, nil }
-
-type sinkSession struct {
-	b    *sinkBackend
-	auth bool
-}
-
-func (s *sinkSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-func (s *sinkSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != "ops" || pass != "pw-from-env" {
-			return smtp.ErrAuthFailed
-		}
-		s.auth = true
-		return nil
-	}), nil
-}
-func (s *sinkSession) Mail(string, *smtp.MailOptions) error {
-	if !s.auth {
-		return smtp.ErrAuthRequired
-	}
-	return nil
-}
-func (s *sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *sinkSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, b)
-	s.b.mu.Unlock()
-	return err
-}
-func (s *sinkSession) Reset()        {}
-func (s *sinkSession) Logout() error { return nil }
 
 func TestReportCommand(t *testing.T) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "stats"))
@@ -99,31 +56,14 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sink := &sinkBackend{}
-	srv := smtp.NewServer(sink)
-	srv.AllowInsecureAuth = true
-	srv.Addr = "127.0.0.1:0"
-	l, err := newLoopbackListener()
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(l)
-	}()
-	defer func() {
-		srv.Close()
-		<-served
-	}()
-
+	sink := testkit.StartSMTP(t, testkit.SMTPOptions{User: "ops", Password: "pw-from-env"})
 	t.Setenv("NETSENTINEL_SMTP_PASSWORD", "pw-from-env")
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	args := []string{"report", "--brokers", brokers, "--stats-topic", "stats",
 		"--alerts-topic", "missing-alerts", "--dead-letter-topic", "",
 		"--window", "1h", "--end", "2026-11-26T15:00:00Z", "--tz", "UTC", "--out", dir,
-		"--smtp", l.Addr().String(), "--smtp-tls", "none", "--smtp-user", "ops",
+		"--smtp", sink.Addr, "--smtp-tls", "none", "--smtp-user", "ops",
 		"--mail-from", "netsentinel@example.org", "--mail-to", "a@example.org,b@example.org",
 	}
 	code := Main(ctx, args, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
@@ -136,7 +76,7 @@ func TestReportCommand(t *testing.T) {
 	if strings.Contains(errb.String(), "pw-from-env") {
 		t.Error("the password appears in the log")
 	}
-	rep, err := report.ReadSummary(dir)
+	rep, err := readSummary(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,13 +93,11 @@ func TestReportCommand(t *testing.T) {
 	if code := Main(ctx, args, &Env{Stdin: strings.NewReader(""), Stdout: &out2, Stderr: &errb}); code != ExitOK || !strings.Contains(out2.String(), "not sent again") {
 		t.Errorf("second run: exit %d, stdout %q", code, out2.String())
 	}
-	sink.mu.Lock()
-	msgs := sink.msgs
-	sink.mu.Unlock()
+	msgs := sink.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("smtp server got %d messages, want 1", len(msgs))
 	}
-	m, err := mail.ReadMessage(bytes.NewReader(msgs[0]))
+	m, err := mail.ReadMessage(bytes.NewReader(msgs[0].Data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +111,6 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("--smtp without --mail-to: exit %d, want %d", code, ExitUsage)
 	}
 }
-
-func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // TestWriteReportDemo is what the demo does at its end: a report on the
 // minutes it just processed, from in-memory aggregates.
@@ -219,7 +155,7 @@ func TestReportEvery(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	st, err := report.NewStateFile(filepath.Join(dir, report.StateFileName)).Load()
+	st, err := nsmail.NewStateFile(filepath.Join(dir, nsmail.StateFileName)).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,5 +172,62 @@ func TestReportEvery(t *testing.T) {
 		if code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", bad, code, ExitUsage)
 		}
+	}
+}
+
+// readSummary reads a report back from the summary.json in dir.
+func readSummary(dir string) (*report.Report, error) {
+	b, err := os.ReadFile(filepath.Join(dir, report.SummaryFile))
+	if err != nil {
+		return nil, err
+	}
+	var rep report.Report
+	return &rep, json.Unmarshal(b, &rep)
+}
+
+// TestReportBeforeDetect runs report against a broker where no detector has
+// written yet (the statistics topic does not exist): it says so, succeeds,
+// and writes the empty report. It runs on kfake and, with
+// NETSENTINEL_TEST_BROKERS, on the real broker.
+func TestReportBeforeDetect(t *testing.T) {
+	for _, backend := range []struct {
+		name    string
+		brokers func(t *testing.T) string
+	}{
+		{"kfake", func(t *testing.T) string {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return strings.Join(c.ListenAddrs(), ",")
+		}},
+		{"kafka", func(t *testing.T) string { return strings.Join(kafkatest.Brokers(t), ",") }},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			brokers := backend.brokers(t)
+			stats := kafkatest.Name(t, "no-stats-yet")
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			code := Main(t.Context(), []string{"report", "--brokers", brokers, "--stats-topic", stats,
+				"--alerts-topic", stats + "-alerts", "--dead-letter-topic", stats + "-dead",
+				"--window", "1h", "--tz", "UTC", "--out", dir}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+			if code != ExitOK {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), "no detector has written statistics yet") {
+				t.Errorf("stderr does not say that no detector has written yet:\n%s", errb.String())
+			}
+			rep, err := readSummary(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Records != 0 || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], stats) {
+				t.Errorf("summary: records %d notes %q, want an empty report with a note naming %s", rep.Records, rep.Notes, stats)
+			}
+			if _, err := os.Stat(filepath.Join(dir, report.HTMLFile)); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

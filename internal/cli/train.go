@@ -35,8 +35,11 @@ normal rows: it flags a record the classifier calls normal as an "unknown"
 attack when the record is unlike any normal traffic, so attack types
 missing from the training data can still be caught. Its threshold lets
 --novelty-fpr of held-out normal rows through as false alarms, and the
-binary threshold then defaults to P(normal) < 0.9. These defaults were
-chosen by holding whole attack types out of training (docs/validation.md).
+binary threshold then defaults to P(normal) < 0.8. Records the classifier
+calls normal with P(normal) >= --novelty-confident get a stricter novelty
+threshold, --novelty-confident-fpr. These defaults were chosen by holding
+whole attack types out of training and by imitating normal traffic unlike
+the training file's (docs/validation.md).
 
 It prints a summary: rows, classes, training time and, with --validate,
 the accuracy on a stratified held-out fraction of the rows (the model is
@@ -69,6 +72,8 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 	threshold := fs.Float64("threshold", 0, fmt.Sprintf("binary threshold: a record is an attack when P(normal) is below it (0 = %v with --novelty, %v without)", model.DefaultNoveltyThreshold, model.DefaultThreshold))
 	noveltyOn := fs.Bool("novelty", true, "add a novelty part trained on the normal rows, which flags records unlike any normal traffic as \"unknown\" attacks")
 	noveltyFPR := fs.Float64("novelty-fpr", model.DefaultNoveltyFPR, "novelty: share of held-out normal rows it may flag (sets its threshold; 0..0.2)")
+	noveltyConfident := fs.Float64("novelty-confident", model.DefaultConfident, "novelty: P(normal) from which the classifier counts as confident and --novelty-confident-fpr applies (0 = one novelty threshold for all)")
+	noveltyConfidentFPR := fs.Float64("novelty-confident-fpr", model.DefaultConfidentFPR, "novelty: share of held-out normal rows it may flag among records the classifier is confident about (at most --novelty-fpr)")
 	noveltyProtos := fs.Int("novelty-prototypes", novelty.DefaultConfig().Prototypes, "novelty: k-means prototypes of normal traffic (more: finer, slower)")
 	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
 	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it (0 = train on all rows)")
@@ -103,6 +108,12 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 		if !(*noveltyFPR > 0 && *noveltyFPR <= 0.2) {
 			return Usagef("--novelty-fpr %v: want a fraction in (0, 0.2]", *noveltyFPR)
 		}
+		if !(*noveltyConfident >= 0 && *noveltyConfident <= 1) {
+			return Usagef("--novelty-confident %v: want a probability in [0, 1]", *noveltyConfident)
+		}
+		if !(*noveltyConfidentFPR > 0 && *noveltyConfidentFPR <= *noveltyFPR) {
+			return Usagef("--novelty-confident-fpr %v: want a fraction in (0, --novelty-fpr]", *noveltyConfidentFPR)
+		}
 		if *noveltyProtos < 1 {
 			return Usagef("--novelty-prototypes %d: want at least 1", *noveltyProtos)
 		}
@@ -123,8 +134,10 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 		}
 		if *noveltyOn {
 			opts.Novelty = &model.NoveltyOptions{
-				Config: novelty.Config{Prototypes: *noveltyProtos, Seed: *seed},
-				FPR:    *noveltyFPR,
+				Config:       novelty.Config{Prototypes: *noveltyProtos, Seed: *seed},
+				FPR:          *noveltyFPR,
+				Confident:    *noveltyConfident,
+				ConfidentFPR: *noveltyConfidentFPR,
 			}
 		}
 		train := ds
@@ -172,6 +185,9 @@ func printTrainSummary(w io.Writer, det *model.Detector, train *dataset.Dataset,
 	if nov, thr := det.Novelty(); nov != nil {
 		fmt.Fprintf(w, "novelty part %s: flags records the classifier calls normal with novelty >= %.3f; binary threshold P(normal) < %.2f\n",
 			nov.Kind(), thr, det.Threshold())
+		if c, ct := det.NoveltyConfident(); c > 0 {
+			fmt.Fprintf(w, "  (novelty >= %.3f when P(normal) >= %.3f)\n", ct, c)
+		}
 	}
 	if imp := det.FeatureImportance(); imp != nil {
 		idx := make([]int, len(imp))

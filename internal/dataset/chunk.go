@@ -3,7 +3,6 @@ package dataset
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -38,9 +37,15 @@ func (c *Chunker) Next(buf []byte) (data []byte, firstLine int, err error) {
 			buf = make([]byte, 0, c.size+len(c.carry))
 		}
 		buf = append(buf[:0], c.carry...)
-		n, err := io.ReadFull(c.br, buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		c.eof = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		// Fill the buffer. Only io.EOF ends the input: any other error
+		// (io.ErrUnexpectedEOF from a decompressor among them) is one.
+		var err error
+		for len(buf) < cap(buf) && err == nil {
+			var n int
+			n, err = c.br.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+		}
+		c.eof = err == io.EOF
 		if err != nil && !c.eof {
 			return nil, 0, err
 		}

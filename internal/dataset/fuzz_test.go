@@ -2,7 +2,9 @@ package dataset
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -62,4 +64,51 @@ func FuzzRead(f *testing.F) {
 				d.Len(), d.Skipped, want.Len(), want.Skipped)
 		}
 	})
+}
+
+// FuzzReader feeds Reader arbitrary bytes, plain and gzip-wrapped: it must
+// never panic, give back a plain input unchanged, give back a whole gzip
+// stream's content, and fail on every strict prefix of a gzip stream long enough to be
+// recognised as one.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte(nslLine+"\n"), 0)
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}, 3)
+	f.Add([]byte{}, 0)
+	f.Fuzz(func(t *testing.T, data []byte, cut int) {
+		if r, err := NewReader(bytes.NewReader(data), "fuzz"); err == nil {
+			got, err := io.ReadAll(r)
+			if err == nil && !r.Compressed() && !bytes.Equal(got, data) {
+				t.Fatalf("plain input changed: %q -> %q", data, got)
+			}
+		}
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(data)
+		zw.Close()
+		r, err := NewReader(bytes.NewReader(z.Bytes()), "fuzz.gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("gzip round trip: %v, %d of %d bytes", err, len(got), len(data))
+		}
+		// Two bytes are needed to recognise gzip at all.
+		if cut = abs(cut) % z.Len(); cut >= len(gzipMagic) {
+			r, err := NewReader(bytes.NewReader(z.Bytes()[:cut]), "cut.gz")
+			if err == nil {
+				_, err = io.ReadAll(r)
+			}
+			if !errors.Is(err, ErrTruncated) {
+				t.Fatalf("gzip cut at %d of %d: %v, want ErrTruncated", cut, z.Len(), err)
+			}
+		}
+	})
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

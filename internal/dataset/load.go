@@ -2,14 +2,11 @@ package dataset
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -27,25 +24,17 @@ type Options struct {
 
 const chunkSize = 1 << 20
 
-// Load reads a file of records. A name ending in ".gz" is decompressed.
+// Load reads a file of records, plain or gzip (see Open). A read error,
+// or a gzip file that ends early, fails the load with a *ReadError.
 func Load(path string, opts Options) (*Dataset, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var size int64
-	if st, err := f.Stat(); err == nil {
-		size = st.Size()
-	}
-	var r io.Reader = &countingReader{r: f, total: size, progress: opts.Progress}
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, &ParseError{File: path, Line: 0, Err: fmt.Errorf("gzip: %w", err)}
-		}
-		defer zr.Close()
-		r = zr
+	var r io.Reader = f
+	if opts.Progress != nil {
+		r = &progressReader{r: f, progress: opts.Progress}
 	}
 	d, err := Read(r, path, opts)
 	if err != nil {
@@ -55,17 +44,16 @@ func Load(path string, opts Options) (*Dataset, error) {
 	return d, nil
 }
 
-type countingReader struct {
-	r        io.Reader
-	n, total int64
+// progressReader reports the bytes of the file read after each read.
+type progressReader struct {
+	r        *Reader
 	progress func(done, total int64)
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && n > 0 {
-		c.progress(c.n, c.total)
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress(p.r.RawBytes())
 	}
 	return n, err
 }
@@ -123,6 +111,10 @@ func Read(r io.Reader, name string, opts Options) (*Dataset, error) {
 	close(chunks)
 	wg.Wait()
 	if readErr != nil {
+		var re *ReadError
+		if errors.As(readErr, &re) {
+			return nil, readErr
+		}
 		return nil, fmt.Errorf("read %s: %w", name, readErr)
 	}
 	out := &Dataset{Source: name}

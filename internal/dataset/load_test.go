@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -304,20 +305,43 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.WriteFile(notGzip, []byte(nslLine+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(notGzip, Options{}); err == nil || !errors.Is(err, gzip.ErrHeader) {
-		t.Errorf("Load(not gzip) = %v, want gzip.ErrHeader", err)
+	// Gzip is recognised by its magic bytes, not by the name.
+	if d, err := Load(notGzip, Options{}); err != nil || d.Len() != 1 {
+		t.Errorf("Load(plain file named .gz) = %v, want its 1 row", err)
 	}
-	// A gzip file cut short.
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
 	zw.Write([]byte(lines(2000)))
 	zw.Close()
-	truncated := filepath.Join(dir, "cut.csv.gz")
-	if err := os.WriteFile(truncated, b.Bytes()[:b.Len()/2], 0o644); err != nil {
+	gzNamedCSV := filepath.Join(dir, "really-gzip.csv")
+	if err := os.WriteFile(gzNamedCSV, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := Load(truncated, Options{}); err == nil {
-		t.Errorf("Load(truncated gzip) = %d rows, want an error", d.Len())
+	if d, err := Load(gzNamedCSV, Options{}); err != nil || d.Len() != 2000 {
+		t.Errorf("Load(gzip file named .csv) = %v, want its 2000 rows", err)
+	}
+	// A gzip file cut short anywhere is an error naming the file and the
+	// line, never a smaller data set.
+	truncated := filepath.Join(dir, "cut.csv.gz")
+	for _, cut := range []int{5, 10, b.Len() / 4, b.Len() / 2, b.Len() - 9, b.Len() - 4, b.Len() - 1} {
+		if err := os.WriteFile(truncated, b.Bytes()[:cut], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Load(truncated, Options{SkipBad: true})
+		var re *ReadError
+		if !errors.Is(err, ErrTruncated) || !errors.As(err, &re) || re.File != truncated {
+			t.Errorf("Load(gzip cut at byte %d of %d) = %v, want a *ReadError wrapping ErrTruncated", cut, b.Len(), err)
+			if d != nil {
+				t.Errorf("  and it returned %d rows", d.Len())
+			}
+			continue
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("%s:%d:", truncated, re.Line)) || re.Line < 1 || re.Line > 2001 {
+			t.Errorf("cut at %d: error %q, line %d: want file:line", cut, err, re.Line)
+		}
+		if cut > b.Len()/2 && re.Line < 100 {
+			t.Errorf("cut at %d of %d: line %d, want the position reached", cut, b.Len(), re.Line)
+		}
 	}
 	bad := filepath.Join(dir, "bad.csv")
 	if err := os.WriteFile(bad, []byte(lines(5, 4)), 0o644); err != nil {

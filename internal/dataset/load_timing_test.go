@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"runtime"
 	"testing"
+
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 // BenchmarkLoad measures parse + encode (lines to the column matrix) of the
@@ -16,7 +18,7 @@ func BenchmarkLoad(b *testing.B) {
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	rows := 0
 	for i := 0; i < b.N; i++ {
 		d, err := Read(bytes.NewReader(raw), "kddcup.data_10_percent", Options{})
@@ -28,7 +30,7 @@ func BenchmarkLoad(b *testing.B) {
 	perSec := float64(rows) / b.Elapsed().Seconds()
 	b.ReportMetric(perSec, "rows/s")
 	b.ReportMetric(perSec/float64(runtime.GOMAXPROCS(0)), "rows/s/core")
-	if cpu := cpuTime() - start; cpu > 0 && start > 0 {
+	if cpu := testkit.CPUTime() - start; cpu > 0 && start > 0 {
 		b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
 	}
 }
@@ -37,7 +39,7 @@ func BenchmarkLoad(b *testing.B) {
 // decompression on the reader goroutine.
 func BenchmarkLoadGzip(b *testing.B) {
 	b.ReportAllocs()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	rows := 0
 	for i := 0; i < b.N; i++ {
 		d, err := Load(dataDir+"kddcup.data_10_percent.gz", Options{})
@@ -47,7 +49,7 @@ func BenchmarkLoadGzip(b *testing.B) {
 		rows += d.Len()
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
-	if cpu := cpuTime() - start; cpu > 0 && start > 0 {
+	if cpu := testkit.CPUTime() - start; cpu > 0 && start > 0 {
 		b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
 	}
 }

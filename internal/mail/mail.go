@@ -3,9 +3,12 @@
 // alternative and the charts attached. It uses github.com/wneessen/go-mail
 // for MIME and SMTP (STARTTLS or implicit TLS, AUTH PLAIN or LOGIN).
 //
-// Send makes one attempt; retrying with backoff and keeping undelivered
-// reports on disk is the job of report.Outbox, whose Deliver function is
-// typically Sender.Deliver. The package starts no goroutines.
+// [Send] makes one attempt. An [Outbox] keeps reports on disk until they
+// are delivered: [Outbox.Flush] delivers the queued reports oldest first
+// and [Outbox.FlushRetry] retries with a [Backoff]; a [StateFile] records
+// each delivery (and the end of the last window the report command
+// produced), so a report is sent once across restarts. [Deliver] adapts
+// Send to the outbox. The package starts no goroutines.
 package mail
 
 import (
@@ -208,7 +211,7 @@ func client(cfg Config) (*gomail.Client, error) {
 const typePNG = gomail.ContentType("image/png")
 
 // Deliver returns a function that sends a report with cfg, for
-// report.Outbox.
+// Outbox.Deliver.
 func Deliver(cfg Config) func(ctx context.Context, rep *report.Report) error {
 	return func(ctx context.Context, rep *report.Report) error { return Send(ctx, cfg, rep) }
 }

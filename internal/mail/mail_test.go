@@ -3,32 +3,22 @@ package mail
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"errors"
 	"image/png"
 	"io"
-	"math/big"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
 	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/report"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 const (
@@ -36,188 +26,11 @@ const (
 	testPassword = "s3cret pass"
 )
 
-// received is one message the test server accepted.
-type received struct {
-	from string
-	to   []string
-	user string
-	tls  bool
-	data []byte
-}
-
-// smtpServer is a real SMTP server (emersion/go-smtp) on 127.0.0.1 that
-// requires AUTH PLAIN or LOGIN and keeps what it receives.
-type smtpServer struct {
-	mu   sync.Mutex
-	msgs []received
-	srv  *smtp.Server
-	addr string
-}
-
-func (s *smtpServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{srv: s, conn: c}, nil
-}
-
-func (s *smtpServer) messages() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
-}
-
-type session struct {
-	srv  *smtpServer
-	conn *smtp.Conn
-	cur  received
-}
-
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
-
-func (s *session) Auth(mech string) (sasl.Server, error) {
-	check := func(user, pass string) error {
-		if user != testUser || pass != testPassword {
-			return errors.New("invalid credentials")
-		}
-		s.cur.user = user
-		return nil
-	}
-	switch mech {
-	case sasl.Plain:
-		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
-	case sasl.Login:
-		return newLoginServer(check), nil
-	}
-	return nil, smtp.ErrAuthUnsupported
-}
-
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	if s.cur.user == "" {
-		return smtp.ErrAuthRequired
-	}
-	s.cur.from = from
-	return nil
-}
-
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.cur.to = append(s.cur.to, to)
-	return nil
-}
-
-func (s *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m := s.cur
-	m.data = b
-	_, m.tls = s.conn.TLSConnectionState()
-	s.srv.mu.Lock()
-	s.srv.msgs = append(s.srv.msgs, m)
-	s.srv.mu.Unlock()
-	s.cur.to = nil
-	return nil
-}
-
-func (s *session) Reset()        { s.cur.to = nil; s.cur.from = "" }
-func (s *session) Logout() error { return nil }
-
-// loginServer implements the LOGIN mechanism (which go-sasl dropped).
-type loginServer struct {
-	step  int
-	user  string
-	check func(user, pass string) error
-}
-
-func newLoginServer(check func(user, pass string) error) sasl.Server {
-	return &loginServer{check: check}
-}
-
-func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
-	switch l.step {
-	case 0:
-		l.step++
-		if len(resp) > 0 {
-			l.user = string(resp)
-			l.step++
-			return []byte("Password:"), false, nil
-		}
-		return []byte("Username:"), false, nil
-	case 1:
-		l.user = string(resp)
-		l.step++
-		return []byte("Password:"), false, nil
-	default:
-		return nil, true, l.check(l.user, string(resp))
-	}
-}
-
-// startServer starts an SMTP server on addr ("127.0.0.1:0" for any port).
-// mode is TLSNone, TLSStartTLS (STARTTLS offered, AUTH only after it) or
-// TLSImplicit.
-func startServer(t *testing.T, addr, mode string, cert *tls.Certificate) *smtpServer {
+// startServer starts an SMTP server on addr ("127.0.0.1:0" for any port)
+// that accepts testUser and testPassword.
+func startServer(t *testing.T, addr, mode string, cert *tls.Certificate) *testkit.SMTPServer {
 	t.Helper()
-	s := &smtpServer{}
-	srv := smtp.NewServer(s)
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.AllowInsecureAuth = mode == TLSNone
-	var l net.Listener
-	var err error
-	switch mode {
-	case TLSImplicit:
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
-		l, err = tls.Listen("tcp", addr, srv.TLSConfig)
-	case TLSStartTLS:
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
-		fallthrough
-	default:
-		l, err = net.Listen("tcp", addr)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.srv = srv
-	s.addr = l.Addr().String()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return s
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and a pool trusting it.
-func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	return testkit.StartSMTP(t, testkit.SMTPOptions{Addr: addr, TLS: mode, Cert: cert, User: testUser, Password: testPassword})
 }
 
 // testReport: one hour, 1000 records (17 a minute for 40 minutes, then
@@ -306,18 +119,18 @@ func TestSendMIME(t *testing.T) {
 	rep := testReport(t, 14)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if err := Send(ctx, testConfig(srv.addr, TLSNone), rep); err != nil {
+	if err := Send(ctx, testConfig(srv.Addr, TLSNone), rep); err != nil {
 		t.Fatal(err)
 	}
-	msgs := srv.messages()
+	msgs := srv.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("server got %d messages, want 1", len(msgs))
 	}
 	got := msgs[0]
-	if got.user != testUser || got.from != "netsentinel@example.org" || strings.Join(got.to, ",") != "admin@example.org,soc@example.org" {
-		t.Errorf("envelope: user %q from %q to %v", got.user, got.from, got.to)
+	if got.User != testUser || got.From != "netsentinel@example.org" || strings.Join(got.To, ",") != "admin@example.org,soc@example.org" {
+		t.Errorf("envelope: user %q from %q to %v", got.User, got.From, got.To)
 	}
-	msg, err := mail.ReadMessage(bytes.NewReader(got.data))
+	msg, err := mail.ReadMessage(bytes.NewReader(got.Data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +198,8 @@ func TestSendMIME(t *testing.T) {
 }
 
 func TestSendTLSModes(t *testing.T) {
-	cert, pool := selfSigned(t)
+	c := testkit.SelfSigned(t)
+	cert, pool := &c.TLS, c.Pool
 	for _, tc := range []struct {
 		mode, auth string
 	}{
@@ -395,21 +209,21 @@ func TestSendTLSModes(t *testing.T) {
 	} {
 		t.Run(tc.mode+"-"+tc.auth, func(t *testing.T) {
 			srv := startServer(t, "127.0.0.1:0", tc.mode, cert)
-			cfg := testConfig(srv.addr, tc.mode)
+			cfg := testConfig(srv.Addr, tc.mode)
 			cfg.Auth = tc.auth
 			cfg.TLSConfig = &tls.Config{RootCAs: pool}
 			if err := Send(t.Context(), cfg, testReport(t, 14)); err != nil {
 				t.Fatal(err)
 			}
-			msgs := srv.messages()
-			if len(msgs) != 1 || !msgs[0].tls || msgs[0].user != testUser {
-				t.Fatalf("got %d messages (tls %v)", len(msgs), len(msgs) > 0 && msgs[0].tls)
+			msgs := srv.Messages()
+			if len(msgs) != 1 || !msgs[0].TLS || msgs[0].User != testUser {
+				t.Fatalf("got %d messages (tls %v)", len(msgs), len(msgs) > 0 && msgs[0].TLS)
 			}
 		})
 	}
 	t.Run("untrusted", func(t *testing.T) {
 		srv := startServer(t, "127.0.0.1:0", TLSStartTLS, cert)
-		if err := Send(t.Context(), testConfig(srv.addr, TLSStartTLS), testReport(t, 14)); err == nil {
+		if err := Send(t.Context(), testConfig(srv.Addr, TLSStartTLS), testReport(t, 14)); err == nil {
 			t.Fatal("sent to a server with an untrusted certificate")
 		}
 	})
@@ -417,7 +231,7 @@ func TestSendTLSModes(t *testing.T) {
 
 func TestSendErrors(t *testing.T) {
 	srv := startServer(t, "127.0.0.1:0", TLSNone, nil)
-	cfg := testConfig(srv.addr, TLSNone)
+	cfg := testConfig(srv.Addr, TLSNone)
 	cfg.Password = "wrong"
 	err := Send(t.Context(), cfg, testReport(t, 14))
 	if err == nil {
@@ -426,7 +240,7 @@ func TestSendErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong") {
 		t.Errorf("error shows the password: %v", err)
 	}
-	if len(srv.messages()) != 0 {
+	if len(srv.Messages()) != 0 {
 		t.Error("message accepted with a wrong password")
 	}
 	bad := Config{Addr: "nohost", TLS: "ssl", Auth: "cram", User: "u"}
@@ -455,7 +269,7 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(addr, TLSNone)
 	cfg.Timeout = 2 * time.Second
-	ob := &report.Outbox{Dir: dir, Deliver: Deliver(cfg)}
+	ob := &Outbox{Dir: dir, Deliver: Deliver(cfg)}
 	rep1, rep2 := testReport(t, 13), testReport(t, 14)
 	for _, r := range []*report.Report{rep1, rep2} {
 		if queued, err := ob.Enqueue(r); err != nil || !queued {
@@ -463,7 +277,7 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 		}
 	}
 	// Server down: delivery fails, both reports stay queued.
-	err := ob.FlushRetry(t.Context(), report.Backoff{Initial: 10 * time.Millisecond}, 3)
+	err := ob.FlushRetry(t.Context(), Backoff{Initial: 10 * time.Millisecond}, 3)
 	if err == nil {
 		t.Fatal("delivered with the server down")
 	}
@@ -472,7 +286,7 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 	}
 	// Server up: both are sent, in order, once.
 	srv := startServer(t, addr, TLSNone, nil)
-	if err := ob.FlushRetry(t.Context(), report.Backoff{Initial: 10 * time.Millisecond}, 3); err != nil {
+	if err := ob.FlushRetry(t.Context(), Backoff{Initial: 10 * time.Millisecond}, 3); err != nil {
 		t.Fatal(err)
 	}
 	// Flushing again, or queueing a sent report again, sends nothing.
@@ -485,12 +299,12 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 	if n, err := ob.Flush(t.Context()); n != 0 || err != nil {
 		t.Errorf("flush after re-queueing a sent report sent %d (%v)", n, err)
 	}
-	msgs := srv.messages()
+	msgs := srv.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("server got %d messages, want 2", len(msgs))
 	}
 	for i, want := range []string{rep1.ID, rep2.ID} {
-		m, err := mail.ReadMessage(bytes.NewReader(msgs[i].data))
+		m, err := mail.ReadMessage(bytes.NewReader(msgs[i].Data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +312,7 @@ func TestOutboxServerDownThenUp(t *testing.T) {
 			t.Errorf("message %d is %s, want %s", i, id, want)
 		}
 	}
-	st, err := report.NewStateFile(dir + "/" + report.StateFileName).Load()
+	st, err := NewStateFile(dir + "/" + StateFileName).Load()
 	if err != nil || len(st.Sent) != 2 {
 		t.Errorf("state %+v (%v), want 2 deliveries", st, err)
 	}

@@ -11,9 +11,9 @@
 // interface and stores it in the model file, novelty models live elsewhere.
 //
 // A Detector is safe for concurrent use once trained or loaded; only
-// SetThreshold, SetNovelty and SetMetric must not run concurrently with
-// anything else. PredictBatch and Train use all cores; their goroutines
-// have ended when they return.
+// SetThreshold, SetNovelty, SetNoveltyConfident and SetMetric must not run
+// concurrently with anything else. PredictBatch and Train use all cores;
+// their goroutines have ended when they return.
 package model
 
 import (
@@ -24,6 +24,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	par "github.com/netsentinel/netsentinel/internal/parallel"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -48,12 +50,11 @@ type classifier interface {
 }
 
 // Novelty is an optional unsupervised part of a Detector that scores how
-// unlike the training data a record is. A package implementing it registers
-// a decoder with RegisterNovelty so that model files holding it can be
-// loaded.
+// unlike the training data a record is. Model files can hold the kinds
+// decodeNovelty knows: package novelty's.
 type Novelty interface {
 	// Kind names the implementation; it is stored in the model file and
-	// selects the decoder registered with RegisterNovelty.
+	// selects its decoder.
 	Kind() string
 	// Score returns the novelty of one row of record.NumFeatures values,
 	// in [0,1], higher meaning stranger. It must be safe for concurrent
@@ -61,26 +62,6 @@ type Novelty interface {
 	Score(x []float32) float64
 	// MarshalBinary encodes the model for the model file.
 	MarshalBinary() ([]byte, error)
-}
-
-var (
-	noveltyMu       sync.RWMutex
-	noveltyDecoders = map[string]func([]byte) (Novelty, error){}
-)
-
-// RegisterNovelty makes Load able to read novelty parts of the given kind.
-// It is meant to be called from an init function; a second registration of
-// the same kind replaces the first.
-func RegisterNovelty(kind string, decode func(data []byte) (Novelty, error)) {
-	noveltyMu.Lock()
-	defer noveltyMu.Unlock()
-	noveltyDecoders[kind] = decode
-}
-
-func noveltyDecoder(kind string) func([]byte) (Novelty, error) {
-	noveltyMu.RLock()
-	defer noveltyMu.RUnlock()
-	return noveltyDecoders[kind]
 }
 
 // Info describes a Detector: what it was trained with and how well it did.
@@ -105,6 +86,14 @@ type Info struct {
 	// classifier calls normal is flagged "unknown"; 0 without a novelty
 	// part.
 	NoveltyThreshold float64 `json:"novelty_threshold,omitempty"`
+	// NoveltyConfident, when above 0, is the P(normal) from which the
+	// classifier counts as confident: such a record is flagged "unknown"
+	// only from NoveltyConfidentThreshold on, a higher novelty score than
+	// NoveltyThreshold.
+	NoveltyConfident float64 `json:"novelty_confident,omitempty"`
+	// NoveltyConfidentThreshold is the novelty threshold of records with
+	// P(normal) >= NoveltyConfident.
+	NoveltyConfidentThreshold float64 `json:"novelty_confident_threshold,omitempty"`
 	// Training describes the training data.
 	Training TrainingData `json:"training"`
 	// Metrics holds figures measured at training time, such as
@@ -136,7 +125,11 @@ type Detector struct {
 	normal  int // class index of "normal", or -1
 	catOf   []record.Category
 	novelty Novelty
-	scratch sync.Pool // *[]float32 of NumClasses
+	// learner, when not nil, is the novelty part learning the site's
+	// traffic from records with P(normal) >= learnFrom (see Adapt).
+	learner   learner
+	learnFrom float64
+	scratch   sync.Pool // *[]float32 of NumClasses
 }
 
 func newDetector(info Info, clf classifier) *Detector {
@@ -208,11 +201,33 @@ func (d *Detector) Novelty() (Novelty, float64) { return d.novelty, d.info.Novel
 // calls normal whose novelty score is at least threshold gets the verdict
 // "unknown".
 func (d *Detector) SetNovelty(n Novelty, threshold float64) {
-	d.novelty = n
+	d.novelty, d.learner = n, nil
 	d.info.NoveltyThreshold = threshold
 	if n == nil {
 		d.info.NoveltyThreshold = 0
+		d.info.NoveltyConfident, d.info.NoveltyConfidentThreshold = 0, 0
 	}
+}
+
+// NoveltyConfident returns the P(normal) from which the classifier counts as
+// confident and the novelty threshold that applies then, or 0, 0 when every
+// record gets the threshold of Novelty.
+func (d *Detector) NoveltyConfident() (pNormal, threshold float64) {
+	return d.info.NoveltyConfident, d.info.NoveltyConfidentThreshold
+}
+
+// SetNoveltyConfident sets a second, higher novelty threshold for the
+// records the classifier calls normal with P(normal) >= pNormal; pNormal 0
+// removes it. pNormal must be in [0, 1].
+func (d *Detector) SetNoveltyConfident(pNormal, threshold float64) error {
+	if !(pNormal >= 0 && pNormal <= 1) {
+		return fmt.Errorf("confident P(normal) %v: must be in [0, 1]", pNormal)
+	}
+	d.info.NoveltyConfident, d.info.NoveltyConfidentThreshold = pNormal, threshold
+	if pNormal == 0 {
+		d.info.NoveltyConfidentThreshold = 0
+	}
+	return nil
 }
 
 // Predict returns the verdict on one row of record.NumFeatures values in
@@ -333,9 +348,17 @@ func (d *Detector) verdict(p []float32, x []float32) Verdict {
 		v.IsAttack = true
 		v.FlaggedBy = "classifier"
 	}
-	if d.novelty != nil {
+	if d.learner != nil {
+		v.Novelty = d.learner.ScoreLearn(x, !v.IsAttack && pNormal >= d.learnFrom)
+	} else if d.novelty != nil {
 		v.Novelty = d.novelty.Score(x)
-		if !v.IsAttack && v.Novelty >= d.info.NoveltyThreshold {
+	}
+	if d.novelty != nil {
+		thr := d.info.NoveltyThreshold
+		if c := d.info.NoveltyConfident; c > 0 && pNormal >= c {
+			thr = d.info.NoveltyConfidentThreshold
+		}
+		if !v.IsAttack && v.Novelty >= thr {
 			v.Attack, v.Category = "unknown", record.CategoryUnknown
 			v.IsAttack, v.FlaggedBy = true, "novelty"
 			v.Probability, v.CategoryProbability = v.Novelty, v.Novelty
@@ -346,24 +369,9 @@ func (d *Detector) verdict(p []float32, x []float32) Verdict {
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }
 
-// parallel runs f over [0,n) split into GOMAXPROCS contiguous ranges and
-// waits for all of them.
+// parallel runs f over [0,n) split into up to GOMAXPROCS contiguous
+// ranges of at least about 1024 rows and waits for all of them.
 func parallel(n int, f func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/1024+1)
-	if workers <= 1 {
-		if n > 0 {
-			f(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
-	}
-	wg.Wait()
+	par.Ranges(n, workers, func(_, lo, hi int) { f(lo, hi) })
 }

@@ -3,14 +3,13 @@ package model
 import (
 	"bytes"
 	"context"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model/forest"
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/record"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 // TestNoveltyPart trains a forest with the novelty part of package novelty
@@ -41,7 +40,7 @@ func TestNoveltyPart(t *testing.T) {
 	if err := d.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Load(&buf)
+	d2, err := Unmarshal(buf.Bytes())
 	if err != nil {
 		t.Fatalf("load a model with a novelty part: %v", err)
 	}
@@ -100,14 +99,6 @@ func TestNoveltyPart(t *testing.T) {
 	}
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // defaultDetector trains the default detector (DefaultTrainOptions, what
 // netsentinel train makes) on all of KDDTrain+.
 func defaultDetector(b *testing.B) (*dataset.Dataset, *Detector) {
@@ -143,11 +134,11 @@ func BenchmarkPredictDefault(b *testing.B) {
 	}{{"forest+novelty", nov}, {"forest", nil}} {
 		b.Run(tc.name, func(b *testing.B) {
 			d.SetNovelty(tc.nov, thr)
-			c0 := cpuTime()
+			c0 := testkit.CPUTime()
 			for i := 0; b.Loop(); i++ {
 				d.Predict(rows[i%len(rows)][:])
 			}
-			if c := cpuTime() - c0; c > 0 && c0 > 0 {
+			if c := testkit.CPUTime() - c0; c > 0 && c0 > 0 {
 				b.ReportMetric(float64(b.N)/c.Seconds(), "records/cpu-s")
 			}
 		})
@@ -165,11 +156,11 @@ func BenchmarkPredictBatchDefault(b *testing.B) {
 	}{{"forest+novelty", nov}, {"forest", nil}} {
 		b.Run(tc.name, func(b *testing.B) {
 			d.SetNovelty(tc.nov, thr)
-			c0 := cpuTime()
+			c0 := testkit.CPUTime()
 			for b.Loop() {
 				d.PredictBatch(ds)
 			}
-			if c := cpuTime() - c0; c > 0 && c0 > 0 {
+			if c := testkit.CPUTime() - c0; c > 0 && c0 > 0 {
 				b.ReportMetric(float64(b.N*ds.Len())/c.Seconds(), "records/cpu-s")
 			}
 		})

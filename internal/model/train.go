@@ -76,6 +76,38 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	X := ds.X[:]
+	// The novelty part trains alongside the classifier: both use all
+	// cores, but each has stretches where it does not (the largest k-means
+	// group, the forest's last trees), which the other fills.
+	type noveltyResult struct {
+		m            Novelty
+		thr, confThr float64
+		err          error
+	}
+	var novDone chan noveltyResult
+	novCtx, cancelNovelty := context.WithCancel(ctx)
+	if opts.Novelty != nil {
+		novDone = make(chan noveltyResult, 1)
+		go func() {
+			m, thr, confThr, err := trainNovelty(novCtx, ds, *opts.Novelty)
+			novDone <- noveltyResult{m, thr, confThr, err}
+		}()
+	}
+	// waitNovelty returns the novelty part's result (or nothing when there
+	// is none). On an early return the deferred call cancels the novelty
+	// part and waits, so the goroutine has ended when Train returns.
+	waitNovelty := func() noveltyResult {
+		if novDone == nil {
+			return noveltyResult{}
+		}
+		r := <-novDone
+		novDone = nil
+		return r
+	}
+	defer func() {
+		cancelNovelty()
+		waitNovelty()
+	}()
 	var (
 		clf    classifier
 		params any
@@ -129,11 +161,14 @@ func Train(ctx context.Context, ds *dataset.Dataset, opts TrainOptions) (*Detect
 	}
 	d := newDetector(info, clf)
 	if opts.Novelty != nil {
-		nov, thr, err := trainNovelty(ctx, ds, *opts.Novelty)
-		if err != nil {
+		r := waitNovelty()
+		if r.err != nil {
+			return nil, fmt.Errorf("train: %w", r.err)
+		}
+		d.SetNovelty(r.m, r.thr)
+		if err := d.SetNoveltyConfident(opts.Novelty.Confident, r.confThr); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
-		d.SetNovelty(nov, thr)
 		d.info.Metrics["train_seconds"] = math.Round(time.Since(start).Seconds()*1000) / 1000
 	}
 	if v := opts.Validation; v != nil && v.Len() > 0 {

@@ -91,6 +91,7 @@ func DecodeCSV(line []byte, r *Record) error {
 	}
 	r.Label = ""
 	r.Difficulty = -1
+	r.ID = Identity{SrcPort: -1, DstPort: -1}
 	if n == NumFeatures {
 		return nil
 	}
@@ -124,6 +125,7 @@ func (r *Record) setField(i, column int, v []byte) error {
 			return fieldErr(i, column, v, err)
 		}
 		r.Features[i] = c
+		r.setUnseen(i, c, v)
 		return nil
 	}
 	x, ok := parseNumber(v)
@@ -191,6 +193,23 @@ func symbolCode(i int, v []byte) (float64, error) {
 			return float64(c), nil
 		}
 		return float64(otherFlag), nil
+	}
+}
+
+// setUnseen keeps v as the unseen service or flag when the vocabulary lacks
+// it (c is then the catch-all code), and clears it otherwise.
+func (r *Record) setUnseen(i int, c float64, v []byte) {
+	switch i {
+	case Service:
+		r.UnseenService = ""
+		if c == float64(otherService) && string(v) != "other" {
+			r.UnseenService = string(v)
+		}
+	case Flag:
+		r.UnseenFlag = ""
+		if c == float64(otherFlag) && string(v) != "OTH" {
+			r.UnseenFlag = string(v)
+		}
 	}
 }
 

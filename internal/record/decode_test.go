@@ -274,11 +274,59 @@ func TestStrings(t *testing.T) {
 		if f.Kind == KindUnknown || f.Kind > KindContinuous {
 			t.Errorf("feature %d %s has kind %v", i, f.Name, f.Kind)
 		}
-		if j, ok := FeatureIndex(f.Name); !ok || j != i {
-			t.Errorf("FeatureIndex(%q) = %d, %v; want %d, true", f.Name, j, ok, i)
+		if j, ok := featureIndex[f.Name]; !ok || j != i {
+			t.Errorf("featureIndex[%q] = %d, %v; want %d, true", f.Name, j, ok, i)
 		}
 		if (Vocabulary(i) != nil) != (f.Kind == KindSymbolic) {
 			t.Errorf("Vocabulary(%d) and kind %v disagree", i, f.Kind)
 		}
 	}
+}
+
+// TestUnseenSymbols checks that a service or flag the vocabulary lacks is
+// kept as written beside its catch-all code, and cleared by the next record.
+func TestUnseenSymbols(t *testing.T) {
+	const known = "0,tcp,http,SF,181,5450,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,8,8,0.00,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00"
+	unseen := strings.Replace(strings.Replace(known, "http", "quic", 1), "SF", "S9", 1)
+	other := strings.Replace(strings.Replace(known, "http", "other", 1), "SF", "OTH", 1)
+	var r Record
+	for _, tt := range []struct {
+		line             string
+		service, flag    string
+		unseenS, unseenF string
+	}{
+		{unseen, "other", "OTH", "quic", "S9"},
+		{known, "http", "SF", "", ""},
+		{other, "other", "OTH", "", ""},
+	} {
+		for _, data := range [][]byte{[]byte(tt.line), csvToJSON(t, tt.line)} {
+			if err := Decode(data, &r); err != nil {
+				t.Fatalf("Decode(%s): %v", data, err)
+			}
+			if r.Symbol(Service) != tt.service || r.Symbol(Flag) != tt.flag || r.UnseenService != tt.unseenS || r.UnseenFlag != tt.unseenF {
+				t.Errorf("Decode(%.60s): service %q flag %q unseen %q %q, want %q %q unseen %q %q", data, r.Symbol(Service), r.Symbol(Flag),
+					r.UnseenService, r.UnseenFlag, tt.service, tt.flag, tt.unseenS, tt.unseenF)
+			}
+		}
+	}
+}
+
+// csvToJSON turns a 41-feature CSV line into a JSON record.
+func csvToJSON(t *testing.T, line string) []byte {
+	t.Helper()
+	fields := strings.Split(line, ",")
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range Features {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v := fields[i]
+		if f.Kind == KindSymbolic {
+			v = `"` + v + `"`
+		}
+		b.WriteString(`"` + f.Name + `":` + v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String())
 }

@@ -3,6 +3,8 @@ package record
 import (
 	"testing"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 // benchLines are real records of different shapes.
@@ -23,10 +25,10 @@ func benchRecords(b *testing.B) []Record {
 
 // reportRecords reports records per wall-clock second and, because the
 // cores are often shared, records per CPU-second of the process (start is
-// cpuTime() at b.ResetTimer).
+// testkit.CPUTime() at b.ResetTimer).
 func reportRecords(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if cpu := cpuTime() - start; cpu > 0 && start > 0 {
+	if cpu := testkit.CPUTime() - start; cpu > 0 && start > 0 {
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "records/cpu-s")
 	}
 }
@@ -39,7 +41,7 @@ func BenchmarkDecodeCSV(b *testing.B) {
 	var r Record
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := DecodeCSV(in[i%len(in)], &r); err != nil {
 			b.Fatal(err)
@@ -58,7 +60,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	var r Record
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := DecodeJSON(in[i%len(in)], &r); err != nil {
 			b.Fatal(err)
@@ -72,7 +74,7 @@ func BenchmarkAppendCSV(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	for i := 0; i < b.N; i++ {
 		buf = recs[i%len(recs)].AppendCSV(buf[:0])
 	}
@@ -84,7 +86,7 @@ func BenchmarkAppendJSON(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	for i := 0; i < b.N; i++ {
 		buf = recs[i%len(recs)].AppendJSON(buf[:0])
 	}

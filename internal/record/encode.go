@@ -2,13 +2,16 @@ package record
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
 // AppendCSV appends r as a CSV line without line end: the 41 features, then
 // the label if it is set, then the difficulty if it is set (>= 0) as well.
 // The label is written as it is; a decoded label is always safe, one set by
-// hand must not hold a comma or line end.
+// hand must not hold a comma or line end. A service or flag the vocabulary
+// lacks is written as the input gave it (UnseenService, UnseenFlag), or as
+// "other" / "OTH" if that text cannot be a CSV field.
 func (r *Record) AppendCSV(dst []byte) []byte {
 	for i := range NumFeatures {
 		if i > 0 {
@@ -39,9 +42,7 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		dst = append(dst, f.Name...)
 		dst = append(dst, '"', ':')
 		if f.Kind == KindSymbolic {
-			dst = append(dst, '"')
-			dst = append(dst, r.Symbol(i)...)
-			dst = append(dst, '"')
+			dst = appendJSONString(dst, r.written(i))
 			continue
 		}
 		dst = r.appendValue(dst, i)
@@ -59,7 +60,11 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 
 func (r *Record) appendValue(dst []byte, i int) []byte {
 	if Features[i].Kind == KindSymbolic {
-		return append(dst, r.Symbol(i)...)
+		v := r.written(i)
+		if strings.ContainsAny(v, ",\r\n") {
+			v = r.Symbol(i) // cannot be a CSV field
+		}
+		return append(dst, v...)
 	}
 	x := r.Features[i]
 	if x == float64(int64(x)) && x < maxCount {
@@ -85,4 +90,16 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 	}
 	return append(dst, '"')
+}
+
+// written returns symbolic feature i as the input gave it: the unseen
+// service or flag when the vocabulary lacked it, else its vocabulary value.
+func (r *Record) written(i int) string {
+	switch {
+	case i == Service && r.UnseenService != "":
+		return r.UnseenService
+	case i == Flag && r.UnseenFlag != "":
+		return r.UnseenFlag
+	}
+	return r.Symbol(i)
 }

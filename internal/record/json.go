@@ -7,8 +7,9 @@ import (
 
 // DecodeJSON decodes one JSON object keyed by feature name into r. Every one
 // of the 41 features must be present; numbers may also be given as strings
-// ("0.5") and binary features as true/false. Optional keys are "label" and
-// "difficulty"; other keys are ignored. A duplicate key is an error. On
+// ("0.5") and binary features as true/false. Optional keys are "label",
+// "difficulty" and the identity keys (see Identity) read into r.ID; other
+// keys are ignored. A duplicate key is an error. On
 // error r is left in an unspecified state.
 func DecodeJSON(data []byte, r *Record) error {
 	p := jsonParser{b: data}
@@ -22,6 +23,7 @@ func DecodeJSON(data []byte, r *Record) error {
 	var st jsonState
 	r.Label = ""
 	r.Difficulty = -1
+	r.ID = Identity{SrcPort: -1, DstPort: -1}
 	p.ws()
 	if !p.eat('}') {
 		for {
@@ -69,11 +71,36 @@ func DecodeJSON(data []byte, r *Record) error {
 		}
 		e := &FieldError{Field: Features[first].Name, Err: ErrMissingKey}
 		if missing > 1 {
-			e.Detail = strconv.Itoa(missing) + " of 41 features missing"
+			e.Detail = strconv.Itoa(missing) + " of 41 features missing: " + missingNames(st.seen) + "; the model needs all 41"
 		}
 		return e
 	}
 	return nil
+}
+
+// missingNames lists the features whose bit is clear in seen, the first
+// six by name.
+func missingNames(seen uint64) string {
+	var b []byte
+	n := 0
+	for i := 0; i < NumFeatures; i++ {
+		if seen&(1<<i) != 0 {
+			continue
+		}
+		if n++; n > 6 {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, Features[i].Name...)
+	}
+	if n > 6 {
+		b = append(b, " and "...)
+		b = strconv.AppendInt(b, int64(n-6), 10)
+		b = append(b, " more"...)
+	}
+	return string(b)
 }
 
 type jsonKind uint8
@@ -136,6 +163,9 @@ func (r *Record) setJSON(key []byte, vk jsonKind, v []byte, st *jsonState) error
 		}
 		r.Difficulty = d
 		return nil
+	}
+	if done, err := r.setIdentity(key, vk, v); done {
+		return err
 	}
 	i := st.next
 	if i >= NumFeatures || string(key) != Features[i].Name {

@@ -173,12 +173,6 @@ func indexOf(vocab []string) map[string]int {
 	return m
 }
 
-// FeatureIndex returns the index of the feature with the given name.
-func FeatureIndex(name string) (int, bool) {
-	i, ok := featureIndex[name]
-	return i, ok
-}
-
 // Record is one decoded connection record.
 type Record struct {
 	// Features holds the 41 feature values in schema order; symbolic
@@ -189,6 +183,13 @@ type Record struct {
 	Label string
 	// Difficulty is NSL-KDD's difficulty level, or -1 when absent.
 	Difficulty int
+	// UnseenService and UnseenFlag hold the service and flag as written
+	// when the vocabulary lacks them (Features then holds "other" or
+	// "OTH"); empty otherwise.
+	UnseenService, UnseenFlag string
+	// ID is the connection's identity when a JSON record carries it
+	// (ports -1 when unknown); CSV records leave it unknown.
+	ID Identity
 }
 
 // Symbol returns the string value of symbolic feature i.

@@ -80,13 +80,3 @@ func CategoryOf(label string) Category {
 	}
 	return CategoryUnknown
 }
-
-// Attacks returns the names of the attacks the taxonomy knows, in no
-// particular order.
-func Attacks() []string {
-	names := make([]string, 0, len(attackCategory))
-	for n := range attackCategory {
-		names = append(names, n)
-	}
-	return names
-}

@@ -61,13 +61,12 @@ func TestTaxonomyMatchesDataFile(t *testing.T) {
 			t.Errorf("CategoryOf(%q) = %v, want %v", name+".", got, c)
 		}
 	}
-	attacks := Attacks()
-	if len(attacks) != len(want) {
-		t.Errorf("Attacks() has %d names, data file %d", len(attacks), len(want))
+	if len(attackCategory) != len(want) {
+		t.Errorf("the taxonomy has %d names, data file %d", len(attackCategory), len(want))
 	}
-	for _, a := range attacks {
+	for a := range attackCategory {
 		if _, ok := want[a]; !ok {
-			t.Errorf("Attacks() has %q, which the data file lacks", a)
+			t.Errorf("the taxonomy has %q, which the data file lacks", a)
 		}
 	}
 }

@@ -31,10 +31,16 @@ type Chart struct {
 // (when any record was scored), one bar chart per attack category with
 // attacks ("attacks-dos.png", ...) and the attack rate over time with the
 // spikes marked ("attack-rate.png").
-func Charts(rep *Report) ([]Chart, error) {
+func Charts(rep *Report) ([]Chart, error) { return renderCharts(rep, charts.ChartOutputPNG) }
+
+// renderCharts renders the charts of Charts in an output format of package
+// charts. FuzzReport renders SVG: the same layout (axis ranges, ticks,
+// labels, legends) without the rasterizer and PNG encoder, which take tens
+// of milliseconds per chart.
+func renderCharts(rep *Report, format string) ([]Chart, error) {
 	var out []Chart
 	if rep.Records > 0 {
-		c, err := pieChart(rep)
+		c, err := pieChart(rep, format)
 		if err != nil {
 			return nil, err
 		}
@@ -44,14 +50,14 @@ func Charts(rep *Report) ([]Chart, error) {
 		if cat.Name == "normal" || len(cat.Attacks) == 0 {
 			continue
 		}
-		c, err := barChart(cat)
+		c, err := barChart(cat, format)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	if len(rep.Buckets) > 0 {
-		c, err := lineChart(rep)
+		c, err := lineChart(rep, format)
 		if err != nil {
 			return nil, err
 		}
@@ -60,8 +66,8 @@ func Charts(rep *Report) ([]Chart, error) {
 	return out, nil
 }
 
-func render(name, title string, w, h int, draw func(p *charts.Painter) error) (Chart, error) {
-	p := charts.NewPainter(charts.PainterOptions{OutputFormat: charts.ChartOutputPNG, Width: w, Height: h})
+func render(format, name, title string, w, h int, draw func(p *charts.Painter) error) (Chart, error) {
+	p := charts.NewPainter(charts.PainterOptions{OutputFormat: format, Width: w, Height: h})
 	if err := draw(p); err != nil {
 		return Chart{}, fmt.Errorf("chart %s: %w", name, err)
 	}
@@ -82,12 +88,12 @@ var categoryColors = map[string]charts.Color{
 	"unknown": charts.ColorFromHex("#757575"),
 }
 
-func pieChart(rep *Report) (Chart, error) {
+func pieChart(rep *Report, format string) (Chart, error) {
 	var values []float64
 	var names []string
 	var colors []charts.Color
 	for _, c := range rep.Categories {
-		if c.Count == 0 {
+		if c.Count <= 0 { // a pie has no negative slices
 			continue
 		}
 		values = append(values, float64(c.Count))
@@ -95,7 +101,7 @@ func pieChart(rep *Report) (Chart, error) {
 		colors = append(colors, categoryColors[c.Name])
 	}
 	title := "Verdicts by category"
-	return render("categories.png", title, PieWidth, PieHeight, func(p *charts.Painter) error {
+	return render(format, "categories.png", title, PieWidth, PieHeight, func(p *charts.Painter) error {
 		opt := charts.NewPieChartOptionWithData(values)
 		opt.Theme = charts.GetDefaultTheme().WithSeriesColors(colors)
 		opt.Title = charts.TitleOption{Text: title, Subtext: fmt.Sprintf("%d records", rep.Records)}
@@ -109,7 +115,7 @@ func pieChart(rep *Report) (Chart, error) {
 	})
 }
 
-func barChart(cat CategoryCount) (Chart, error) {
+func barChart(cat CategoryCount, format string) (Chart, error) {
 	attacks := cat.Attacks
 	const maxBars = 12
 	if len(attacks) > maxBars {
@@ -126,7 +132,7 @@ func barChart(cat CategoryCount) (Chart, error) {
 		labels[i] = a.Name
 	}
 	title := fmt.Sprintf("%s: attack types", strings.ToUpper(cat.Name))
-	return render("attacks-"+cat.Name+".png", title, BarWidth, BarHeight, func(p *charts.Painter) error {
+	return render(format, "attacks-"+cat.Name+".png", title, BarWidth, BarHeight, func(p *charts.Painter) error {
 		opt := charts.NewBarChartOptionWithData([][]float64{values})
 		opt.Title = charts.TitleOption{Text: title, Subtext: fmt.Sprintf("%d verdicts", cat.Count)}
 		opt.Padding = charts.NewBox(20, 20, 20, 20)
@@ -142,7 +148,7 @@ func barChart(cat CategoryCount) (Chart, error) {
 	})
 }
 
-func lineChart(rep *Report) (Chart, error) {
+func lineChart(rep *Report, format string) (Chart, error) {
 	n := len(rep.Buckets)
 	attack := make([]float64, n)
 	unknown := make([]float64, n)
@@ -172,7 +178,7 @@ func lineChart(rep *Report) (Chart, error) {
 		}
 	}
 	title := "Attack rate over time (%)"
-	return render("attack-rate.png", title, LineWidth, LineHeight, func(p *charts.Painter) error {
+	return render(format, "attack-rate.png", title, LineWidth, LineHeight, func(p *charts.Painter) error {
 		opt := charts.NewLineChartOptionWithData([][]float64{attack, unknown, spikes})
 		opt.Title = charts.TitleOption{Text: title, Subtext: fmt.Sprintf("%s buckets, %s", shortDuration(time.Duration(rep.Bucket)), rep.WindowLabel)}
 		opt.Padding = charts.NewBox(20, 20, 30, 20)

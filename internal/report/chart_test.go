@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 var updateExample = flag.String("example-out", "", "write the example report of testdata/planted-spike.txt into `dir` (docs/example-report)")
@@ -57,7 +60,7 @@ func TestKnownCounts(t *testing.T) {
 	if len(rep.Buckets) != 12 {
 		t.Errorf("%d buckets, want 12 of 5 minutes", len(rep.Buckets))
 	}
-	if rep.Title != "15.5% attacks, 0 spikes, 1 problem" { // det-a went silent at 14:10
+	if rep.Title != "15.5% attacks (high), 0 spikes, 1 problem" { // det-a went silent at 14:10; 15.5% is above the quiet 10%
 		t.Errorf("title %q", rep.Title)
 	}
 }
@@ -127,7 +130,7 @@ func TestWrite(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	back, err := ReadSummary(dir)
+	back, err := readSummary(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,9 +307,66 @@ func statsMsg(minute time.Time, instance string, records int64, attacks map[stri
 	var n int64
 	for name, c := range attacks {
 		s.ByAttack[name] += c
-		s.ByCategory[categoryName(name)] += c
+		s.ByCategory[record.CategoryOf(name).String()] += c
 		n += c
 	}
 	s.ByCategory["normal"] = records - n
 	return s
+}
+
+// readSummary reads a report back from the summary.json in dir.
+func readSummary(dir string) (*Report, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return &rep, nil
+}
+
+// TestHighAttackShareNotQuiet: a window where 48% of the records are
+// attacks, as in every minute before it, has no spike (the baseline is as
+// high) but is not "all quiet"; 9% attacks is.
+func TestHighAttackShareNotQuiet(t *testing.T) {
+	start := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	build := func(attacks int64) *Report {
+		t.Helper()
+		var a Aggregator
+		for i := -120; i < 60; i++ {
+			a.Add(statsMsg(start.Add(time.Duration(i)*time.Minute), "det-a", 100, map[string]int64{"neptune": attacks}), time.Time{})
+		}
+		rep, err := Build(a.Series(), Window{Start: start, End: start.Add(time.Hour)}, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := build(48)
+	if len(rep.Spikes) != 0 || len(rep.Problems) != 0 {
+		t.Fatalf("spikes %v problems %v, want none (a flat 48%%)", rep.Spikes, rep.Problems)
+	}
+	if rep.Quiet || !rep.HighAttackShare || rep.Title != "48.0% attacks (high), 0 spikes" {
+		t.Errorf("48%% attacks: quiet %v high %v title %q; want not quiet, high", rep.Quiet, rep.HighAttackShare, rep.Title)
+	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, rep, nil, ContentID); err != nil {
+		t.Fatal(err)
+	}
+	if html := page.String(); strings.Contains(html, "All quiet") || !strings.Contains(html, "48.0% of the records were attacks, above the 10.0% a quiet window may have (no spike") {
+		t.Errorf("html banner wrong for 48%% attacks")
+	}
+	if text := PlainText(rep); strings.Contains(text, "All quiet") || !strings.Contains(text, "HIGH ATTACK SHARE: 48.0%") {
+		t.Errorf("plain text:\n%s", text)
+	}
+	if rep := build(9); !rep.Quiet || rep.HighAttackShare {
+		t.Errorf("9%% attacks: quiet %v high %v, want quiet", rep.Quiet, rep.HighAttackShare)
+	}
+	// The threshold is a setting.
+	rep, err := Build(nil, Window{Start: start, End: start.Add(time.Hour)}, Config{QuietMaxAttackShare: 0.5})
+	if err != nil || rep.Method.QuietMaxAttackShare != 0.5 {
+		t.Errorf("QuietMaxAttackShare not kept: %v %v", rep.Method.QuietMaxAttackShare, err)
+	}
 }

@@ -2,15 +2,17 @@
 // for a time window: totals and shares by category, attack types per
 // category, the attack rate over time, spikes against a robust baseline,
 // and the health of the detector instances. It renders the report as PNG
-// charts, a self-contained HTML page and a JSON summary.
+// charts, a self-contained HTML page, a JSON summary and plain text.
 //
-// The core is pure: [Aggregator] sums [event.Stats] messages into a series
-// of [Minute]s and [Build] turns a series, a [Window] and a [Config] into a
-// [Report]. [Charts] and [Write] render it; [Reader] reads the series from
-// the detector's Kafka topics by timestamp; [Scheduler] produces reports
-// aligned to the wall clock and remembers in a state file which windows
-// were produced and which reports still wait for delivery.
+// The package is pure: it is given statistics and returns reports. [Aggregator]
+// sums [event.Stats] messages into a series of [Minute]s, [Build] turns a
+// series, a [Window] and a [Config] into a [Report], [Highlights] picks the
+// most novel alerts and the most frequent dead-letter reasons, [Charts],
+// [WriteHTML], [PlainText] and [Write] render it, and [Schedule] says when
+// reports fall due on the wall clock. Reading the statistics from Kafka is
+// stream.StatsReader's job, delivering reports (with an outbox and retries)
+// is package mail's, and the loop that produces reports on a schedule is
+// the report command's.
 //
-// The package starts goroutines only inside [Scheduler.Run], which returns
-// once they have stopped.
+// The package starts no goroutines.
 package report

@@ -80,6 +80,7 @@ func MethodText(rep *Report) []string {
 			m.SpikeZ, pp(m.MinRateIncrease), m.MinCount),
 		fmt.Sprintf("An instance (any seen in the window or the day before its end) is silent when it sent no statistics in the last %v of the window, and lagging when statistics were written more than %v after their minute.",
 			shortDuration(m.SilentAfter), shortDuration(m.LagWarn)),
+		fmt.Sprintf("A window is quiet when it has no spike, no unhealthy instance, and at most %s attacks.", Percent(m.QuietMaxAttackShare)),
 	}
 }
 
@@ -91,6 +92,10 @@ func PlainText(rep *Report) string {
 	fmt.Fprintf(&b, "netsentinel report %s\n\n", rep.WindowLabel)
 	if rep.Quiet {
 		fmt.Fprintf(&b, "All quiet: no spikes, every detector instance healthy.\n\n")
+	}
+	if rep.HighAttackShare {
+		fmt.Fprintf(&b, "HIGH ATTACK SHARE: %s of the records were attacks, above the %s a quiet window may have.\n\n",
+			Percent(rep.AttackShare), Percent(rep.Method.QuietMaxAttackShare))
 	}
 	fmt.Fprintf(&b, "Records scored:  %d\nAttacks:         %d (%s)\nUnknown:         %d\nDead letters:    %d\nSpikes:          %d\n\n",
 		rep.Records, rep.Attacks, Percent(rep.AttackShare), rep.Unknown, rep.DeadLetters, len(rep.Spikes))
@@ -159,7 +164,7 @@ func Write(dir string, rep *Report) ([]Chart, error) {
 		return nil, err
 	}
 	for _, c := range charts {
-		if err := writeFile(filepath.Join(dir, c.Name), c.PNG); err != nil {
+		if err := WriteFile(filepath.Join(dir, c.Name), c.PNG); err != nil {
 			return nil, err
 		}
 	}
@@ -167,34 +172,22 @@ func Write(dir string, rep *Report) ([]Chart, error) {
 	if err := WriteHTML(&page, rep, charts, DataURI); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, HTMLFile), page.Bytes()); err != nil {
+	if err := WriteFile(filepath.Join(dir, HTMLFile), page.Bytes()); err != nil {
 		return nil, err
 	}
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("report summary: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, SummaryFile), append(js, '\n')); err != nil {
+	if err := WriteFile(filepath.Join(dir, SummaryFile), append(js, '\n')); err != nil {
 		return nil, err
 	}
 	return charts, nil
 }
 
-// ReadSummary reads a report back from the summary.json in dir.
-func ReadSummary(dir string) (*Report, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
-	if err != nil {
-		return nil, fmt.Errorf("read report: %w", err)
-	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return nil, fmt.Errorf("read report %s: %w", dir, err)
-	}
-	return &rep, nil
-}
-
-// writeFile writes b to path through a temporary file and a rename.
-func writeFile(path string, b []byte) error {
+// WriteFile writes b to path through a temporary file in the same
+// directory and a rename, so a reader (or a crash) never sees half a file.
+func WriteFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -242,7 +235,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 <h1>netsentinel report</h1>
 <div class="sub">{{.WindowLabel}}{{if ne .TimeZone "UTC"}} ({{.TimeZone}}){{end}}, {{dur .Bucket}} buckets</div>
 {{if .Quiet}}<div class="banner quiet">All quiet: {{.Records}} records scored, {{pct .AttackShare}} attacks, no spikes, every detector instance healthy.</div>
-{{else}}{{if .Spikes}}<div class="banner alert">{{len .Spikes}} spike{{if ne (len .Spikes) 1}}s{{end}} in the attack rate.</div>{{end}}
+{{else}}{{if .HighAttackShare}}<div class="banner alert">{{pct .AttackShare}} of the records were attacks, above the {{pct .Method.QuietMaxAttackShare}} a quiet window may have{{if not .Spikes}} (no spike: the baseline was as high){{end}}.</div>{{end}}
+{{if .Spikes}}<div class="banner alert">{{len .Spikes}} spike{{if ne (len .Spikes) 1}}s{{end}} in the attack rate.</div>{{end}}
 {{range .Problems}}<div class="banner problem">{{.}}</div>{{end}}{{end}}
 <h2>Summary</h2>
 <table>

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 // scenario is a synthetic series described by a testdata/*.txt file:
@@ -186,7 +187,7 @@ func (sc *scenario) stats() []event.Stats {
 			for _, name := range slices.Sorted(maps.Keys(counts)) {
 				if n := half(counts[name]); n > 0 {
 					s.ByAttack[name] += n
-					s.ByCategory[categoryName(name)] += n
+					s.ByCategory[record.CategoryOf(name).String()] += n
 					s.Records += n
 				}
 			}

@@ -78,9 +78,6 @@ func (a *Aggregator) Add(s event.Stats, written time.Time) {
 	m.Instances[s.Instance] = im
 }
 
-// Len returns the number of distinct minutes added so far.
-func (a *Aggregator) Len() int { return len(a.minutes) }
-
 // Prune drops the minutes before t.
 func (a *Aggregator) Prune(t time.Time) {
 	for k, m := range a.minutes {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -152,13 +153,10 @@ func drivers(byAttack map[string]int64, records int64, bs []baselineBucket, top 
 	}
 	slices.SortFunc(out, func(x, y AttackCount) int {
 		ex, ey := float64(x.Count)-x.Expected, float64(y.Count)-y.Expected
-		switch {
-		case ex > ey:
-			return -1
-		case ex < ey:
-			return 1
+		if c := cmp.Compare(ey, ex); c != 0 {
+			return c
 		}
-		return compareStrings(x.Name, y.Name)
+		return cmp.Compare(x.Name, y.Name)
 	})
 	// Keep the types that carry at least a tenth of the largest excess:
 	// the others only follow their usual share.
@@ -172,14 +170,4 @@ func drivers(byAttack map[string]int64, records int64, bs []baselineBucket, top 
 		out = out[:top]
 	}
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

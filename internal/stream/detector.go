@@ -2,12 +2,10 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -15,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -53,8 +50,12 @@ type Options struct {
 	Instance string
 	// TransactionalID overrides the default "netsentinel-<group>-<instance>".
 	TransactionalID string
-	// Scorer scores decoded records.
+	// Scorer scores decoded records; SetScorer replaces it while the
+	// detector runs.
 	Scorer Scorer
+	// Model names the scorer in every alert and statistics message, e.g. the
+	// model file's fingerprint.
+	Model string
 	// Registerer receives the Prometheus metrics; nil keeps them private.
 	Registerer prometheus.Registerer
 	// Logger receives progress and error logs; nil discards them.
@@ -72,8 +73,8 @@ type Options struct {
 	// default GOMAXPROCS.
 	Workers int
 	// CommitPause is how long the detector waits after committing a batch
-	// smaller than MaxPollRecords before it polls the next one; default
-	// 2ms, negative for none. A transaction's first produce that reaches a
+	// smaller than MaxPollRecords before it polls the next one; zero means
+	// none (DefaultOptions has 2ms). A transaction's first produce that reaches a
 	// Kafka 4 broker while the previous transaction's markers are still
 	// being written is retried by the broker only after
 	// add.partitions.to.txn.retry.backoff.ms (default 20ms); at 20,000
@@ -85,18 +86,41 @@ type Options struct {
 	// default 100ms (lower means lower latency at low rates).
 	FetchMaxWait time.Duration
 	// SessionTimeout is the group session timeout: how long a dead member
-	// keeps its partitions; default 10s (the broker's minimum is usually 6s).
+	// keeps its partitions; default 6s (the broker's default minimum,
+	// group.min.session.timeout.ms).
 	SessionTimeout time.Duration
+	// HeartbeatInterval is how often the detector tells the group it is
+	// alive, and so how soon it hears of a rebalance; default 1s.
+	HeartbeatInterval time.Duration
 	// RebalanceTimeout bounds a rebalance; default 30s.
 	RebalanceTimeout time.Duration
-	// TransactionTimeout is the broker-side transaction timeout; default 30s.
+	// TransactionTimeout is the broker-side transaction timeout: how long a
+	// crashed detector's open transaction (and any input offsets committed
+	// in it) can hold up its partitions' next owner if no detector with the
+	// same Instance comes back to fence it; default 10s. It must exceed the
+	// time one batch takes.
 	TransactionTimeout time.Duration
 	// StaticMembership joins the group as static member Instance (KIP-345):
 	// a detector restarted within SessionTimeout takes its partitions back
-	// at once, without a rebalance. The price: a detector that stops for
-	// good does not leave the group, so its partitions wait SessionTimeout
-	// before moving to another member.
+	// at once, without a rebalance. The price: a detector that stops does
+	// not leave the group, so its partitions wait SessionTimeout before
+	// moving to another member. It needs a stable Instance: New turns it
+	// off when Instance is left to its default (which changes every start).
 	StaticMembership bool
+	// StallTimeout is how long the detector may go without progress (a
+	// committed transaction, or no records waiting) before Health reports
+	// it stalled; default 30s.
+	StallTimeout time.Duration
+	// CheckInterval is the least time between two warnings about the same
+	// lack of progress, and bounds each lag check (made every second from
+	// the group's committed offsets); default 5s.
+	CheckInterval time.Duration
+	// OrphanTimeout is how long an owned partition's records may wait
+	// without its committed offset moving before the detector fences the
+	// transactional ID of the partition's last committer (see Health); a
+	// crashed detector's open transaction then stops blocking the partition
+	// at once instead of after its TransactionTimeout. Default 2s.
+	OrphanTimeout time.Duration
 	// FromLatest makes a group without committed offsets start at the end of
 	// the topic instead of the beginning.
 	FromLatest bool
@@ -144,6 +168,13 @@ type Detector struct {
 	totals struct {
 		records, scored, normal, alerts, deadLetters, committed, aborted, restarts atomic.Int64
 	}
+	scoring atomic.Pointer[scoring]
+	health  health
+	client  atomic.Pointer[kgo.Client] // the current session's client, for lag checks
+
+	// cur is the scoring of the batch being processed (only Run's
+	// goroutine and its scoring workers use it).
+	cur *scoring
 
 	// Per-batch state, reused across batches (only Run's goroutine uses it).
 	in      []*kgo.Record
@@ -154,6 +185,14 @@ type Detector struct {
 	buckets map[int64]*bucket
 	batchNo int
 	inc     *incidents // nil when incidents are off
+	// fetchedParts are the input partitions of the batch.
+	fetchedParts []int32
+}
+
+// scoring is a scorer and the model name written with its verdicts.
+type scoring struct {
+	scorer Scorer
+	model  string
 }
 
 type resultKind uint8
@@ -169,6 +208,8 @@ type result struct {
 	kind     resultKind
 	category record.Category
 	attack   string
+	// unseen has bit 0 set for an unseen service, bit 1 for an unseen flag.
+	unseen uint8
 	// w and start/end locate the output message (alert or dead letter) in
 	// the worker's buffer.
 	w          int
@@ -187,10 +228,34 @@ type bucket struct {
 	records, dead int64
 	byCat         map[string]int64
 	byAttack      map[string]int64
+	unseen        map[string]int64
 	byRule        map[string]int64
 }
 
-// New checks opts, fills in defaults and registers the metrics.
+// DefaultOptions returns the default of every optional field.
+func DefaultOptions() Options {
+	return Options{
+		MaxPollRecords:     20000,
+		Workers:            runtime.GOMAXPROCS(0),
+		CommitPause:        2 * time.Millisecond,
+		FetchMaxWait:       100 * time.Millisecond,
+		SessionTimeout:     6 * time.Second,
+		HeartbeatInterval:  time.Second,
+		RebalanceTimeout:   30 * time.Second,
+		TransactionTimeout: 10 * time.Second,
+		StaticMembership:   true,
+		StallTimeout:       30 * time.Second,
+		CheckInterval:      5 * time.Second,
+		OrphanTimeout:      2 * time.Second,
+		MaxDeadLetterValue: 256 << 10,
+		RestartBackoff:     time.Second,
+		ShutdownTimeout:    30 * time.Second,
+	}
+}
+
+// New checks opts, fills in the defaults of fields left zero (see
+// DefaultOptions; CommitPause and StaticMembership excepted) and registers
+// the metrics.
 func New(opts Options) (*Detector, error) {
 	var errs []error
 	if opts.Topic == "" {
@@ -219,30 +284,33 @@ func New(opts Options) (*Detector, error) {
 			h = "detector"
 		}
 		opts.Instance = h + "-" + strconv.Itoa(os.Getpid())
+		opts.StaticMembership = false // the name changes every start
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	def := DefaultOptions()
+	setDefault := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
 		}
 	}
 	if opts.MaxPollRecords <= 0 {
-		opts.MaxPollRecords = 20000
+		opts.MaxPollRecords = def.MaxPollRecords
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
+		opts.Workers = def.Workers
 	}
 	if opts.MaxDeadLetterValue <= 0 {
-		opts.MaxDeadLetterValue = 256 << 10
+		opts.MaxDeadLetterValue = def.MaxDeadLetterValue
 	}
-	def(&opts.FetchMaxWait, 100*time.Millisecond)
-	if opts.CommitPause == 0 {
-		opts.CommitPause = 2 * time.Millisecond
-	}
-	def(&opts.SessionTimeout, 10*time.Second)
-	def(&opts.RebalanceTimeout, 30*time.Second)
-	def(&opts.TransactionTimeout, 30*time.Second)
-	def(&opts.RestartBackoff, time.Second)
-	def(&opts.ShutdownTimeout, 30*time.Second)
+	setDefault(&opts.FetchMaxWait, def.FetchMaxWait)
+	setDefault(&opts.SessionTimeout, def.SessionTimeout)
+	setDefault(&opts.HeartbeatInterval, def.HeartbeatInterval)
+	setDefault(&opts.RebalanceTimeout, def.RebalanceTimeout)
+	setDefault(&opts.TransactionTimeout, def.TransactionTimeout)
+	setDefault(&opts.StallTimeout, def.StallTimeout)
+	setDefault(&opts.CheckInterval, def.CheckInterval)
+	setDefault(&opts.OrphanTimeout, def.OrphanTimeout)
+	setDefault(&opts.RestartBackoff, def.RestartBackoff)
+	setDefault(&opts.ShutdownTimeout, def.ShutdownTimeout)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -256,6 +324,8 @@ func New(opts Options) (*Detector, error) {
 		txID = "netsentinel-" + opts.Group + "-" + opts.Instance
 	}
 	d := &Detector{opts: opts, log: log, m: m, txID: txID, buckets: map[int64]*bucket{}}
+	d.cur = &scoring{scorer: opts.Scorer, model: opts.Model}
+	d.scoring.Store(d.cur)
 	d.workers = make([]*worker, opts.Workers)
 	for i := range d.workers {
 		d.workers[i] = &worker{}
@@ -264,6 +334,12 @@ func New(opts Options) (*Detector, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// SetScorer makes s score every batch from the next one on, with its
+// verdicts named model. It is safe to call while Run runs.
+func (d *Detector) SetScorer(s Scorer, model string) {
+	d.scoring.Store(&scoring{scorer: s, model: model})
 }
 
 // Instance returns the detector's instance name.
@@ -283,6 +359,14 @@ func (d *Detector) Totals() Totals {
 // nothing is lost or counted twice. Run returns an error only for a
 // configuration the client rejects.
 func (d *Detector) Run(ctx context.Context) error {
+	wctx, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { d.watch(wctx, d.client.Load) })
+	defer func() {
+		stopWatch()
+		wg.Wait()
+	}()
+	d.health.reset(time.Now())
 	backoff := d.opts.RestartBackoff
 	for {
 		started := time.Now()
@@ -299,6 +383,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		}
 		d.totals.restarts.Add(1)
 		d.m.restarts.Inc()
+		d.health.noteErr(err)
 		d.log.Warn("kafka session failed; recreating it", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -337,6 +422,8 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.ConsumeResetOffset(reset),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(d.opts.SessionTimeout),
+		kgo.HeartbeatInterval(d.opts.HeartbeatInterval),
+		kgo.WithHooks(hooks{d}),
 		kgo.RebalanceTimeout(d.opts.RebalanceTimeout),
 		kgo.FetchMaxWait(d.opts.FetchMaxWait),
 		kgo.ProducerLinger(0),
@@ -348,13 +435,16 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, as map[string][]int32) {
 			d.inc.assign(as[d.opts.Topic])
+			d.health.assign(as[d.opts.Topic], true)
 			onReady(true)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rev map[string][]int32) {
+			d.health.assign(rev[d.opts.Topic], false)
 			d.m.dropLag(rev[d.opts.Topic])
 			d.inc.revoke(rev[d.opts.Topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			d.health.assign(lost[d.opts.Topic], false)
 			d.m.dropLag(lost[d.opts.Topic])
 			d.inc.revoke(lost[d.opts.Topic])
 		}),
@@ -377,8 +467,12 @@ func (d *Detector) runSession(ctx context.Context) error {
 	if err != nil {
 		return configError{fmt.Errorf("kafka client: %w", err)}
 	}
-	d.log.Info("detector session started", "topic", d.opts.Topic, "group", d.opts.Group, "transactional_id", d.txID)
+	d.log.Info("detector session started", "topic", d.opts.Topic, "group", d.opts.Group, "transactional_id", d.txID,
+		"static", d.opts.StaticMembership)
+	d.client.Store(sess.Client())
 	defer func() {
+		d.client.Store(nil)
+		d.health.assign(nil, false)
 		if d.opts.OnReady != nil {
 			d.opts.OnReady(false)
 		}
@@ -406,6 +500,7 @@ func (d *Detector) runSession(ctx context.Context) error {
 				return
 			}
 			hadErr = true
+			d.health.noteErr(fmt.Errorf("fetch %s partition %d: %w", topic, p, err))
 			if time.Since(lastErrLog) > 5*time.Second {
 				lastErrLog = time.Now()
 				d.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
@@ -458,16 +553,20 @@ func (d *Detector) runSession(ctx context.Context) error {
 func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
 	start := time.Now()
 	d.batchNo++
+	d.cur = d.scoring.Load()
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	d.in = d.in[:0]
+	d.fetchedParts = d.fetchedParts[:0]
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
 			d.in = append(d.in, p.Records...)
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
+			d.fetchedParts = append(d.fetchedParts, p.Partition)
 		}
 	})
+	d.health.fetched(d.fetchedParts)
 	if err := d.inc.prepare(ctx, sess.Client(), d.in); err != nil {
 		return err
 	}
@@ -522,6 +621,9 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			b.records++
 			b.byCat[res.category.String()]++
 			byCat[res.category]++
+			if res.unseen != 0 {
+				d.countUnseen(b, res.unseen)
+			}
 		}
 		for _, o := range d.out[produced:] {
 			sess.Produce(ctx, o, promise)
@@ -535,14 +637,14 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			minutes = append(minutes, k)
 		}
 		sort.Slice(minutes, func(i, j int) bool { return minutes[i] < minutes[j] })
+		var buf []byte
 		for _, k := range minutes {
 			b := d.buckets[k]
-			v, err := json.Marshal(event.Stats{Minute: time.Unix(k*60, 0).UTC(), Instance: d.opts.Instance, Records: b.records,
-				ByCategory: b.byCat, ByAttack: b.byAttack, DeadLetters: b.dead, ByRule: b.byRule})
-			if err != nil {
-				return fmt.Errorf("encode stats: %w", err) // cannot happen: plain types
-			}
-			d.emit(d.opts.StatsTopic, nil, v)
+			st := event.Stats{Minute: time.Unix(k*60, 0).UTC(), Instance: d.opts.Instance, Model: d.cur.model, Records: b.records,
+				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead, ByRule: b.byRule}
+			start := len(buf)
+			buf = st.AppendJSON(buf)
+			d.emit(d.opts.StatsTopic, nil, buf[start:len(buf):len(buf)])
 		}
 	}
 	for _, o := range d.out[produced:] {
@@ -563,7 +665,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		d.m.produceErrs.Add(float64(n))
 		d.log.Warn("produce failed; aborting the batch", "failed", n, "err", *produceErr.Load())
 	}
-	committed, err := sess.End(ctx, commit)
+	committed, err := sess.End(kgo.PreTxnCommitFnContext(ctx, d.stampCommit), commit)
 	d.m.batchDur.Observe(time.Since(start).Seconds())
 	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", queued.Sub(start),
 		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)
@@ -578,6 +680,8 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		d.log.Info("transaction aborted; its records will be redelivered", "records", len(d.in))
 		return nil
 	}
+	d.health.noteCommit(time.Now())
+	d.m.lastCommit.SetToCurrentTime()
 	t := &d.totals
 	t.committed.Add(1)
 	t.records.Add(int64(len(d.in)))
@@ -669,6 +773,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		res := &d.results[i]
 		res.w = w
 		res.attack = ""
+		res.unseen = 0
 		if err := record.Decode(r.Value, &wk.rec); err != nil {
 			res.kind = resultDead
 			res.start = len(wk.buf)
@@ -676,8 +781,14 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 			res.end = len(wk.buf)
 			continue
 		}
-		v := d.opts.Scorer.PredictRecord(&wk.rec)
+		v := d.cur.scorer.PredictRecord(&wk.rec)
 		res.category = v.Category
+		if wk.rec.UnseenService != "" {
+			res.unseen |= unseenService
+		}
+		if wk.rec.UnseenFlag != "" {
+			res.unseen |= unseenFlag
+		}
 		if !v.IsAttack {
 			res.kind = resultNormal
 			continue
@@ -693,6 +804,28 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 	}
 }
 
+// Bits of result.unseen.
+const (
+	unseenService = 1 << iota
+	unseenFlag
+)
+
+// countUnseen counts a scored record's unseen service or flag in its
+// minute's bucket and in the metrics.
+func (d *Detector) countUnseen(b *bucket, bits uint8) {
+	if b.unseen == nil {
+		b.unseen = map[string]int64{}
+	}
+	if bits&unseenService != 0 {
+		b.unseen["service"]++
+		d.m.unseenService.Inc()
+	}
+	if bits&unseenFlag != 0 {
+		b.unseen["flag"]++
+		d.m.unseenFlag.Inc()
+	}
+}
+
 func (d *Detector) appendDeadLetter(dst []byte, r *kgo.Record, err error) []byte {
 	reason := err.Error()
 	val := r.Value
@@ -700,12 +833,9 @@ func (d *Detector) appendDeadLetter(dst []byte, r *kgo.Record, err error) []byte
 		reason += "; value truncated to " + strconv.Itoa(d.opts.MaxDeadLetterValue) + " of " + strconv.Itoa(len(val)) + " bytes"
 		val = val[:d.opts.MaxDeadLetterValue]
 	}
-	b, mErr := json.Marshal(event.DeadLetter{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition,
-		Offset: r.Offset, Reason: reason, Value: val, Instance: d.opts.Instance})
-	if mErr != nil { // cannot happen: plain types, []byte as base64
-		b = []byte(`{"reason":"unencodable dead letter"}`)
-	}
-	return append(dst, b...)
+	dl := event.DeadLetter{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition,
+		Offset: r.Offset, Reason: reason, Value: val, Instance: d.opts.Instance}
+	return dl.AppendJSON(dst)
 }
 
 // explainer is implemented by scorers that can name the features that made
@@ -714,94 +844,18 @@ type explainer interface {
 	NoveltyFeatures(x []float32, n int) []string
 }
 
-// appendAlert appends the event.Alert JSON for one record without going
-// through reflection or a features map (this runs for every attack).
+// appendAlert appends the event.Alert JSON for one record.
 func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
-	dst = append(dst, `{"time":"`...)
-	dst = r.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","topic":`...)
-	dst = appendJSONString(dst, r.Topic)
-	dst = append(dst, `,"partition":`...)
-	dst = strconv.AppendInt(dst, int64(r.Partition), 10)
-	dst = append(dst, `,"offset":`...)
-	dst = strconv.AppendInt(dst, r.Offset, 10)
-	dst = append(dst, `,"attack":`...)
-	dst = appendJSONString(dst, v.Attack)
-	dst = append(dst, `,"category":`...)
-	dst = appendJSONString(dst, v.Category.String())
-	dst = append(dst, `,"probability":`...)
-	dst = appendJSONFloat(dst, v.Probability)
-	dst = append(dst, `,"attack_probability":`...)
-	dst = appendJSONFloat(dst, v.AttackProbability)
-	dst = append(dst, `,"novelty":`...)
-	dst = appendJSONFloat(dst, v.Novelty)
-	dst = append(dst, `,"flagged_by":`...)
-	dst = appendJSONString(dst, v.FlaggedBy)
-	if ex, ok := d.opts.Scorer.(explainer); ok && v.FlaggedBy == "novelty" {
+	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
+		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
+		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
 		var x [record.NumFeatures]float32
 		for i, f := range rec.Features {
 			x[i] = float32(f)
 		}
-		if names := ex.NoveltyFeatures(x[:], 3); len(names) > 0 {
-			dst = append(dst, `,"novelty_features":[`...)
-			for i, n := range names {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendJSONString(dst, n)
-			}
-			dst = append(dst, ']')
-		}
+		a.NoveltyFeatures = ex.NoveltyFeatures(x[:], 3)
 	}
-	if rec.Label != "" {
-		dst = append(dst, `,"label":`...)
-		dst = appendJSONString(dst, rec.Label)
-	}
-	dst = append(dst, `,"features":{`...)
-	for i, f := range record.Features {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, f.Name...)
-		dst = append(dst, `":`...)
-		if f.Kind == record.KindSymbolic {
-			dst = appendJSONString(dst, rec.Symbol(i))
-			continue
-		}
-		x := rec.Features[i]
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			dst = strconv.AppendInt(dst, int64(x), 10)
-		} else {
-			dst = appendJSONFloat(dst, x)
-		}
-	}
-	dst = append(dst, `},"instance":`...)
-	dst = appendJSONString(dst, d.opts.Instance)
-	return append(dst, '}')
-}
-
-func appendJSONFloat(dst []byte, x float64) []byte {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		x = 0
-	}
-	return strconv.AppendFloat(dst, x, 'g', -1, 64)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	simple := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		dst = append(dst, '"')
-		dst = append(dst, s...)
-		return append(dst, '"')
-	}
-	b, _ := json.Marshal(s) // a string always encodes
-	return append(dst, b...)
+	return a.AppendJSON(dst)
 }

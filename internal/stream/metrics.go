@@ -10,19 +10,24 @@ import (
 
 // metrics are the detector's Prometheus metrics; see the package doc.
 type metrics struct {
-	records      prometheus.Counter
-	verdicts     *prometheus.CounterVec
-	verdictByCat []prometheus.Counter // indexed by record.Category
-	deadLetters  prometheus.Counter
-	alerts       prometheus.Counter
-	lag          *prometheus.GaugeVec
-	batchDur     prometheus.Histogram
-	batchRecords prometheus.Histogram
-	transactions *prometheus.CounterVec
-	txCommitted  prometheus.Counter
-	txAborted    prometheus.Counter
-	produceErrs  prometheus.Counter
-	restarts     prometheus.Counter
+	records                   prometheus.Counter
+	verdicts                  *prometheus.CounterVec
+	verdictByCat              []prometheus.Counter // indexed by record.Category
+	deadLetters               prometheus.Counter
+	alerts                    prometheus.Counter
+	lag                       *prometheus.GaugeVec
+	batchDur                  prometheus.Histogram
+	batchRecords              prometheus.Histogram
+	transactions              *prometheus.CounterVec
+	txCommitted               prometheus.Counter
+	txAborted                 prometheus.Counter
+	produceErrs               prometheus.Counter
+	restarts                  prometheus.Counter
+	lastCommit                prometheus.Gauge
+	waiting                   prometheus.Gauge
+	stalled                   prometheus.Gauge
+	unseen                    *prometheus.CounterVec
+	unseenService, unseenFlag prometheus.Counter
 
 	lagMu          sync.Mutex // guards lagByPartition: revokes run on client goroutines
 	lagByPartition map[int32]prometheus.Gauge
@@ -56,16 +61,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Output records that failed to produce (their transaction was aborted and retried)."}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "session_restarts_total",
 			Help: "Kafka sessions recreated after a fatal transaction or client error."}),
+		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "last_commit_timestamp_seconds",
+			Help: "Unix time of the last committed transaction (0: none yet)."}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "records_waiting",
+			Help: "Records waiting in the partitions this detector owns (end offset minus committed offset), as of the last lag check."}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "stalled",
+			Help: "1 while the detector has made no progress for longer than its stall timeout, else 0."}),
+		unseen: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "unseen_values_total",
+			Help: "Scored records whose service or flag the schema's vocabulary lacks (scored as other / OTH), by feature."}, []string{"feature"}),
 		lagByPartition: map[int32]prometheus.Gauge{},
 	}
 	for _, c := range []prometheus.Collector{m.records, m.verdicts, m.deadLetters, m.alerts, m.lag, m.batchDur,
-		m.batchRecords, m.transactions, m.produceErrs, m.restarts} {
+		m.batchRecords, m.transactions, m.produceErrs, m.restarts, m.lastCommit, m.waiting, m.stalled, m.unseen} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	m.txCommitted = m.transactions.WithLabelValues("committed")
 	m.txAborted = m.transactions.WithLabelValues("aborted")
+	m.unseenService = m.unseen.WithLabelValues("service")
+	m.unseenFlag = m.unseen.WithLabelValues("flag")
 	m.verdictByCat = make([]prometheus.Counter, len(record.Categories)+1)
 	for _, c := range record.Categories {
 		if int(c) >= len(m.verdictByCat) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,15 @@ type PublisherOptions struct {
 	// DeliveryTimeout bounds how long one record may take to be delivered,
 	// retries included; default 30s.
 	DeliveryTimeout time.Duration
+	// ConnectTimeout bounds NewPublisher's check that a broker answers;
+	// default 5s.
+	ConnectTimeout time.Duration
+}
+
+// DefaultPublisherOptions returns the default of every optional field.
+func DefaultPublisherOptions() PublisherOptions {
+	return PublisherOptions{Linger: 5 * time.Millisecond, MaxBuffered: 100_000, DeliveryTimeout: 30 * time.Second,
+		ConnectTimeout: 5 * time.Second}
 }
 
 // PublishStats counts a Publisher's records.
@@ -58,11 +68,13 @@ type Publisher struct {
 	sent, delivered, failed atomic.Int64
 	errOnce                 sync.Once
 	firstErr                error
-	start                   time.Time
+	start                   atomic.Pointer[time.Time] // set by the first Publish
 	closed                  bool
 }
 
-// NewPublisher connects a producer; it does not wait for the brokers.
+// NewPublisher connects a producer and checks that a broker answers within
+// o.ConnectTimeout, so that an unreachable cluster is reported at once
+// rather than after DeliveryTimeout.
 func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if o.Topic == "" {
 		return nil, errors.New("no topic")
@@ -74,14 +86,18 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	def := DefaultPublisherOptions()
 	if o.Linger <= 0 {
-		o.Linger = 5 * time.Millisecond
+		o.Linger = def.Linger
 	}
 	if o.MaxBuffered <= 0 {
-		o.MaxBuffered = 100_000
+		o.MaxBuffered = def.MaxBuffered
 	}
 	if o.DeliveryTimeout <= 0 {
-		o.DeliveryTimeout = 30 * time.Second
+		o.DeliveryTimeout = def.DeliveryTimeout
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = def.ConnectTimeout
 	}
 	opts = append(opts,
 		kgo.DefaultProduceTopic(o.Topic),
@@ -96,6 +112,12 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("no Kafka broker answers (%s): %w", strings.Join(o.Client.Brokers, ","), err)
+	}
 	return &Publisher{cl: cl, topic: o.Topic, rate: o.Rate}, nil
 }
 
@@ -109,10 +131,11 @@ func (p *Publisher) Publish(ctx context.Context, key, value []byte) error {
 	}
 	n := p.sent.Add(1)
 	if n == 1 {
-		p.start = time.Now()
+		now := time.Now()
+		p.start.Store(&now)
 	}
 	if p.rate > 0 {
-		due := p.start.Add(time.Duration(float64(n-1) / p.rate * float64(time.Second)))
+		due := p.start.Load().Add(time.Duration(float64(n-1) / p.rate * float64(time.Second)))
 		if wait := time.Until(due); wait > time.Millisecond {
 			t := time.NewTimer(wait)
 			select {
@@ -147,8 +170,8 @@ func (p *Publisher) promise(_ *kgo.Record, err error) {
 // has returned.
 func (p *Publisher) Stats() PublishStats {
 	s := PublishStats{Sent: p.sent.Load(), Delivered: p.delivered.Load(), Failed: p.failed.Load()}
-	if !p.start.IsZero() {
-		s.Elapsed = time.Since(p.start)
+	if start := p.start.Load(); start != nil {
+		s.Elapsed = time.Since(*start)
 	}
 	if s.Failed > 0 {
 		p.errOnce.Do(func() {})

@@ -2,7 +2,8 @@
 // endpoints over HTTP:
 //
 //	/metrics    Prometheus metrics from the injected gatherer
-//	/-/healthy  200 while the process runs
+//	/-/healthy  200 while the process runs and Options.Healthy reports no
+//	            error; 503 with the error otherwise
 //	/-/ready    200 once the process is Ready, 503 while NotReady or Stopping
 //
 // The default address is the loopback DefaultListen.
@@ -58,6 +59,10 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Logger receives server errors; nil discards them.
 	Logger *slog.Logger
+	// Healthy, when not nil, is asked on every /-/healthy request: an error
+	// makes the answer 503 with the error's text (a process stuck without
+	// progress, so that a supervisor restarts it).
+	Healthy func() error
 }
 
 // Server is the HTTP server. Create it with New, start it with Start, stop
@@ -69,7 +74,6 @@ type Server struct {
 	status atomic.Int32
 	done   chan struct{}
 	once   sync.Once
-	err    error
 }
 
 // New returns a server that has not started listening yet.
@@ -88,6 +92,13 @@ func New(opts Options) *Server {
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if opts.Healthy != nil {
+			if err := opts.Healthy(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "netsentinel is unhealthy: %v\n", err)
+				return
+			}
+		}
 		io.WriteString(w, "netsentinel is healthy.\n")
 	})
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -122,7 +133,6 @@ func (s *Server) Start() error {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
-			s.err = err
 		}
 	}()
 	return nil

@@ -2,9 +2,11 @@ package web
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +101,33 @@ func TestStatusString(t *testing.T) {
 	}
 	if New(Options{}).srv.Addr != DefaultListen {
 		t.Errorf("default listen is not %s", DefaultListen)
+	}
+}
+
+// TestHealthy checks that /-/healthy follows Options.Healthy.
+func TestHealthy(t *testing.T) {
+	var unhealthy atomic.Pointer[error]
+	s := New(Options{Listen: "127.0.0.1:0", Healthy: func() error {
+		if e := unhealthy.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	url := "http://" + s.Addr() + "/-/healthy"
+	if code, body := get(t, url); code != http.StatusOK || !strings.Contains(body, "is healthy") {
+		t.Errorf("/-/healthy = %d %q, want 200", code, body)
+	}
+	err := errors.New("no progress for 31s: connection refused")
+	unhealthy.Store(&err)
+	if code, body := get(t, url); code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") {
+		t.Errorf("/-/healthy = %d %q, want 503 naming the error", code, body)
+	}
+	unhealthy.Store(nil)
+	if code, _ := get(t, url); code != http.StatusOK {
+		t.Errorf("/-/healthy = %d after recovery, want 200", code)
 	}
 }

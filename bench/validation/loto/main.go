@@ -57,6 +57,9 @@ func folds(labels []string) []fold {
 type rule struct {
 	pNormal float64 // flag when P(normal) < pNormal
 	fpr     float64 // novelty target FPR; 0 = no novelty
+	// shipped: the novelty part's own thresholds as trained, including the
+	// stricter one for records the forest is confident about.
+	shipped bool
 }
 
 type result struct{ fpr, dHeld, dKnown, catAcc, cost, guessAcc, guessCost float64 }
@@ -74,9 +77,11 @@ func main() {
 	rules := []rule{}
 	for _, p := range []float64{0.5, 0.7, 0.9} {
 		for _, q := range []float64{0, 0.005, 0.01, 0.02, 0.03, 0.05} {
-			rules = append(rules, rule{p, q})
+			rules = append(rules, rule{p, q, false})
 		}
 	}
+	def := model.DefaultTrainOptions()
+	rules = append(rules, rule{def.Threshold, def.Novelty.FPR, true})
 	sum := make([]result, len(rules))
 	nf := 0
 	fmt.Printf("data=%s rows=%d\n", *data, ds.Len())
@@ -108,6 +113,7 @@ func main() {
 			log.Fatal(err)
 		}
 		nov, _ := det.Novelty()
+		conf, confThr := det.NoveltyConfident()
 		// guess[...] holds, per evaluated row set, the forest's most
 		// probable attack category of each row (unknown when P(normal)=1).
 		guess := map[string][]record.Category{}
@@ -137,6 +143,13 @@ func main() {
 				}).Threshold(r.fpr)
 			}
 			det.SetNovelty(nov, thr)
+			if r.shipped {
+				if err := det.SetNoveltyConfident(conf, confThr); err != nil {
+					log.Fatal(err)
+				}
+			} else if err := det.SetNoveltyConfident(0, 0); err != nil {
+				log.Fatal(err)
+			}
 			var res result
 			ev, evGuess := eval.New(), eval.New()
 			rate := func(rows []int) float64 {
@@ -191,8 +204,8 @@ func main() {
 			if *kdd99 {
 				extra = fmt.Sprintf(" cat_acc=%.4f cost=%.4f | guess: cat_acc=%.4f cost=%.4f", res.catAcc, res.cost, res.guessAcc, res.guessCost)
 			}
-			fmt.Printf("       P(normal)<%.1f novelty fpr=%-5v: FPR=%.4f DR_held=%.4f DR_known=%.4f%s\n",
-				r.pNormal, r.fpr, res.fpr, res.dHeld, res.dKnown, extra)
+			fmt.Printf("       %s: FPR=%.4f DR_held=%.4f DR_known=%.4f%s\n",
+				r, res.fpr, res.dHeld, res.dKnown, extra)
 		}
 		os.Stdout.Sync()
 	}
@@ -205,8 +218,8 @@ func main() {
 		if *kdd99 {
 			extra = fmt.Sprintf(" cat_acc=%.4f cost=%.4f | guess: cat_acc=%.4f cost=%.4f", s.catAcc/n, s.cost/n, s.guessAcc/n, s.guessCost/n)
 		}
-		fmt.Printf("  P(normal)<%.1f novelty fpr=%-5v: FPR=%.4f DR_held=%.4f DR_known=%.4f mix=%.4f%s\n",
-			r.pNormal, r.fpr, fpr, dh, dk, 0.43*(1-fpr)+0.57*(dh+dk)/2, extra)
+		fmt.Printf("  %s: FPR=%.4f DR_held=%.4f DR_known=%.4f mix=%.4f%s\n",
+			r, fpr, dh, dk, 0.43*(1-fpr)+0.57*(dh+dk)/2, extra)
 	}
 }
 
@@ -216,4 +229,12 @@ func rowsKey(rows []int) string {
 		return ""
 	}
 	return fmt.Sprint(len(rows), rows[0], rows[len(rows)-1])
+}
+
+func (r rule) String() string {
+	s := fmt.Sprintf("P(normal)<%.1f novelty fpr=%-5v", r.pNormal, r.fpr)
+	if r.shipped {
+		s += " + confident 0.5% (shipped default)"
+	}
+	return s
 }

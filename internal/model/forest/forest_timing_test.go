@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 var kddFull = filepath.Join("..", "..", "..", "data", "KDDTrain+.txt.gz")
@@ -45,14 +46,14 @@ func BenchmarkTrain(b *testing.B) {
 		b.Fatalf("load: %v", err)
 	}
 	y, classes := classIndex(d.Labels)
-	c0 := cpuTime()
+	c0 := testkit.CPUTime()
 	for b.Loop() {
 		if _, err := Train(context.Background(), d.X[:], y, len(classes), DefaultConfig(), nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(d.Len())*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	if c := cpuTime() - c0; c > 0 && c0 > 0 {
+	if c := testkit.CPUTime() - c0; c > 0 && c0 > 0 {
 		b.ReportMetric(c.Seconds()/float64(b.N), "cpu-s/op")
 	}
 }
@@ -71,7 +72,7 @@ func BenchmarkPredictProba(b *testing.B) {
 		rows[i] = x
 	}
 	out := make([]float32, m.NumClasses())
-	c0 := cpuTime()
+	c0 := testkit.CPUTime()
 	i := 0
 	for b.Loop() {
 		m.PredictProba(rows[i], out)
@@ -86,7 +87,7 @@ func BenchmarkPredictProba(b *testing.B) {
 // reportPerCPU reports records per CPU-second since c0: the throughput of
 // one core, even when other processes compete for the cores.
 func reportPerCPU(b *testing.B, records int, c0 time.Duration) {
-	if c := cpuTime() - c0; c > 0 && c0 > 0 {
+	if c := testkit.CPUTime() - c0; c > 0 && c0 > 0 {
 		b.ReportMetric(float64(records)/c.Seconds(), "records/cpu-s")
 	}
 }
@@ -96,7 +97,7 @@ func reportPerCPU(b *testing.B, records int, c0 time.Duration) {
 func BenchmarkPredictProbaBatch(b *testing.B) {
 	m, d := benchModel(b)
 	out := make([]float32, d.Len()*m.NumClasses())
-	c0 := cpuTime()
+	c0 := testkit.CPUTime()
 	for b.Loop() {
 		m.PredictProbaBatch(d.X[:], out)
 	}

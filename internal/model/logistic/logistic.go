@@ -18,7 +18,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
+
+	"github.com/netsentinel/netsentinel/internal/parallel"
 )
 
 // ColumnKind says how an input column is transformed.
@@ -269,7 +270,7 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 	if len(out) < n*m.nClasses {
 		panic(fmt.Sprintf("logistic: PredictProbaBatch output holds %d values, want %d", len(out), n*m.nClasses))
 	}
-	parallel(n, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+	parallel.Ranges(n, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
 		x := make([]float32, m.nIn)
 		for i := lo; i < hi; i++ {
 			for j := range x {
@@ -278,30 +279,6 @@ func (m *Model) PredictProbaBatch(X [][]float32, out []float32) {
 			m.PredictProba(x, out[i*m.nClasses:(i+1)*m.nClasses])
 		}
 	})
-}
-
-// parallel runs f over [0,n) split into up to workers contiguous ranges,
-// each with its worker index, and waits for all of them.
-func parallel(n, workers int, f func(w, lo, hi int)) {
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		if n > 0 {
-			f(0, 0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(w, lo, hi)
-		}()
-	}
-	wg.Wait()
 }
 
 // Coefficients returns a copy of the weights of class k over the expanded

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/netsentinel/netsentinel/internal/parallel"
+
 	"gonum.org/v1/gonum/optimize"
 )
 
@@ -199,7 +201,7 @@ func (p *problem) eval(x []float64) {
 		clear(p.parts[i].grad)
 		p.parts[i].loss = 0
 	}
-	parallel(p.n, len(p.parts), func(w, lo, hi int) {
+	parallel.Ranges(p.n, len(p.parts), func(w, lo, hi int) {
 		p.partial(x, lo, hi, &p.parts[w])
 	})
 	g := p.lastGrad

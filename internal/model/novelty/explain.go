@@ -1,6 +1,7 @@
 package novelty
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -26,25 +27,7 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 	if len(x) != record.NumFeatures || n <= 0 {
 		return nil
 	}
-	var z [Dims]float32
-	raw((*[record.NumFeatures]float32)(x), &z)
-	for k := range z {
-		z[k] = (z[k] - m.mean[k]) * m.inv[k]
-	}
-	k := keyOf(x)
-	best, bestProto, bestKey := float32(math.MaxFloat32), -1, k
-	for p := range numProtocols {
-		for f := range numFlags {
-			o := key{k.s, p, f}
-			b := bucketOf(k.s, p, f)
-			off := m.mismatch(k, o)
-			for c := m.start[b]; c < m.start[b+1]; c++ {
-				if d := off + float32(dist2(z[:], m.protos[int(c)*Dims:(int(c)+1)*Dims])); d < best {
-					best, bestProto, bestKey = d, int(c), o
-				}
-			}
-		}
-	}
+	z, k, bestProto, bestKey := m.nearestPrototype(x)
 	var contrib []Contribution
 	var total float64
 	add := func(feature int, v float64) {
@@ -67,7 +50,7 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 		diff := float64(z[d] - p[d])
 		add(j, diff*diff)
 	}
-	slices.SortStableFunc(contrib, func(a, b Contribution) int { return cmpFloat(b.Share, a.Share) })
+	slices.SortStableFunc(contrib, func(a, b Contribution) int { return cmp.Compare(b.Share, a.Share) })
 	for i := range contrib {
 		contrib[i].Share /= total
 	}
@@ -75,4 +58,60 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 		contrib = append([]Contribution{{record.Service, 1}}, contrib...)
 	}
 	return contrib[:min(n, len(contrib))]
+}
+
+// nearestPrototype returns the standardised vector of x and its key, and
+// the nearest prototype of x's service (searched exhaustively, one-hot
+// mismatch included) with its key, or -1 when the service has none.
+func (m *Model) nearestPrototype(x []float32) (z [Dims]float32, k key, best int, bestKey key) {
+	raw((*[record.NumFeatures]float32)(x), &z)
+	for d := range z {
+		z[d] = (z[d] - m.mean[d]) * m.inv[d]
+	}
+	k = keyOf(x)
+	best, bestKey = -1, k
+	bd := float32(math.MaxFloat32)
+	for p := range numProtocols {
+		for f := range numFlags {
+			o := key{k.s, p, f}
+			b := bucketOf(k.s, p, f)
+			off := m.mismatch(k, o)
+			for c := m.start[b]; c < m.start[b+1]; c++ {
+				if d := off + float32(dist2(z[:], m.protos[int(c)*Dims:(int(c)+1)*Dims])); d < bd {
+					bd, best, bestKey = d, int(c), o
+				}
+			}
+		}
+	}
+	return z, k, best, bestKey
+}
+
+// Typical writes to out (len record.NumFeatures) the normal traffic most
+// like x (a row as for Score): the nearest normal prototype of x's
+// service, mapped back to feature values (counts and byte counts back from
+// the log scale; a prototype is a mean of normal rows, so counts need not
+// be whole). The service is x's; protocol and flag are the prototype's.
+// For a service without normal rows it writes the normal rows' mean (on
+// the log scale) with x's symbolic features and returns false. Like
+// Explain it allocates nothing but searches exhaustively.
+func (m *Model) Typical(x, out []float32) bool {
+	if len(x) != record.NumFeatures || len(out) != record.NumFeatures {
+		return false
+	}
+	_, _, best, bestKey := m.nearestPrototype(x)
+	var p [Dims]float32 // standardised; the mean is 0
+	if best >= 0 {
+		copy(p[:], m.protos[best*Dims:])
+	}
+	for d, j := range numericCols {
+		v := float64(p[d]/m.inv[d] + m.mean[d])
+		if logCol[d] {
+			v = math.Expm1(v)
+		}
+		out[j] = float32(max(v, 0))
+	}
+	out[record.Service] = x[record.Service]
+	out[record.ProtocolType] = float32(bestKey.p)
+	out[record.Flag] = float32(bestKey.f)
+	return best >= 0
 }

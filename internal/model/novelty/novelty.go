@@ -29,6 +29,7 @@
 package novelty
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,7 +310,7 @@ func Train(ctx context.Context, X [][]float32, cfg Config) (*Model, error) {
 const maxCalibFraction = 0.2
 
 func (m *Model) setCalibration(scores []float64) {
-	slices.SortFunc(scores, func(a, b float64) int { return -cmpFloat(a, b) })
+	slices.SortFunc(scores, func(a, b float64) int { return cmp.Compare(b, a) })
 	keep := int(math.Ceil(maxCalibFraction*float64(len(scores)))) + 1
 	keep = min(keep, len(scores))
 	m.calib = make([]float32, keep)
@@ -317,16 +318,6 @@ func (m *Model) setCalibration(scores []float64) {
 		m.calib[i] = float32(scores[i])
 	}
 	m.calibN = int64(len(scores))
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // raw maps a row to its dense numeric vector before standardisation.
@@ -420,7 +411,7 @@ func sortByPivot(P []float32) []float32 {
 		v := slices.Clone(P[c*Dims : (c+1)*Dims])
 		ps[c] = proto{float32(math.Sqrt(dist2(v, P[:Dims]))), v}
 	}
-	slices.SortStableFunc(ps[1:], func(a, b proto) int { return cmpFloat(float64(a.r), float64(b.r)) })
+	slices.SortStableFunc(ps[1:], func(a, b proto) int { return cmp.Compare(a.r, b.r) })
 	r := make([]float32, n)
 	for c, p := range ps {
 		copy(P[c*Dims:], p.v)
@@ -431,6 +422,14 @@ func sortByPivot(P []float32) []float32 {
 
 // kmeans returns up to k prototypes (row-major) of the rows of Z, ordered
 // by decreasing cluster size. It returns nil if ctx is cancelled.
+//
+// It is Lloyd's algorithm after k-means++ seeding, made fast with exact
+// triangle-inequality pruning that does not change the result: seeding
+// skips a row when the new centre is at least twice as far from the row's
+// nearest centre as the row itself, and the iterations keep Hamerly's bounds
+// (an upper bound on a row's distance to its centre, a lower bound on its
+// distance to any other centre) so that most rows are not compared with any
+// centre once the centres settle.
 func kmeans(ctx context.Context, Z []float32, rows []int, k int, cfg Config, seed uint64) []float32 {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	if len(rows) > cfg.MaxRows {
@@ -438,14 +437,25 @@ func kmeans(ctx context.Context, Z []float32, rows []int, k int, cfg Config, see
 		rng.Shuffle(len(rows), func(a, b int) { rows[a], rows[b] = rows[b], rows[a] })
 		rows = rows[:cfg.MaxRows]
 	}
-	row := func(i int) []float32 { return Z[rows[i]*Dims : (rows[i]+1)*Dims] }
+	n := len(rows)
+	X := make([]float32, n*Dims) // the rows, contiguous
+	for i, r := range rows {
+		copy(X[i*Dims:(i+1)*Dims], Z[r*Dims:(r+1)*Dims])
+	}
+	row := func(i int) []float32 { return X[i*Dims : (i+1)*Dims] }
+	centre := func(C []float32, c int32) []float32 { return C[int(c)*Dims : (int(c)+1)*Dims] }
+
 	// k-means++ seeding; stops early when every row sits on a centre.
+	// d2[i] is row i's squared distance to its nearest centre so far,
+	// assign[i] that centre.
 	C := make([]float32, 0, k*Dims)
-	C = append(C, row(rng.IntN(len(rows)))...)
-	d2 := make([]float64, len(rows))
-	for i := range rows {
+	C = append(C, row(rng.IntN(n))...)
+	d2 := make([]float64, n)
+	assign := make([]int32, n)
+	for i := range n {
 		d2[i] = dist2(row(i), C[:Dims])
 	}
+	cc := make([]float64, 0, k) // squared distances from the new centre to the others
 	for len(C) < k*Dims {
 		var total float64
 		for _, v := range d2 {
@@ -455,7 +465,7 @@ func kmeans(ctx context.Context, Z []float32, rows []int, k int, cfg Config, see
 			break
 		}
 		r := rng.Float64() * total
-		pick := len(rows) - 1
+		pick := n - 1
 		for i, v := range d2 {
 			if r -= v; r < 0 {
 				pick = i
@@ -466,50 +476,123 @@ func kmeans(ctx context.Context, Z []float32, rows []int, k int, cfg Config, see
 			continue
 		}
 		C = append(C, row(pick)...)
-		c := C[len(C)-Dims:]
-		for i := range rows {
-			d2[i] = min(d2[i], dist2(row(i), c))
+		nc := int32(len(C)/Dims - 1)
+		c := centre(C, nc)
+		cc = cc[:0]
+		for j := range nc {
+			cc = append(cc, dist2(c, centre(C, j)))
+		}
+		for i := range n {
+			// |x-c| >= |c-a| - |x-a| >= |x-a| when |c-a| >= 2|x-a|.
+			if cc[assign[i]] >= 4*d2[i] {
+				continue
+			}
+			if d := dist2(row(i), c); d < d2[i] {
+				d2[i], assign[i] = d, nc
+			}
 		}
 	}
 	nc := len(C) / Dims
-	assign := make([]int, len(rows))
+	upper := make([]float64, n) // >= distance to the assigned centre
+	lower := make([]float64, n) // <= distance to any other centre
+	for i := range n {
+		upper[i] = math.Sqrt(d2[i])
+	}
 	counts := make([]int, nc)
 	sums := make([]float64, nc*Dims)
-	for it := 0; it <= cfg.Iterations; it++ {
+	move := make([]float64, nc)
+	half := make([]float64, nc)       // half the distance to the nearest other centre
+	between := make([]float64, nc*nc) // distances between centres
+	old := make([]float32, Dims)
+	for it := 1; it <= cfg.Iterations; it++ {
 		if ctx.Err() != nil {
 			return nil
 		}
-		changed := false
-		for i := range rows {
-			best, bd := 0, math.Inf(1)
-			for c := range nc {
-				if d := dist2(row(i), C[c*Dims:(c+1)*Dims]); d < bd {
-					best, bd = c, d
-				}
-			}
-			if it == 0 || assign[i] != best {
-				changed = true
-			}
-			assign[i] = best
-		}
-		if !changed || it == cfg.Iterations {
-			break
-		}
+		// Move every centre to the mean of its rows.
 		clear(counts)
 		clear(sums)
 		for i, c := range assign {
 			counts[c]++
+			s := sums[int(c)*Dims : (int(c)+1)*Dims]
 			for k, v := range row(i) {
-				sums[c*Dims+k] += float64(v)
+				s[k] += float64(v)
 			}
 		}
+		var maxMove, secondMove float64
+		argMax := -1
 		for c := range nc {
+			move[c] = 0
 			if counts[c] == 0 {
 				continue // keep an empty cluster's centre
 			}
+			p := C[c*Dims : (c+1)*Dims]
+			copy(old, p)
 			for k := range Dims {
-				C[c*Dims+k] = float32(sums[c*Dims+k] / float64(counts[c]))
+				p[k] = float32(sums[c*Dims+k] / float64(counts[c]))
 			}
+			move[c] = math.Sqrt(dist2(old, p))
+			if move[c] > maxMove {
+				maxMove, secondMove, argMax = move[c], maxMove, c
+			} else if move[c] > secondMove {
+				secondMove = move[c]
+			}
+		}
+		for c := range nc {
+			half[c] = math.Inf(1)
+		}
+		for c := range nc {
+			for o := c + 1; o < nc; o++ {
+				d := math.Sqrt(dist2(C[c*Dims:(c+1)*Dims], C[o*Dims:(o+1)*Dims]))
+				between[c*nc+o], between[o*nc+c] = d, d
+				half[c], half[o] = min(half[c], d/2), min(half[o], d/2)
+			}
+		}
+		// Reassign the rows whose bounds do not rule out a change.
+		changed := false
+		for i := range n {
+			a := assign[i]
+			upper[i] += move[a]
+			if int(a) == argMax {
+				lower[i] -= secondMove
+			} else {
+				lower[i] -= maxMove
+			}
+			bound := max(half[a], lower[i])
+			if upper[i] <= bound {
+				continue
+			}
+			upper[i] = math.Sqrt(dist2(row(i), centre(C, a)))
+			if upper[i] <= bound {
+				continue
+			}
+			// Search the other centres; |x-c| >= |a-c| - |x-a| skips
+			// those that cannot be nearer, and still bounds their
+			// distance from below for lower[i].
+			u := upper[i]
+			best, bd, sd := a, u, math.Inf(1)
+			between := between[int(a)*nc : (int(a)+1)*nc]
+			for c := range int32(nc) {
+				if c == a {
+					continue
+				}
+				if lb := between[c] - u; lb >= bd {
+					sd = min(sd, lb)
+					continue
+				}
+				d := math.Sqrt(dist2(row(i), centre(C, c)))
+				if d < bd {
+					best, bd, sd = c, d, min(sd, bd)
+				} else {
+					sd = min(sd, d)
+				}
+			}
+			if best != a {
+				changed = true
+			}
+			assign[i], upper[i], lower[i] = best, bd, sd
+		}
+		if !changed {
+			break
 		}
 	}
 	clear(counts)
@@ -727,7 +810,7 @@ func Threshold(scores []float64, fpr float64) (float64, error) {
 		return 0, fmt.Errorf("novelty: threshold: %w: no scores", ErrNoData)
 	}
 	s := slices.Clone(scores)
-	slices.SortFunc(s, func(a, b float64) int { return -cmpFloat(a, b) })
+	slices.SortFunc(s, func(a, b float64) int { return cmp.Compare(b, a) })
 	k := int(fpr * float64(len(s)))
 	return thresholdAbove(s[k]), nil
 }

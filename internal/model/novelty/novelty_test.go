@@ -166,10 +166,10 @@ func TestSyntheticOutliers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, _ := record.FeatureIndex("src_bytes")
-	dst, _ := record.FeatureIndex("dst_bytes")
-	failed, _ := record.FeatureIndex("num_failed_logins")
-	rootShell, _ := record.FeatureIndex("root_shell")
+	src := featureIndex(t, "src_bytes")
+	dst := featureIndex(t, "dst_bytes")
+	failed := featureIndex(t, "num_failed_logins")
+	rootShell := featureIndex(t, "root_shell")
 	for _, tc := range []struct {
 		name  string
 		alter func(x []float32)
@@ -379,6 +379,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 
 	bad := func(f func(b []byte) []byte) []byte { return f(slices.Clone(b)) }
+	groupsOff := 18 + 8*Dims + 4*(numProtocols+numFlags) // the number of groups
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -386,7 +387,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 		{"empty", nil},
 		{"magic", bad(func(b []byte) []byte { b[0] = 'X'; return b })},
 		{"truncated", b[:len(b)/2]},
-		{"flipped bit", bad(func(b []byte) []byte { b[len(b)/2] ^= 1; return b })},
+		{"newer version", bad(func(b []byte) []byte { b[4] = 3; return b })},
+		{"bucket out of range", bad(func(b []byte) []byte { b[groupsOff+3] = 0xff; return b })},
 		{"trailing", append(slices.Clone(b), 0)},
 		{"version", bad(func(b []byte) []byte { b[4] = 9; return b })},
 	} {
@@ -429,8 +431,8 @@ func TestExplain(t *testing.T) {
 	ds := load(t)
 	m := testModel(t)
 	_, held, _ := split(ds)
-	failed, _ := record.FeatureIndex("num_failed_logins")
-	rootShell, _ := record.FeatureIndex("root_shell")
+	failed := featureIndex(t, "num_failed_logins")
+	rootShell := featureIndex(t, "root_shell")
 	for _, j := range []int{failed, rootShell} {
 		x := row(ds, held[3])
 		x[j] = 5
@@ -461,4 +463,14 @@ func TestExplain(t *testing.T) {
 	if m.Explain(x[:5], 3) != nil || m.Explain(x, 0) != nil {
 		t.Error("Explain of a short row or n=0 is not nil")
 	}
+}
+
+// featureIndex returns the schema index of the named feature.
+func featureIndex(t *testing.T, name string) int {
+	t.Helper()
+	i := slices.IndexFunc(record.Features[:], func(f record.Feature) bool { return f.Name == name })
+	if i < 0 {
+		t.Fatalf("no feature %q", name)
+	}
+	return i
 }

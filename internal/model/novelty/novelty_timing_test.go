@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/netsentinel/netsentinel/internal/record"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 // BenchmarkScore scores rows of the 20% file (normal and attacks) one at a
@@ -24,11 +25,11 @@ func BenchmarkScore(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var sink float64
-	c0 := cpuTime()
+	c0 := testkit.CPUTime()
 	for i := 0; b.Loop(); i++ {
 		sink += m.Score(rows[i%len(rows)][:])
 	}
-	if c := cpuTime() - c0; c > 0 && c0 > 0 {
+	if c := testkit.CPUTime() - c0; c > 0 && c0 > 0 {
 		b.ReportMetric(float64(b.N)/c.Seconds(), "records/cpu-s")
 	}
 	_ = sink

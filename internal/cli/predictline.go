@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+
+	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// predictLine is one line of predict's output: a verdict, or the error of
+// a malformed input line (Line and Error only). AppendJSON writes it; the
+// struct tags say the same for encoding/json, which decodes it.
+type predictLine struct {
+	Line                int      `json:"line"`
+	Error               string   `json:"error,omitempty"`
+	TS                  float64  `json:"ts,omitempty"`
+	SrcIP               string   `json:"src_ip,omitempty"`
+	SrcPort             *int32   `json:"src_port,omitempty"`
+	DstIP               string   `json:"dst_ip,omitempty"`
+	DstPort             *int32   `json:"dst_port,omitempty"`
+	UID                 string   `json:"uid,omitempty"`
+	Label               string   `json:"label,omitempty"`
+	Attack              string   `json:"attack,omitempty"`
+	Category            string   `json:"category,omitempty"`
+	Binary              string   `json:"binary,omitempty"`
+	IsAttack            *bool    `json:"is_attack,omitempty"`
+	Probability         *float64 `json:"probability,omitempty"`
+	CategoryProbability *float64 `json:"category_probability,omitempty"`
+	AttackProbability   *float64 `json:"attack_probability,omitempty"`
+	Novelty             *float64 `json:"novelty,omitempty"`
+	FlaggedBy           string   `json:"flagged_by,omitempty"`
+	NoveltyFeatures     []string `json:"novelty_features,omitempty"`
+}
+
+// newPredictLine returns the output line of verdict v on input line line,
+// with the record's own label (if any) and the features that made it novel
+// (if any).
+func newPredictLine(line int, id record.Identity, label string, v *model.Verdict, noveltyFeatures []string) *predictLine {
+	binary := "normal"
+	if v.IsAttack {
+		binary = "attack"
+	}
+	l := &predictLine{
+		Line: line, Label: label, Attack: v.Attack, Category: v.Category.String(), Binary: binary,
+		IsAttack: &v.IsAttack, Probability: &v.Probability, CategoryProbability: &v.CategoryProbability,
+		AttackProbability: &v.AttackProbability, Novelty: &v.Novelty, FlaggedBy: v.FlaggedBy,
+		NoveltyFeatures: noveltyFeatures,
+		TS:              id.TS, SrcIP: id.SrcIP, DstIP: id.DstIP, UID: id.UID,
+	}
+	if id.SrcPort >= 0 {
+		l.SrcPort = &id.SrcPort
+	}
+	if id.DstPort >= 0 {
+		l.DstPort = &id.DstPort
+	}
+	return l
+}
+
+// identity returns the connection identity l carries (ports -1 when absent).
+func (l *predictLine) identity() record.Identity {
+	id := record.Identity{TS: l.TS, SrcIP: l.SrcIP, DstIP: l.DstIP, UID: l.UID, SrcPort: -1, DstPort: -1}
+	if l.SrcPort != nil {
+		id.SrcPort = *l.SrcPort
+	}
+	if l.DstPort != nil {
+		id.DstPort = *l.DstPort
+	}
+	return id
+}
+
+// AppendJSON appends l as one JSON object and a newline. An error line
+// holds only "line" and "error". The probabilities and the novelty score
+// are written with 6 significant digits (the models compute in float32);
+// NaN and ±Inf, which JSON cannot hold, are written as null. For a verdict
+// every field is written except the empty label, flagged_by and
+// novelty_features.
+func (l *predictLine) AppendJSON(b []byte) []byte {
+	b = append(b, `{"line":`...)
+	b = strconv.AppendInt(b, int64(l.Line), 10)
+	if l.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, l.Error)
+		return append(b, "}\n"...)
+	}
+	b = record.AppendJSONIdentity(b, l.identity())
+	if l.Label != "" {
+		b = append(b, `,"label":`...)
+		b = appendJSONString(b, l.Label)
+	}
+	b = append(b, `,"attack":`...)
+	b = appendJSONString(b, l.Attack)
+	b = append(b, `,"category":`...)
+	b = appendJSONString(b, l.Category)
+	b = append(b, `,"binary":`...)
+	b = appendJSONString(b, l.Binary)
+	b = append(b, `,"is_attack":`...)
+	b = strconv.AppendBool(b, l.IsAttack != nil && *l.IsAttack)
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{`,"probability":`, l.Probability}, {`,"category_probability":`, l.CategoryProbability},
+		{`,"attack_probability":`, l.AttackProbability}, {`,"novelty":`, l.Novelty}} {
+		b = append(b, f.key...)
+		b = appendJSONFloat(b, f.v)
+	}
+	if l.FlaggedBy != "" {
+		b = append(b, `,"flagged_by":`...)
+		b = appendJSONString(b, l.FlaggedBy)
+	}
+	if len(l.NoveltyFeatures) > 0 {
+		b = append(b, `,"novelty_features":[`...)
+		for i, f := range l.NoveltyFeatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, f)
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONFloat appends *p with 6 significant digits, or null for a nil
+// pointer, NaN or an infinity.
+func appendJSONFloat(b []byte, p *float64) []byte {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, *p, 'g', 6, 64)
+}
+
+// appendJSONString appends s as a JSON string. Labels, attack and feature
+// names are plain identifiers and take the fast path; anything else goes
+// through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

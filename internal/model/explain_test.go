@@ -1,0 +1,86 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// TestExplain trains a forest with a novelty part and checks the
+// explanations of classifier- and novelty-flagged verdicts: at most n
+// reasons, largest first, each naming a feature whose value differs from
+// the typical normal value (a feature equal to it cannot move the forest),
+// and none for normal verdicts. It also checks that the confident-record
+// novelty threshold survives a save and load.
+func TestExplain(t *testing.T) {
+	train, test := kddSlices(t, 15000, 4000)
+	var keep []int
+	for i, l := range train.Labels {
+		if l != "satan" && l != "warezclient" {
+			keep = append(keep, i)
+		}
+	}
+	opts := smallForest()
+	opts.Threshold = DefaultNoveltyThreshold
+	opts.Novelty = &NoveltyOptions{Config: novelty.Config{Prototypes: 256}, Confident: DefaultConfident}
+	d, err := Train(context.Background(), train.Subset(keep), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := d.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Unmarshal(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, t1 := d.NoveltyConfident()
+	c2, t2 := d2.NoveltyConfident()
+	_, thr := d.Novelty()
+	if c1 != DefaultConfident || !(t1 > thr && t1 < 1) || c2 != c1 || t2 != t1 {
+		t.Errorf("confident threshold: P(normal) %v novelty %v (others %v); after load %v %v", c1, t1, thr, c2, t2)
+	}
+	seen := map[string]int{}
+	for i, v := range d.PredictBatch(test) {
+		var x [record.NumFeatures]float32
+		test.Row(i, &x)
+		rs := d.Explain(x[:], v, 3)
+		if !v.IsAttack {
+			if rs != nil {
+				t.Fatalf("row %d: normal verdict explained: %+v", i, rs)
+			}
+			continue
+		}
+		if seen[v.FlaggedBy] >= 50 {
+			continue
+		}
+		seen[v.FlaggedBy]++
+		if len(rs) == 0 || len(rs) > 3 {
+			t.Fatalf("row %d (%s, flagged by %s): %d reasons, want 1..3", i, test.Labels[i], v.FlaggedBy, len(rs))
+		}
+		for k, r := range rs {
+			if !(r.Contribution > 0) || (k > 0 && r.Contribution > rs[k-1].Contribution) {
+				t.Errorf("row %d: reasons not positive and decreasing: %+v", i, rs)
+			}
+			if v.FlaggedBy == "classifier" && r.Value == r.Typical {
+				t.Errorf("row %d: reason %+v has the typical value", i, r)
+			}
+		}
+		if seen[v.FlaggedBy] == 1 {
+			b := AppendReasons(nil, rs)
+			var back []Reason
+			if err := json.Unmarshal(b, &back); err != nil || len(back) != len(rs) || back[0].Feature != rs[0].Feature {
+				t.Errorf("AppendReasons = %s (%v), want %+v", b, err, rs)
+			}
+			t.Logf("%s flagged by %s: %s", test.Labels[i], v.FlaggedBy, b)
+		}
+	}
+	if seen["classifier"] == 0 || seen["novelty"] == 0 {
+		t.Errorf("explained %v verdicts, want some of each part", seen)
+	}
+}

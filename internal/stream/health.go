@@ -1,0 +1,315 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrStalled is wrapped by Health's error when the detector has made no
+// progress for Options.StallTimeout.
+var ErrStalled = errors.New("detector stalled")
+
+// health tracks whether a detector makes progress. Progress is a committed
+// transaction, or a lag check that finds no record waiting in the
+// partitions the detector owns. Errors come from the Kafka client's hooks
+// (dial failures, group management errors), from fetches and from lag
+// checks; each is remembered until the next progress.
+type health struct {
+	mu       sync.Mutex
+	progress time.Time // last progress
+	commit   time.Time // last committed transaction
+	err      error     // last error since progress
+	errAt    time.Time
+	warned   time.Time // last "no progress" warning
+	joined   bool      // the session has an assignment (possibly empty)
+	owned    map[int32]*owned
+	waiting  int64 // records waiting in owned partitions, as of the last lag check
+}
+
+// owned is what the lag checks know of one owned partition.
+type owned struct {
+	at      int64     // committed offset at the last check
+	moved   time.Time // when the partition was assigned or its offset last moved
+	fetched bool      // records were fetched from it since it was assigned
+}
+
+// fetched notes that records of partitions ps were fetched.
+func (h *health) fetched(ps []int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range ps {
+		if o := h.owned[p]; o != nil {
+			o.fetched = true
+		}
+	}
+}
+
+func (h *health) reset(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.progress = now
+	h.joined = false
+	clear(h.owned)
+}
+
+func (h *health) noteErr(err error) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err, h.errAt = err, time.Now()
+}
+
+func (h *health) noteCommit(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.progress, h.commit, h.err = now, now, nil
+}
+
+func (h *health) assign(ps []int32, add bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.owned == nil {
+		h.owned = map[int32]*owned{}
+	}
+	if add {
+		h.joined = true
+	}
+	for _, p := range ps {
+		if add {
+			h.owned[p] = &owned{at: -1, moved: time.Now()}
+		} else {
+			delete(h.owned, p)
+		}
+	}
+}
+
+// status returns the error to report: nil while the detector makes
+// progress, ErrStalled (wrapping the last error) after stall without it.
+func (h *health) status(now time.Time, stall time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	since := now.Sub(h.progress)
+	if since <= stall {
+		return nil
+	}
+	if h.err != nil {
+		return fmt.Errorf("%w: no progress for %s (%d records waiting): %w", ErrStalled, since.Round(time.Second), h.waiting, h.err)
+	}
+	return fmt.Errorf("%w: no progress for %s (%d records waiting)", ErrStalled, since.Round(time.Second), h.waiting)
+}
+
+// Health returns nil while the detector makes progress, and an error
+// wrapping ErrStalled once it has gone Options.StallTimeout without a
+// committed transaction while records waited for it (or while it could not
+// tell, because Kafka was unreachable). It is safe to call from any
+// goroutine, e.g. a health endpoint.
+func (d *Detector) Health() error {
+	return d.health.status(time.Now(), d.opts.StallTimeout)
+}
+
+// hooks feeds client events into the detector's health.
+type hooks struct{ d *Detector }
+
+var (
+	_ kgo.HookBrokerConnect           = hooks{}
+	_ kgo.HookGroupManageError        = hooks{}
+	_ kgo.HookBrokerE2E               = hooks{}
+	_ kgo.HookProduceRecordUnbuffered = hooks{}
+)
+
+// OnBrokerConnect notes failed dials ("connection refused").
+func (h hooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h.d.noteErr(fmt.Errorf("broker %s: %w", net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err))
+	}
+}
+
+// OnGroupManageError notes errors of the consumer group session (such as a
+// coordinator that keeps answering NOT_COORDINATOR).
+func (h hooks) OnGroupManageError(err error) { h.d.noteErr(fmt.Errorf("consumer group: %w", err)) }
+
+// OnBrokerE2E notes failed requests (connection lost mid-request).
+func (h hooks) OnBrokerE2E(meta kgo.BrokerMetadata, _ int16, e kgo.BrokerE2E) {
+	if err := e.Err(); err != nil {
+		h.d.noteErr(fmt.Errorf("broker %s: %w", net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err))
+	}
+}
+
+// OnProduceRecordUnbuffered notes output records that failed.
+func (h hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if err != nil {
+		h.d.noteErr(fmt.Errorf("produce to %s: %w", r.Topic, err))
+	}
+}
+
+// noteErr remembers err for Health and warns at once if no warning was
+// given since the last progress.
+func (d *Detector) noteErr(err error) {
+	d.health.noteErr(err)
+	d.warnIfStuck(time.Now(), false)
+}
+
+// warnIfStuck logs a warning naming the last error when the detector has an
+// error since its last progress, at most once per CheckInterval (or once
+// after each progress, when first is false). It also updates the stalled
+// gauge.
+func (d *Detector) warnIfStuck(now time.Time, periodic bool) {
+	h := &d.health
+	h.mu.Lock()
+	err, since, waiting := h.err, now.Sub(h.progress), h.waiting
+	due := err != nil && (h.warned.Before(h.progress) || (periodic && now.Sub(h.warned) >= d.opts.CheckInterval))
+	if due {
+		h.warned = now
+	}
+	h.mu.Unlock()
+	stalled := since > d.opts.StallTimeout
+	if stalled {
+		d.m.stalled.Set(1)
+	} else {
+		d.m.stalled.Set(0)
+	}
+	if !due {
+		return
+	}
+	d.log.Warn("detector making no progress", "err", err, "since_progress", since.Round(100*time.Millisecond),
+		"records_waiting", waiting, "stalled", stalled)
+}
+
+// watch checks the detector's progress and lag every second until ctx
+// ends.
+func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if c := cl(); c != nil {
+				d.checkLag(ctx, c)
+			}
+			d.warnIfStuck(time.Now(), true)
+		}
+	}
+}
+
+// checkLag measures the records waiting in the partitions this detector
+// owns, from the topic's end offsets and the group's committed offsets. A
+// detector that has joined its group and has none waiting is making
+// progress. An owned partition whose records wait while nothing was fetched
+// from it and its committed offset has not moved for OrphanTimeout is
+// blocked by its previous owner's open transaction (a crashed detector's
+// commit in flight, which stable offset fetches wait for): checkLag fences
+// that owner's transactional ID, named in the commit metadata, so that the
+// broker aborts the transaction now instead of after its timeout.
+func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.CheckInterval)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, d.opts.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		d.noteErr(fmt.Errorf("lag check: end offsets: %w", err))
+		return
+	}
+	offs, err := adm.FetchOffsets(ctx, d.opts.Group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		d.noteErr(fmt.Errorf("lag check: committed offsets: %w", err))
+		return
+	}
+	now := time.Now()
+	var waiting int64
+	orphans := map[string]bool{}
+	h := &d.health
+	h.mu.Lock()
+	for p, o := range h.owned {
+		end, ok := ends.Lookup(d.opts.Topic, p)
+		if !ok {
+			continue
+		}
+		at, meta := int64(0), ""
+		if c, ok := offs.Lookup(d.opts.Topic, p); ok && c.At >= 0 {
+			at, meta = c.At, c.Metadata
+		}
+		if at != o.at {
+			if o.at >= 0 {
+				o.moved = now
+			}
+			o.at = at
+		}
+		lag := max(0, end.Offset-at)
+		waiting += lag
+		d.m.setLag(p, lag)
+		if lag == 0 {
+			o.moved = now
+		} else if !o.fetched && now.Sub(o.moved) > d.opts.OrphanTimeout && meta != "" && meta != d.txID {
+			orphans[meta] = true
+			o.moved = now // once per OrphanTimeout
+		}
+	}
+	h.waiting = waiting
+	if h.joined && waiting == 0 {
+		h.progress, h.err = now, nil
+	}
+	h.mu.Unlock()
+	d.m.waiting.Set(float64(waiting))
+	for txID := range orphans {
+		d.log.Warn("partition blocked by another detector's open transaction; fencing it", "transactional_id", txID)
+		if err := fence(ctx, cl, txID, d.opts.TransactionTimeout); err != nil {
+			d.noteErr(fmt.Errorf("fence transactional id %s: %w", txID, err))
+		}
+	}
+}
+
+// fence bumps the epoch of transactional ID txID (InitProducerID), which
+// makes the broker abort its open transaction at once and refuse its
+// producer from then on.
+func fence(ctx context.Context, cl *kgo.Client, txID string, timeout time.Duration) error {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID = &txID
+	req.TransactionTimeoutMillis = int32(timeout.Milliseconds())
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if !errors.Is(err, kerr.ConcurrentTransactions) && !errors.Is(err, kerr.CoordinatorLoadInProgress) &&
+			!errors.Is(err, kerr.NotCoordinator) && !errors.Is(err, kerr.CoordinatorNotAvailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stampCommit writes the detector's transactional ID into the metadata of
+// every offset its transactions commit, so that a later owner of the
+// partition knows whose open transaction may block it.
+func (d *Detector) stampCommit(req *kmsg.TxnOffsetCommitRequest) error {
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			req.Topics[i].Partitions[j].Metadata = &d.txID
+		}
+	}
+	return nil
+}
