@@ -57,7 +57,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   scripts/kafka.sh stop --dir "$WORK/kafka" >&2 || true
-  rm -rf "$WORK"
+  if [ -n "${INC_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
 trap cleanup EXIT
