@@ -436,6 +436,7 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, as map[string][]int32) {
+			d.inc.assign(as[d.opts.Topic])
 			d.health.assign(as[d.opts.Topic], true)
 			onReady(true)
 		}),
@@ -568,7 +569,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		}
 	})
 	d.health.fetched(d.fetchedParts)
-	if err := d.inc.prepare(ctx, d.in); err != nil {
+	if err := d.inc.prepare(ctx, sess.Client(), d.in); err != nil {
 		return err
 	}
 	now := time.Now()
