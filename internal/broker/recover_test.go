@@ -44,20 +44,23 @@ func crashCopy(t *testing.T, src string) string {
 }
 
 // readCommitted reads topic from the start with read-committed isolation
-// until it has been quiet for a second, and returns the values in order.
-func readCommitted(t *testing.T, b *Broker, topic string) []string {
+// until it has at least want records (or 20 s pass) and then half a second
+// more without a new one, and returns the values in order.
+func readCommitted(t *testing.T, b *Broker, topic string, want int) []string {
 	t.Helper()
 	cl := client(t, b, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	var got []string
-	for idle := time.Now(); time.Since(idle) < time.Second; {
+	deadline := time.Now().Add(20 * time.Second)
+	last := time.Now()
+	for time.Now().Before(deadline) && (len(got) < want || time.Since(last) < 500*time.Millisecond) {
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
 			got = append(got, string(r.Value))
-			idle = time.Now()
+			last = time.Now()
 		})
 	}
 	return got
@@ -114,19 +117,19 @@ func TestRecoverOpenTransaction(t *testing.T) {
 	if r := b2.Recovery(); !r.Unclean || r.Aborted != 1 {
 		t.Errorf("Recovery() = %+v, want unclean with 1 transaction aborted", r)
 	}
-	wantValues(t, "after the first restart", readCommitted(t, b2, "x"))
+	wantValues(t, "after the first restart", readCommitted(t, b2, "x", 0))
 	p2 := txnProducer(t, b2, "tx")
 	begin(t, p2)
 	produceTo(t, p2, "x", 0, "b1", "b2")
 	end(t, p2, kgo.TryCommit)
-	wantValues(t, "after the commit", readCommitted(t, b2, "x"), "b1", "b2")
+	wantValues(t, "after the commit", readCommitted(t, b2, "x", 2), "b1", "b2")
 
 	d3 := crashCopy(t, d2)
 	b3 := start(t, Config{DataDir: d3, Partitions: 1})
 	if r := b3.Recovery(); r.Aborted != 0 {
 		t.Errorf("second recovery aborted %d transactions, want 0", r.Aborted)
 	}
-	wantValues(t, "after the second restart", readCommitted(t, b3, "x"), "b1", "b2")
+	wantValues(t, "after the second restart", readCommitted(t, b3, "x", 2), "b1", "b2")
 }
 
 // segmentFiles returns the .dat and .idx paths of partition 0 of topic's
@@ -166,11 +169,11 @@ func TestRecoverShortIndex(t *testing.T) {
 	end(t, tx, kgo.TryAbort)
 	plain2 := client(t, b2)
 	produceTo(t, plain2, "x", 0, "c1")
-	wantValues(t, "after the restart", readCommitted(t, b2, "x"), "a1", "a2", "a3", "c1")
+	wantValues(t, "after the restart", readCommitted(t, b2, "x", 4), "a1", "a2", "a3", "c1")
 
 	d3 := crashCopy(t, d2)
 	b3 := start(t, Config{DataDir: d3, Partitions: 1})
-	wantValues(t, "after the second restart", readCommitted(t, b3, "x"), "a1", "a2", "a3", "c1")
+	wantValues(t, "after the second restart", readCommitted(t, b3, "x", 4), "a1", "a2", "a3", "c1")
 }
 
 // TestRecoverInterruptedCommit: a stop after a commit's marker reached one
@@ -212,7 +215,7 @@ func TestRecoverInterruptedCommit(t *testing.T) {
 	if r := b2.Recovery(); r.Completed != 1 || r.CompletedOffsets != 1 || r.Aborted != 0 {
 		t.Errorf("Recovery() = %+v, want 1 partition and 1 offset completed, nothing aborted", r)
 	}
-	got := readCommitted(t, b2, "x")
+	got := readCommitted(t, b2, "x", 2)
 	if len(got) != 2 {
 		t.Errorf("read-committed reader sees %v, want p0 and p1", got)
 	}
@@ -230,7 +233,7 @@ func TestRecoverInterruptedCommit(t *testing.T) {
 	begin(t, tx2)
 	produceTo(t, tx2, "x", 1, "next")
 	end(t, tx2, kgo.TryCommit)
-	if got := readCommitted(t, b2, "x"); len(got) != 3 {
+	if got := readCommitted(t, b2, "x", 3); len(got) != 3 {
 		t.Errorf("after the next commit the reader sees %v, want 3 records", got)
 	}
 }
@@ -331,7 +334,7 @@ func TestRecoverCommitFromJournal(t *testing.T) {
 	if r := b2.Recovery(); r.Completed != 1 || r.CompletedOffsets < 1 || r.Aborted != 0 {
 		t.Errorf("Recovery() = %+v, want 1 partition and the group's offsets completed, nothing aborted", r)
 	}
-	if got := readCommitted(t, b2, "out"); len(got) != 22 {
+	if got := readCommitted(t, b2, "out", 22); len(got) != 22 {
 		t.Errorf("read-committed reader sees %d records of out, want 22: %v", len(got), got)
 	}
 	offs, err := kadm.NewClient(client(t, b2)).FetchOffsets(t.Context(), "txg")
@@ -373,7 +376,7 @@ func TestRecoverTornWrites(t *testing.T) {
 	}
 	p := client(t, b2)
 	produceTo(t, p, "x", 0, "a3")
-	wantValues(t, "after the restart", readCommitted(t, b2, "x"), "a1", "a2", "a3")
+	wantValues(t, "after the restart", readCommitted(t, b2, "x", 3), "a1", "a2", "a3")
 }
 
 // TestRecoverRefusesDamage: a corrupt batch in the middle of a segment is
@@ -521,7 +524,7 @@ func TestCleanStopNoRecovery(t *testing.T) {
 	if r := b2.Recovery(); r.Unclean {
 		t.Errorf("Recovery() after a clean stop = %+v", r)
 	}
-	wantValues(t, "after a clean restart", readCommitted(t, b2, "x"), "a1")
+	wantValues(t, "after a clean restart", readCommitted(t, b2, "x", 1), "a1")
 }
 
 // TestRecoverIdempotentRetry: a producer's retry of a batch the broker
@@ -580,7 +583,7 @@ func TestRecoverIdempotentRetry(t *testing.T) {
 		t.Errorf("the retry of the batch at offset %d was written again at %d", at, got)
 	}
 	send(cl2, batch(2, "s2"))
-	wantValues(t, "after the retry", readCommitted(t, b2, "x"), "first", "s0", "s1", "s2")
+	wantValues(t, "after the retry", readCommitted(t, b2, "x", 4), "first", "s0", "s1", "s2")
 }
 
 func TestMarkerBatchParses(t *testing.T) {

@@ -119,8 +119,8 @@ cluster when one machine is not enough or a disk failure must not lose data.
 				return err
 			}
 			if r := b.Recovery(); r.Unclean {
-				fmt.Fprintf(env.Stdout, "data directory recovered after an unclean stop: %d torn bytes cut, %d index entries rebuilt, %d open transactions aborted, %d partitions of an interrupted commit committed\n",
-					r.TornBytes, r.IndexEntries, r.Aborted, r.Completed)
+				fmt.Fprintf(env.Stdout, "data directory recovered after an unclean stop: %d torn bytes cut, %d index entries rebuilt, %d topics restored, %d open transactions aborted, %d partitions of an interrupted commit committed\n",
+					r.TornBytes, r.IndexEntries, r.Topics, r.Aborted, r.Completed)
 			}
 			fmt.Fprintf(env.Stdout, "kafka broker listening on %s\n", strings.Join(b.Addrs(), ","))
 			<-ctx.Done()
