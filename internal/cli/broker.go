@@ -41,9 +41,10 @@ the stop interrupted, rebuilds segment indexes from the segments, finishes
 a transaction commit the stop interrupted (from its own journal of the
 commit's offsets) and aborts every other transaction left open with a real
 abort marker, fencing its producer as a transaction timeout does. So
-detect's outputs stay exactly-once across kill -9 of the broker: every input
-record is counted once in the statistics and alerted at most once (the test
-TestKillBrokerUnderLoad kills it under load and checks the books). Damage a
+detect's transactions stay exactly-once across kill -9 of the broker: every
+input record is counted once in the statistics and gets at most one alert
+(the test TestKillBrokerUnderLoad kills it under load, with detect --alerts
+records, and checks the books). Damage a
 stop cannot cause (a corrupt batch in the middle of a segment) makes the
 start fail with the file, the byte and how to recover; nothing is served
 from such a directory. Without --sync-writes a power loss can lose the last
