@@ -61,6 +61,7 @@ type journal struct {
 	names    map[[16]byte]string   // topic names by ID
 	written  kmsg.Request          // the EndTxn whose intent is in f
 	since    map[int16]time.Time   // when each key's control function was added
+	refresh  time.Duration         // journalRefresh; tests shorten it
 	failures int
 }
 
@@ -85,7 +86,8 @@ func openJournal(path string, syncWrites bool, log *slog.Logger) (*journal, erro
 	if err != nil {
 		return nil, fmt.Errorf("transaction journal: %w", err)
 	}
-	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets), known: make(map[string]bool), names: make(map[[16]byte]string)}, nil
+	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets), known: make(map[string]bool), names: make(map[[16]byte]string),
+		refresh: journalRefresh}, nil
 }
 
 func (j *journal) install(c *kfake.Cluster) {
@@ -171,7 +173,7 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			delete(j.offsets, r.ProducerID)
 		}
 	}
-	if k := req.Key(); j.cluster != nil && time.Since(j.since[k]) > journalRefresh {
+	if k := req.Key(); j.cluster != nil && time.Since(j.since[k]) > j.refresh {
 		j.cluster.DropControl()
 		j.since[k] = time.Now()
 		j.cluster.ControlKey(k, j.control)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -451,8 +452,19 @@ func TestRecoverRefusesLogDamage(t *testing.T) {
 // TestJournal: a commit's offsets are in the journal while kfake carries
 // the commit out, and gone once the next transaction request comes.
 func TestJournal(t *testing.T) {
+	for _, refresh := range []time.Duration{journalRefresh, 0} {
+		t.Run(fmt.Sprintf("refresh %v", refresh), func(t *testing.T) { testJournal(t, refresh) })
+	}
+}
+
+// testJournal runs TestJournal with the control functions replaced every
+// refresh (0: on every request they see).
+func testJournal(t *testing.T, refresh time.Duration) {
 	dir := t.TempDir()
 	b := start(t, Config{DataDir: dir, Partitions: 1})
+	b.journal.mu.Lock()
+	b.journal.refresh = refresh
+	b.journal.mu.Unlock()
 	cl := client(t, b, kgo.AllowAutoTopicCreation())
 	produceTo(t, cl, "x", 0, "a")
 	init := kmsg.NewPtrInitProducerIDRequest()
