@@ -281,6 +281,9 @@ func waitCaughtUp(t *testing.T, addr, group, topic string, within time.Duration)
 // on the same directory each time, and then checks the books: every input
 // record is counted exactly once (normal + alerts + dead letters = input,
 // and the statistics agree) and no source offset has two alerts.
+// NETSENTINEL_CRASH_KILLS sets the number of kills (6);
+// NETSENTINEL_CRASH_KEEP=DIR copies the data directory there if the books
+// do not balance.
 func TestKillBrokerUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a broker process repeatedly; skipped with -short")
