@@ -53,15 +53,31 @@ is passed through under the same keys.
 
 A malformed line prints {"line":N,"error":"..."} instead and processing
 continues; the command then exits with code 3.
+
+With --summary, predict prints instead one line per source address (the
+record's "src_ip"; records without one are grouped under "-"): the
+connections seen, how many were flagged, their share, and the flagged ones'
+categories with their counts, sorted by flagged connections, most first.
+The table is plain text; --json prints one JSON object per source:
+
+  {"source":"10.0.0.7","connections":1200,"flagged":1187,"share":0.989,
+   "categories":{"dos":1180,"unknown":7}}
+
+Malformed lines are then reported on standard error, one JSON line each.
 `,
 	Flags: predictFlags,
 }
 
 func predictFlags(fs *flag.FlagSet) RunFunc {
 	modelPath := fs.String("model", "", "model `file` written by train (required)")
+	summary := fs.Bool("summary", false, "print one line per source address instead of one per record")
+	asJSON := fs.Bool("json", false, "with --summary: print one JSON object per source instead of a table")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if *modelPath == "" {
 			return Usagef("--model is required")
+		}
+		if *asJSON && !*summary {
+			return Usagef("--json goes with --summary (the verdicts are JSON already)")
 		}
 		if len(args) > 1 {
 			return Usagef("at most one input file, got %d", len(args))
@@ -84,8 +100,21 @@ func predictFlags(fs *flag.FlagSet) RunFunc {
 		if len(args) == 1 && args[0] != "-" {
 			name = args[0]
 		}
-		w := bufio.NewWriterSize(env.Stdout, 1<<16)
-		lines, bad, err := predictStream(ctx, det, in, w)
+		var (
+			lines, bad int
+			sum        *sourceSummary
+		)
+		if *summary {
+			sum = newSourceSummary()
+			w := bufio.NewWriterSize(env.Stderr, 1<<12)
+			lines, bad, err = runPredict(ctx, det, in, w, sum)
+			if err == nil {
+				err = sum.write(env.Stdout, *asJSON)
+			}
+		} else {
+			w := bufio.NewWriterSize(env.Stdout, 1<<16)
+			lines, bad, err = predictStream(ctx, det, in, w)
+		}
 		if err != nil {
 			var re *dataset.ReadError
 			if errors.As(err, &re) {
@@ -107,7 +136,10 @@ type predictBatch struct {
 	out       []byte
 	records   int
 	bad       int
-	done      chan struct{}
+	// tally, when not nil, receives the verdicts by source; out then holds
+	// only the error lines.
+	tally *sourceSummary
+	done  chan struct{}
 }
 
 const (
@@ -123,6 +155,12 @@ const (
 // flushed whenever no further batch is waiting. It returns the number of
 // records read and of bad ones; w is flushed before it returns.
 func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w *bufio.Writer) (records, bad int, err error) {
+	return runPredict(ctx, det, r, w, nil)
+}
+
+// runPredict is predictStream; with a non-nil sum it adds the verdicts to
+// sum by source instead of writing them, and writes only the error lines.
+func runPredict(ctx context.Context, det *model.Detector, r io.Reader, w *bufio.Writer, sum *sourceSummary) (records, bad int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -144,6 +182,9 @@ func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w *buf
 		defer close(order)
 		defer close(work)
 		readErr <- readBatches(ctx, r, func(b *predictBatch) {
+			if sum != nil {
+				b.tally = newSourceSummary()
+			}
 			order <- b
 			work <- b
 		})
@@ -153,6 +194,9 @@ func predictStream(ctx context.Context, det *model.Detector, r io.Reader, w *buf
 		<-b.done
 		records += b.records
 		bad += b.bad
+		if sum != nil {
+			sum.merge(b.tally)
+		}
 		if werr == nil {
 			_, werr = w.Write(b.out)
 			if werr == nil && len(order) == 0 {
@@ -283,6 +327,11 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 	for _, in := range infos {
 		if in.err != nil {
 			out = (&predictLine{Line: in.line, Error: in.err.Error()}).AppendJSON(out)
+			continue
+		}
+		if b.tally != nil {
+			b.tally.add(in.id.SrcIP, &verdicts[k])
+			k++
 			continue
 		}
 		var why []string
