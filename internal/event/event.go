@@ -12,6 +12,9 @@
 package event
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -117,6 +120,47 @@ type Stats struct {
 	// ByRule counts verdicts (already counted above) that a rule kept out
 	// of incidents, by rule name.
 	ByRule map[string]int64 `json:"by_rule,omitempty"`
+	// TopSources counts the alerts whose record carried a source address
+	// by that address, for the MaxTop addresses with the most alerts (ties
+	// broken by address); OtherSources counts the alerts from the other
+	// addresses. TopDestinations and OtherDestinations do the same for the
+	// destination address. Alerts without an address are in neither.
+	TopSources        map[string]int64 `json:"top_sources,omitempty"`
+	OtherSources      int64            `json:"other_sources,omitempty"`
+	TopDestinations   map[string]int64 `json:"top_destinations,omitempty"`
+	OtherDestinations int64            `json:"other_destinations,omitempty"`
+}
+
+// MaxTop is the most addresses a Stats message lists in TopSources and in
+// TopDestinations.
+const MaxTop = 20
+
+// Top returns the n keys of counts with the largest counts (ties broken
+// by key) as a new map, and the sum of the other keys' counts. It returns
+// a nil map for an empty counts.
+func Top(counts map[string]int64, n int) (top map[string]int64, rest int64) {
+	if len(counts) == 0 {
+		return nil, 0
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	top = make(map[string]int64, min(n, len(keys)))
+	for i, k := range keys {
+		if i < n {
+			top[k] = counts[k]
+		} else {
+			rest += counts[k]
+		}
+	}
+	return top, rest
 }
 
 // DeadLetter is written for every record that fails to decode.

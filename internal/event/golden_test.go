@@ -24,7 +24,8 @@ func goldenMessages() []any {
 			Features:    map[string]any{"duration": 0.0, "protocol_type": "tcp", "src_bytes": 181.0}, Instance: "det-a"},
 		&Stats{Minute: at.Truncate(time.Minute), Instance: "det-a", Records: 1000,
 			ByCategory: map[string]int64{"normal": 900, "dos": 95, "unknown": 5}, ByAttack: map[string]int64{"neptune": 95, "unknown": 5},
-			DeadLetters: 2},
+			DeadLetters: 2, TopSources: map[string]int64{"10.0.0.7": 90, "10.0.0.9": 8}, OtherSources: 1,
+			TopDestinations: map[string]int64{"10.0.1.1": 99}},
 		&DeadLetter{Time: at, Topic: "connections", Partition: 0, Offset: 42, Reason: `line 1: field "flag" value "XX": unknown flag`,
 			Value: []byte("0,tcp,http,XX\n\x00\xff"), Instance: "det-b"},
 	}

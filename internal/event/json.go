@@ -110,6 +110,22 @@ func (s *Stats) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"by_rule":`...)
 		dst = appendCounts(dst, s.ByRule)
 	}
+	if len(s.TopSources) > 0 {
+		dst = append(dst, `,"top_sources":`...)
+		dst = appendCounts(dst, s.TopSources)
+	}
+	if s.OtherSources != 0 {
+		dst = append(dst, `,"other_sources":`...)
+		dst = strconv.AppendInt(dst, s.OtherSources, 10)
+	}
+	if len(s.TopDestinations) > 0 {
+		dst = append(dst, `,"top_destinations":`...)
+		dst = appendCounts(dst, s.TopDestinations)
+	}
+	if s.OtherDestinations != 0 {
+		dst = append(dst, `,"other_destinations":`...)
+		dst = strconv.AppendInt(dst, s.OtherDestinations, 10)
+	}
 	return append(dst, '}')
 }
 

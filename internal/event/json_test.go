@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -276,4 +277,18 @@ func FuzzAppendJSON(f *testing.F) {
 		checkRoundTrip(t, &Stats{Minute: ts, Instance: topic, Model: label, Records: off,
 			ByCategory: map[string]int64{category: off, label: 1}, ByAttack: map[string]int64{attack: sec}, Unseen: map[string]int64{service: 2}})
 	})
+}
+
+func TestTop(t *testing.T) {
+	counts := map[string]int64{"a": 5, "b": 9, "c": 5, "d": 1, "e": 5}
+	top, rest := Top(counts, 3)
+	if want := map[string]int64{"b": 9, "a": 5, "c": 5}; !maps.Equal(top, want) || rest != 6 {
+		t.Errorf("Top(%v, 3) = %v, %d; want %v, 6 (ties by key)", counts, top, rest, want)
+	}
+	if top, rest := Top(counts, 10); !maps.Equal(top, counts) || rest != 0 {
+		t.Errorf("Top(%v, 10) = %v, %d; want all, 0", counts, top, rest)
+	}
+	if top, rest := Top(nil, 3); top != nil || rest != 0 {
+		t.Errorf("Top(nil) = %v, %d", top, rest)
+	}
 }

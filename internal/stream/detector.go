@@ -210,6 +210,8 @@ type result struct {
 	kind     resultKind
 	category record.Category
 	attack   string
+	// src and dst are an alert's connection addresses, when known.
+	src, dst string
 	// unseen has bit 0 set for an unseen service, bit 1 for an unseen flag.
 	unseen uint8
 	// w and start/end locate the output message (alert or dead letter) in
@@ -232,6 +234,8 @@ type bucket struct {
 	byAttack      map[string]int64
 	unseen        map[string]int64
 	byRule        map[string]int64
+	// srcs and dsts count alerts by connection address (nil until one).
+	srcs, dsts map[string]int64
 }
 
 // DefaultOptions returns the default of every optional field.
@@ -612,6 +616,7 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			case resultAlert:
 				alerts++
 				b.byAttack[res.attack]++
+				b.countAddrs(res.src, res.dst)
 				if rule := d.inc.observe(r, res, now); rule != "" {
 					b.byRule[rule]++
 				}
@@ -644,6 +649,8 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 			b := d.buckets[k]
 			st := event.Stats{Minute: time.Unix(k*60, 0).UTC(), Instance: d.opts.Instance, Model: d.cur.model, Records: b.records,
 				ByCategory: b.byCat, ByAttack: b.byAttack, Unseen: b.unseen, DeadLetters: b.dead, ByRule: b.byRule}
+			st.TopSources, st.OtherSources = event.Top(b.srcs, event.MaxTop)
+			st.TopDestinations, st.OtherDestinations = event.Top(b.dsts, event.MaxTop)
 			start := len(buf)
 			buf = st.AppendJSON(buf)
 			d.emit(d.opts.StatsTopic, nil, buf[start:len(buf):len(buf)])
@@ -732,6 +739,23 @@ func (d *Detector) bucket(ts time.Time) *bucket {
 	return b
 }
 
+// countAddrs counts an alert under its connection's source and
+// destination addresses ("" when unknown: not counted).
+func (b *bucket) countAddrs(src, dst string) {
+	if src != "" {
+		if b.srcs == nil {
+			b.srcs = map[string]int64{}
+		}
+		b.srcs[src]++
+	}
+	if dst != "" {
+		if b.dsts == nil {
+			b.dsts = map[string]int64{}
+		}
+		b.dsts[dst]++
+	}
+}
+
 // scoreChunk is the most records scored before their outputs are produced.
 const scoreChunk = 1024
 
@@ -774,7 +798,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		r := d.in[i]
 		res := &d.results[i]
 		res.w = w
-		res.attack = ""
+		res.attack, res.src, res.dst = "", "", ""
 		res.unseen = 0
 		if err := d.decode(r.Value, &wk.rec); err != nil {
 			res.kind = resultDead
@@ -797,6 +821,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		}
 		res.kind = resultAlert
 		res.attack = v.Attack
+		res.src, res.dst = wk.rec.ID.SrcIP, wk.rec.ID.DstIP
 		d.captureIncident(res, &wk.rec, &v)
 		res.start = len(wk.buf)
 		if d.opts.AlertsTopic != "" {
@@ -879,7 +904,7 @@ func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v 
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
-		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+		Record: rec, Model: d.cur.model, Instance: d.opts.Instance, Connection: event.ConnectionOf(rec.ID)}
 	var x [record.NumFeatures]float32
 	for i, f := range rec.Features {
 		x[i] = float32(f)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -476,5 +477,94 @@ func TestAppendAlertNoveltyFeatures(t *testing.T) {
 				t.Errorf("novelty_features = %q, want %q", a.NoveltyFeatures, tc.want)
 			}
 		})
+	}
+}
+
+// TestDetectorAddresses checks that alerts carry the connection identity of
+// records that had one, and that the stats count alerts by address: every
+// alert with an address once (in the top list or in the rest), at most
+// event.MaxTop addresses per message, a dominant source exactly.
+func TestDetectorAddresses(t *testing.T) {
+	brokers := newFake(t, 1)
+	lines := kddLines(t, 1500)
+	var values [][]byte
+	ids := map[int64]record.Identity{} // by offset
+	for i, l := range lines {
+		if i%10 == 0 {
+			values = append(values, l)
+			continue
+		}
+		var rec record.Record
+		if err := record.DecodeCSV(l, &rec); err != nil {
+			t.Fatal(err)
+		}
+		src := "10.0.0.1"
+		if i%2 == 1 {
+			src = fmt.Sprintf("10.0.1.%d", (i/2)%30)
+		}
+		rec.ID = record.Identity{TS: 1.7e9 + float64(i), SrcIP: src, SrcPort: 40000, DstIP: fmt.Sprintf("10.9.0.%d", i%3), DstPort: 80, UID: fmt.Sprint("C", i)}
+		ids[int64(len(values))] = rec.ID
+		values = append(values, rec.AppendJSON(nil))
+	}
+	produceAll(t, producer(t, brokers), inTopic, values)
+	d, err := New(testOptions(brokers, "addr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 30*time.Second, "all records processed", func() bool { return d.Totals().Records >= int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, int64(len(values)))
+
+	alertSrc, alertDst := map[string]int64{}, map[string]int64{}
+	var withID int64
+	for p, a := range b.alerts {
+		id, ok := ids[p.Offset]
+		if !ok {
+			if a.Connection != nil {
+				t.Errorf("alert for CSV record at %d carries a connection %+v", p.Offset, *a.Connection)
+			}
+			continue
+		}
+		want := event.ConnectionOf(id)
+		if a.Connection == nil || *a.Connection != *want {
+			t.Errorf("alert at %d: connection %v, want %+v", p.Offset, a.Connection, *want)
+			continue
+		}
+		withID++
+		alertSrc[a.SrcIP]++
+		alertDst[a.DstIP]++
+	}
+	if withID < 100 || len(alertSrc) <= event.MaxTop {
+		t.Fatalf("%d alerts from %d sources: too few to check the bound of %d", withID, len(alertSrc), event.MaxTop)
+	}
+	statSrc, statDst := map[string]int64{}, map[string]int64{}
+	var srcTotal, dstTotal int64
+	for _, s := range b.stats {
+		if len(s.TopSources) > event.MaxTop || len(s.TopDestinations) > event.MaxTop {
+			t.Errorf("stats for %v list %d sources, %d destinations; at most %d", s.Minute, len(s.TopSources), len(s.TopDestinations), event.MaxTop)
+		}
+		for a, n := range s.TopSources {
+			statSrc[a] += n
+			srcTotal += n
+		}
+		for a, n := range s.TopDestinations {
+			statDst[a] += n
+			dstTotal += n
+		}
+		srcTotal += s.OtherSources
+		dstTotal += s.OtherDestinations
+	}
+	if srcTotal != withID || dstTotal != withID {
+		t.Errorf("stats count %d alerts by source, %d by destination; %d alerts have an address", srcTotal, dstTotal, withID)
+	}
+	if statSrc["10.0.0.1"] != alertSrc["10.0.0.1"] {
+		t.Errorf("stats count %d alerts from 10.0.0.1, the alerts topic has %d", statSrc["10.0.0.1"], alertSrc["10.0.0.1"])
+	}
+	if !maps.Equal(statDst, alertDst) {
+		t.Errorf("stats count alerts by destination %v, the alerts topic %v", statDst, alertDst)
 	}
 }
