@@ -63,7 +63,46 @@ func renderCharts(rep *Report, format string) ([]Chart, error) {
 		}
 		out = append(out, c)
 	}
+	for _, a := range []struct {
+		name, title string
+		list        []AddressCount
+	}{{"top-sources.png", "Top attacking sources", rep.TopSources}, {"top-destinations.png", "Most attacked hosts", rep.TopDestinations}} {
+		if len(a.list) == 0 {
+			continue
+		}
+		c, err := addressChart(a.name, a.title, a.list, format)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
 	return out, nil
+}
+
+// addressChart draws alerts per address as horizontal bars, the most
+// alerts at the top.
+func addressChart(name, title string, list []AddressCount, format string) (Chart, error) {
+	n := len(list)
+	values := make([]float64, n)
+	labels := make([]string, n)
+	for i, a := range list {
+		// The first category is drawn at the bottom.
+		values[n-1-i] = float64(a.Count)
+		labels[n-1-i] = a.Address
+	}
+	h := max(BarHeight/2, 80+28*n)
+	return render(format, name, title, BarWidth, h, func(p *charts.Painter) error {
+		opt := charts.NewBarChartOptionWithData([][]float64{values})
+		opt.Horizontal = true
+		opt.Title = charts.TitleOption{Text: title, Subtext: fmt.Sprintf("alerts per address, top %d", n)}
+		opt.Padding = charts.NewBox(20, 20, 30, 20)
+		opt.CategoryAxis.Labels = labels
+		opt.SeriesList[0].Label.Show = charts.Ptr(true)
+		opt.SeriesList[0].Label.ValueFormatter = func(v float64) string { return fmt.Sprintf("%.0f", v) }
+		opt.ValueAxis = []charts.ValueAxisOption{{Min: charts.Ptr(0.0)}}
+		opt.Theme = charts.GetDefaultTheme().WithSeriesColors([]charts.Color{categoryColors["dos"]})
+		return p.BarChart(opt)
+	})
 }
 
 func render(format, name, title string, w, h int, draw func(p *charts.Painter) error) (Chart, error) {

@@ -1,6 +1,7 @@
 // Package report turns the detector's per-minute statistics into a report
 // for a time window: totals and shares by category, attack types per
-// category, the attack rate over time, spikes against a robust baseline,
+// category, the attack rate over time, spikes against a robust baseline
+// with their sources, the top attacking sources and most attacked hosts,
 // and the health of the detector instances. It renders the report as PNG
 // charts, a self-contained HTML page, a JSON summary and plain text.
 //

@@ -22,6 +22,8 @@ func FuzzReport(f *testing.F) {
 	f.Add([]byte(`{"minute":"2026-11-26T14:05:00Z","instance":"a","records":-5,"by_category":{"normal":-9,"u2r":3},"by_attack":{"":-1}}` + "\n" +
 		`{"minute":"2026-11-26T14:59:00Z","instance":"","records":9223372036854775807,"by_category":{"unknown":9223372036854775807}}`))
 	f.Add([]byte(`{"minute":"0001-01-01T00:00:00Z"}` + "\n" + `not json`))
+	f.Add([]byte(`{"minute":"2026-11-26T14:05:00Z","instance":"a","records":100,"by_category":{"normal":90,"dos":10},"by_attack":{"neptune":10},` +
+		`"top_sources":{"10.0.0.7":9,"":-3,"<b>":1},"other_sources":1,"top_destinations":{"::1":10},"other_destinations":-2}`))
 	end := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
 	w := Window{Start: end.Add(-time.Hour), End: end, Location: time.UTC}
 	// Charts render once per distinct chart input: most mutations give a
@@ -61,5 +63,5 @@ func FuzzReport(f *testing.F) {
 
 // chartKey returns what the charts of rep are drawn from.
 func chartKey(rep *Report) string {
-	return fmt.Sprint(rep.Records, rep.Categories, rep.Buckets, rep.Spikes, rep.Bucket, rep.Start, rep.End, rep.WindowLabel)
+	return fmt.Sprint(rep.Records, rep.Categories, rep.Buckets, rep.Spikes, rep.Bucket, rep.Start, rep.End, rep.WindowLabel, rep.TopSources, rep.TopDestinations)
 }

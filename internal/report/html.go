@@ -49,12 +49,31 @@ func WriteHTML(w io.Writer, rep *Report, charts []Chart, src ImageSource) error 
 			bars = append(bars, i)
 		}
 	}
+	type addresses struct {
+		ID, Title, Column string
+		List              []AddressCount
+		Other             int64
+		Chart             *img
+	}
 	data := struct {
 		*Report
 		Pie, Line *img
 		Bars      []img
+		Addresses []addresses
 		Footer    []string
 	}{Report: rep, Bars: bars, Footer: MethodText(rep)}
+	for _, a := range []addresses{
+		{"top-sources", "Top attacking sources", "Source", rep.TopSources, rep.OtherSources, nil},
+		{"top-destinations", "Most attacked hosts", "Destination", rep.TopDestinations, rep.OtherDestinations, nil},
+	} {
+		if len(a.List) == 0 {
+			continue
+		}
+		if i, ok := imgs[a.ID+".png"]; ok {
+			a.Chart = &i
+		}
+		data.Addresses = append(data.Addresses, a)
+	}
 	if i, ok := imgs["categories.png"]; ok {
 		data.Pie = &i
 	}
@@ -125,7 +144,29 @@ func PlainText(rep *Report) string {
 			for _, d := range s.Drivers {
 				fmt.Fprintf(&b, " %s %d (expected %.0f)", d.Name, d.Count, d.Expected)
 			}
+			if len(s.Sources) > 0 {
+				b.WriteString("; sources:")
+				for _, a := range s.Sources {
+					fmt.Fprintf(&b, " %s %d", a.Address, a.Count)
+				}
+			}
 			b.WriteString("\n")
+		}
+	}
+	for _, l := range []struct {
+		title string
+		list  []AddressCount
+		other int64
+	}{{"Top attacking sources", rep.TopSources, rep.OtherSources}, {"Most attacked hosts", rep.TopDestinations, rep.OtherDestinations}} {
+		if len(l.list) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s (alerts):\n", l.title)
+		for _, a := range l.list {
+			fmt.Fprintf(&b, "  %-40s %10d  %6s\n", a.Address, a.Count, Percent(a.Share))
+		}
+		if l.other > 0 {
+			fmt.Fprintf(&b, "  %-40s %10d\n", "other addresses", l.other)
 		}
 	}
 	if len(rep.Instances) > 0 {
@@ -254,12 +295,18 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{with .Pie}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{else}}<p class="sub">No records were scored in this window.</p>{{end}}
 <h2>Attack rate over time</h2>
 {{with .Line}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{end}}
-{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th></tr>
-{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td></tr>
+{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th></tr>
+{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td></tr>
 {{end}}</table>
 <p class="sub">Baselines: {{range $i, $s := .Spikes}}{{if $i}}; {{end}}{{$s.BaselineSource}}{{end}}.</p>
 {{else}}<p>No spikes: every bucket stayed within its baseline.</p>{{end}}
-{{if .Bars}}<h2>Attack types per category</h2>
+{{range .Addresses}}<h2>{{.Title}}</h2>
+<table id="{{.ID}}"><tr><th>{{.Column}}</th><th class="n">Alerts</th><th class="n">Share of attacks</th></tr>
+{{range .List}}<tr><td>{{.Address}}</td><td class="n">{{.Count}}</td><td class="n">{{pct .Share}}</td></tr>
+{{end}}{{if .Other}}<tr><td class="sub">other addresses</td><td class="n">{{.Other}}</td><td></td></tr>
+{{end}}</table>
+{{with .Chart}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{end}}
+{{end}}{{if .Bars}}<h2>Attack types per category</h2>
 {{range .Bars}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>
 {{end}}{{end}}
 {{if .TopAlerts}}<h2>Most novel alerts</h2>

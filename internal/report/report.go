@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -52,6 +53,19 @@ type Report struct {
 	// TopAlerts lists the window's most novel alerts, when the alerts
 	// topic was read.
 	TopAlerts []AlertSummary `json:"top_alerts,omitempty"`
+	// TopSources lists the connection addresses that originated the most
+	// alerts in the window (at most Config.TopAddresses), most first, and
+	// TopDestinations the addresses most attacked. Each count is summed
+	// from the statistics' per-message top lists (event.Stats.TopSources),
+	// so it is exact for an address that was in every list it belonged to
+	// and a lower bound otherwise. Alerts whose record had no address are
+	// in neither list.
+	TopSources      []AddressCount `json:"top_sources,omitempty"`
+	TopDestinations []AddressCount `json:"top_destinations,omitempty"`
+	// OtherSources and OtherDestinations count the alerts with an address
+	// that the statistics did not list.
+	OtherSources      int64 `json:"other_sources,omitempty"`
+	OtherDestinations int64 `json:"other_destinations,omitempty"`
 	// DeadLetterReasons lists the most frequent reasons records failed to
 	// decode, when the dead-letter topic was read.
 	DeadLetterReasons []AttackCount `json:"dead_letter_reasons,omitempty"`
@@ -76,6 +90,35 @@ type AttackCount struct {
 	Share float64 `json:"share,omitempty"`
 	// Expected is, for a spike's drivers, the count the baseline predicts.
 	Expected float64 `json:"expected,omitempty"`
+}
+
+// AddressCount is the number of alerts of one connection address.
+type AddressCount struct {
+	Address string `json:"address"`
+	Count   int64  `json:"count"`
+	// Share is Count over the window's (or the spike's) attacks.
+	Share float64 `json:"share"`
+}
+
+// topAddresses returns the n addresses of counts with the most alerts,
+// most first (ties by address), with their share of attacks; nil when
+// counts is empty.
+func topAddresses(counts map[string]int64, n int, attacks int64) []AddressCount {
+	top, _ := event.Top(counts, n)
+	if len(top) == 0 {
+		return nil
+	}
+	out := make([]AddressCount, 0, len(top))
+	for a, c := range top {
+		out = append(out, AddressCount{Address: a, Count: c, Share: rate(c, attacks)})
+	}
+	slices.SortFunc(out, func(x, y AddressCount) int {
+		if c := cmp.Compare(y.Count, x.Count); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Address, y.Address)
+	})
+	return out
 }
 
 // Bucket is one point of the time series.
@@ -107,6 +150,10 @@ type Spike struct {
 	// Drivers lists the attack types with the largest excess over what the
 	// baseline predicts.
 	Drivers []AttackCount `json:"drivers"`
+	// Sources lists the addresses that originated the most alerts in the
+	// spike's bucket (at most Config.TopAttacks), as Report.TopSources;
+	// Share is over the bucket's attacks.
+	Sources []AddressCount `json:"sources,omitempty"`
 }
 
 // Instance is one detector instance's activity.
@@ -176,6 +223,30 @@ func (ix index) sum(start time.Time, d time.Duration) (records, attacks, unknown
 	return records, attacks, unknown, byAttack
 }
 
+// sources sums the alerts by source address of the minutes in
+// [start, start+d).
+func (ix index) sources(start time.Time, d time.Duration) map[string]int64 {
+	var out map[string]int64
+	for t := start.UTC().Truncate(time.Minute).Unix(); t < start.Add(d).Unix(); t += 60 {
+		if m := ix[t]; m != nil {
+			out = addCounts(out, m.Sources)
+		}
+	}
+	return out
+}
+
+// unlisted sums the counts of the addresses not in list.
+func unlisted(counts map[string]int64, list []AddressCount) int64 {
+	var n int64
+	for _, v := range counts {
+		n += v
+	}
+	for _, a := range list {
+		n -= a.Count
+	}
+	return n
+}
+
 // minuteAttacks returns the minute's non-normal and unknown verdicts.
 func minuteAttacks(m *Minute) (attacks, unknown int64) {
 	for k, v := range m.ByCategory {
@@ -225,6 +296,7 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 	// Totals over the window.
 	byCat := map[string]int64{}
 	byAttack := map[string]int64{}
+	var srcs, dsts map[string]int64
 	for i := range series {
 		m := &series[i]
 		if m.Time.Before(w.Start) || !m.Time.Before(w.End) {
@@ -241,9 +313,17 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 		a, u := minuteAttacks(m)
 		rep.Attacks += a
 		rep.Unknown += u
+		srcs = addCounts(srcs, m.Sources)
+		dsts = addCounts(dsts, m.Destinations)
+		rep.OtherSources += m.OtherSources
+		rep.OtherDestinations += m.OtherDestinations
 	}
 	rep.AttackShare = rate(rep.Attacks, rep.Records)
 	rep.Categories = categories(byCat, byAttack, rep.Records)
+	rep.TopSources = topAddresses(srcs, cfg.TopAddresses, rep.Attacks)
+	rep.TopDestinations = topAddresses(dsts, cfg.TopAddresses, rep.Attacks)
+	rep.OtherSources += unlisted(srcs, rep.TopSources)
+	rep.OtherDestinations += unlisted(dsts, rep.TopDestinations)
 
 	// Time series and spikes.
 	for t := w.Start; t.Before(w.End); t = t.Add(cfg.Bucket) {
@@ -252,6 +332,7 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 		b := Bucket{Start: t.In(loc), Records: recs, Attacks: att, Unknown: unk,
 			AttackRate: rate(att, recs), UnknownRate: rate(unk, recs)}
 		if s, ok := detectSpike(ix, t, d, b, cfg, loc); ok {
+			s.Sources = topAddresses(ix.sources(t, d), cfg.TopAttacks, b.Attacks)
 			b.Spike = true
 			rep.Spikes = append(rep.Spikes, s)
 		}

@@ -23,6 +23,14 @@ type Minute struct {
 	ByAttack map[string]int64 `json:"by_attack"`
 	// Instances holds what each detector instance reported for the minute.
 	Instances map[string]InstanceMinute `json:"instances"`
+	// Sources and Destinations count alerts by connection address, summed
+	// over the messages' top lists (event.Stats.TopSources and
+	// TopDestinations); OtherSources and OtherDestinations sum the alerts
+	// the messages left out of their lists.
+	Sources           map[string]int64 `json:"sources,omitempty"`
+	OtherSources      int64            `json:"other_sources,omitempty"`
+	Destinations      map[string]int64 `json:"destinations,omitempty"`
+	OtherDestinations int64            `json:"other_destinations,omitempty"`
 }
 
 // InstanceMinute is one detector instance's share of a Minute.
@@ -68,6 +76,10 @@ func (a *Aggregator) Add(s event.Stats, written time.Time) {
 	for k, v := range s.ByAttack {
 		m.ByAttack[k] += v
 	}
+	m.Sources = addCounts(m.Sources, s.TopSources)
+	m.Destinations = addCounts(m.Destinations, s.TopDestinations)
+	m.OtherSources += s.OtherSources
+	m.OtherDestinations += s.OtherDestinations
 	im := m.Instances[s.Instance]
 	im.Records += s.Records
 	if !written.IsZero() {
@@ -108,7 +120,24 @@ func (a *Aggregator) Series() []Minute {
 		m.ByCategory = maps.Clone(m.ByCategory)
 		m.ByAttack = maps.Clone(m.ByAttack)
 		m.Instances = maps.Clone(m.Instances)
+		m.Sources = maps.Clone(m.Sources)
+		m.Destinations = maps.Clone(m.Destinations)
 		out = append(out, m)
 	}
 	return out
+}
+
+// addCounts adds the counts of add to m, making m when it is nil and add
+// is not empty, and returns m.
+func addCounts(m, add map[string]int64) map[string]int64 {
+	if len(add) == 0 {
+		return m
+	}
+	if m == nil {
+		m = make(map[string]int64, len(add))
+	}
+	for k, v := range add {
+		m[k] += v
+	}
+	return m
 }

@@ -81,8 +81,13 @@ type Config struct {
 	// LagWarn is the delay between a minute's end and its statistics above
 	// which an instance is reported as lagging.
 	LagWarn time.Duration `json:"lag_warn"`
-	// TopAttacks is how many attack types a spike lists as its drivers.
+	// TopAttacks is how many attack types a spike lists as its drivers,
+	// and how many source addresses.
 	TopAttacks int `json:"top_attacks"`
+	// TopAddresses is how many source and destination addresses the
+	// report lists (and charts) as top attacking sources and most attacked
+	// hosts.
+	TopAddresses int `json:"top_addresses"`
 	// QuietMaxAttackShare is the largest attack share a quiet window may
 	// have: above it the report says so even without a spike (a baseline
 	// as high as the window hides no spike, but is news).
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		SilentAfter:       10 * time.Minute,
 		LagWarn:           5 * time.Minute,
 		TopAttacks:        5,
+		TopAddresses:      10,
 		// Attacks are rare in most networks; a tenth of all records is
 		// far above any usual level.
 		QuietMaxAttackShare: 0.10,
@@ -136,6 +142,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LagWarn <= 0 {
 		c.LagWarn = d.LagWarn
+	}
+	if c.TopAddresses <= 0 {
+		c.TopAddresses = d.TopAddresses
 	}
 	if c.TopAttacks <= 0 {
 		c.TopAttacks = d.TopAttacks
