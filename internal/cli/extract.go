@@ -102,6 +102,7 @@ type extractor struct {
 	werr    error
 	records uint64
 	zeek    zeekStats
+	sorter  features.Sorter
 }
 
 func newExtractor(out io.Writer, fo features.Options, co conntrack.Config) *extractor {
@@ -183,6 +184,7 @@ func (x *extractor) capture(ctx context.Context, r *bufio.Reader, name string) e
 // finish flushes the tracker and the output.
 func (x *extractor) finish() error {
 	x.tr.Flush()
+	x.sorter.Flush(x.emit)
 	if x.werr != nil {
 		return x.werr
 	}
@@ -213,7 +215,8 @@ func (x *extractor) summary() string {
 			s.Packets, s.Tracked, s.NotIP, s.Unsupported, s.Corrupt, s.FragDropped, s.Evicted, s.Reordered)
 	}
 	if x.zeek.lines > 0 {
-		out += fmt.Sprintf("; %d Zeek log lines: %d connections, %d bad, %d skipped (not tcp/udp/icmp)", x.zeek.lines, x.zeek.conns, x.zeek.bad, x.zeek.skipped)
+		out += fmt.Sprintf("; %d Zeek log lines: %d connections, %d bad, %d skipped (not tcp/udp/icmp), %d with masked timestamps",
+			x.zeek.lines, x.zeek.conns, x.zeek.bad, x.zeek.skipped, x.zeek.masked)
 	}
 	if ws.SpanEvicted > 0 || ws.Clamped > 0 {
 		out += fmt.Sprintf("; traffic window: %d dropped early, %d out of order", ws.SpanEvicted, ws.Clamped)

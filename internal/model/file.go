@@ -16,7 +16,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
-// The model file format, version 1. All integers are little-endian.
+// The model file format, version 2. All integers are little-endian.
 //
 //	offset  size  field
 //	0       8     magic "NSMODEL\x00"
@@ -32,12 +32,21 @@ import (
 //	              optionally, "novelty" (with a "kind")
 //	end-32  32    SHA-256 of everything before it
 //
+// The SHA-256 is the file's only integrity check: the sections carry none of
+// their own. Version 1 files differ only inside the sections (the forest and
+// novelty sections each ended with a CRC, and the novelty section stored an
+// index for every bucket); Load reads them too.
+//
+// Every size and count in the file is checked against the bytes that remain
+// before anything is allocated or looped over for it, so loading a file of
+// N bytes takes time and memory linear in N, whatever the file declares.
+//
 // The first 12 bytes keep this layout in every future version, so that any
 // reader can tell a newer file from a damaged one.
 const (
 	// FormatVersion is the model file format version this package writes
-	// and the newest it reads.
-	FormatVersion = 1
+	// and the newest it reads; it reads every older version too.
+	FormatVersion = 2
 	magic         = "NSMODEL\x00"
 	prefixSize    = 28
 	sumSize       = sha256.Size

@@ -185,6 +185,8 @@ type Detector struct {
 	buckets map[int64]*bucket
 	batchNo int
 	inc     *incidents // nil when incidents are off
+	// fetchedParts are the input partitions of the batch.
+	fetchedParts []int32
 }
 
 // scoring is a scorer and the model name written with its verdicts.
@@ -555,12 +557,15 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	d.in = d.in[:0]
+	d.fetchedParts = d.fetchedParts[:0]
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
 			d.in = append(d.in, p.Records...)
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
+			d.fetchedParts = append(d.fetchedParts, p.Partition)
 		}
 	})
+	d.health.fetched(d.fetchedParts)
 	if err := d.inc.prepare(ctx, d.in); err != nil {
 		return err
 	}

@@ -220,6 +220,7 @@
       ['time', fmtTime(d.time)],
       ['source', endpoint(d.src, d.src_port) || 'unknown'],
       ['destination', endpoint(d.dst, d.dst_port) || 'unknown'],
+      ['connection id', d.uid || 'unknown'],
       ['probability', d.probability.toFixed(4)],
       ['P(attack)', d.attack_probability.toFixed(4)],
       ['novelty', d.novelty.toFixed(4)],
