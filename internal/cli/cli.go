@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -233,4 +234,20 @@ func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
 	*s = append(*s, v)
 	return nil
+}
+
+// logFlag is the --log-level flag of a long-running command.
+type logFlag struct{ level *string }
+
+func addLogFlag(fs *flag.FlagSet) logFlag {
+	return logFlag{fs.String("log-level", "info", "log `level`: debug, info, warn or error")}
+}
+
+// logger returns a text logger writing to w at the flag's level.
+func (f logFlag) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*f.level)); err != nil {
+		return nil, Usagef("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
