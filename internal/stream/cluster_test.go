@@ -66,7 +66,7 @@ func TestIntegrationCluster(t *testing.T) {
 			}
 		}()
 	}
-	w := &offsetWatch{adm: kadm.NewClient(cl), group: "g", topic: tp.in, partitions: 4, onFail: func() {
+	w := &offsetWatch{brokers: brokers, group: "g", topic: tp.in, partitions: 4, onFail: func() {
 		for _, d := range dets {
 			t.Logf("detector %s: %+v, health %v", d.Instance(), d.Totals(), d.Health())
 		}
@@ -165,9 +165,11 @@ func createLedBy(t *testing.T, cl *kgo.Client, leader int32, topic string, parti
 	}
 }
 
-// offsetWatch polls a group's committed offsets every 100 ms.
+// offsetWatch polls a group's committed offsets every 100 ms, each time
+// with a new client: one that has cached a dead node as the group's
+// coordinator keeps dialling it.
 type offsetWatch struct {
-	adm          *kadm.Client
+	brokers      []string
 	group, topic string
 	partitions   int
 	onFail       func() // run before failing the test
@@ -187,9 +189,7 @@ func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Du
 			w.onFail()
 			t.Fatalf("only %d of %d partitions committed within %v (base %v, last offset fetch error %v)", len(moved), w.partitions, timeout, base, lastErr)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		offs, err := w.adm.FetchOffsets(ctx, w.group)
-		cancel()
+		offs, err := w.fetch()
 		now := time.Now()
 		if err == nil {
 			err = offs.Error()
@@ -215,4 +215,15 @@ func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Du
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+func (w *offsetWatch) fetch() (kadm.OffsetResponses, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return kadm.NewClient(cl).FetchOffsets(ctx, w.group)
 }
