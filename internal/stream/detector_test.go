@@ -597,7 +597,7 @@ func TestDetectorConnectionIdentity(t *testing.T) {
 	if err := record.DecodeCSV(kddLines(t, 1)[0], &rec); err != nil {
 		t.Fatal(err)
 	}
-	rec.ID = record.Identity{}
+	rec.ID = record.Identity{SrcPort: -1, DstPort: -1} // none: AppendJSON writes no identity keys
 	plain := rec.AppendJSON(nil)
 	withID := append([]byte(`{"ts":1700000000.25,"src_ip":"10.0.0.1","src_port":40000,"dst_ip":"10.0.0.2","dst_port":80,"uid":"Cabc",`), plain[1:]...)
 	produceAll(t, producer(t, brokers), inTopic, [][]byte{withID, plain})
