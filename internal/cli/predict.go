@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -39,7 +40,13 @@ attack name, or "unknown"), "probability" its probability,
 "novelty" the novelty score (0 without a novelty part) and "flagged_by"
 which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
-set it furthest apart from normal traffic. When the input carries a label
+set it furthest apart from normal traffic. Every attack verdict also
+carries "explanation": the (up to 3) features that drove it, each as
+{"feature","value","typical","contribution"}: the record's value, the value
+typical of normal traffic of its service (the nearest normal prototype),
+and for classifier verdicts how much that value raised the attack
+probability (exact Shapley values on the forest's trees), for novelty
+verdicts the feature's share of the distance to normal traffic. When the input carries a label
 it is echoed as "label", and the connection's identity (the keys "ts",
 "src_ip", "src_port", "dst_ip", "dst_port" and "uid" that extract writes)
 is passed through under the same keys.
@@ -238,10 +245,11 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 // order.
 func scoreBatch(det *model.Detector, b *predictBatch) {
 	type lineInfo struct {
-		line  int
-		label string          // for a good line
-		id    record.Identity // for a good line
-		err   error           // for a bad one
+		line   int
+		label  string          // for a good line
+		id     record.Identity // for a good line
+		filled int             // content features filled in (model.Complete)
+		err    error           // for a bad one
 	}
 	n := bytes.Count(b.data, []byte{'\n'}) + 1
 	var cols [record.NumFeatures][]float32
@@ -249,7 +257,11 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		cols[j] = make([]float32, 0, n)
 	}
 	infos := make([]lineInfo, 0, n)
-	_ = dataset.DecodeLines(b.data, b.firstLine, func(line int, rec *record.Record, err error) error {
+	_ = dataset.DecodeLinesWith(b.data, b.firstLine, record.DecodePartial, func(line int, rec *record.Record, err error) error {
+		filled := bits.OnesCount64(rec.Absent)
+		if err == nil {
+			err = det.Complete(rec)
+		}
 		if err != nil {
 			b.bad++
 			infos = append(infos, lineInfo{line: line, err: err})
@@ -258,7 +270,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		for j, v := range rec.Features {
 			cols[j] = append(cols[j], float32(v))
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID})
+		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID, filled: filled})
 		return nil
 	})
 	b.records = len(infos)
@@ -274,14 +286,21 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			continue
 		}
 		var why []string
-		if verdicts[k].FlaggedBy == "novelty" {
+		var explanation []model.Reason
+		if verdicts[k].IsAttack {
 			var x [record.NumFeatures]float32
 			for j := range x {
 				x[j] = cols[j][k]
 			}
-			why = det.NoveltyFeatures(x[:], 3)
+			if verdicts[k].FlaggedBy == "novelty" {
+				why = det.NoveltyFeatures(x[:], 3)
+			}
+			explanation = det.Explain(x[:], verdicts[k], 3)
 		}
-		out = newPredictLine(in.line, in.id, in.label, &verdicts[k], why).AppendJSON(out)
+		pl := newPredictLine(in.line, in.id, in.label, &verdicts[k], why)
+		pl.Explanation = explanation
+		pl.FilledIn = in.filled
+		out = pl.AppendJSON(out)
 		k++
 	}
 	b.out = out

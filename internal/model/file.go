@@ -35,7 +35,7 @@ import (
 // The SHA-256 is the file's only integrity check: the sections carry none of
 // their own. Version 1 files differ only inside the sections (the forest and
 // novelty sections each ended with a CRC, and the novelty section stored an
-// index for every bucket); Load reads them too.
+// index for every bucket); Unmarshal and LoadFile read them too.
 //
 // Every size and count in the file is checked against the bytes that remain
 // before anything is allocated or looped over for it, so loading a file of
@@ -50,11 +50,11 @@ const (
 	magic         = "NSMODEL\x00"
 	prefixSize    = 28
 	sumSize       = sha256.Size
-	// maxFileSize bounds what Load accepts, far above any real model.
+	// maxFileSize bounds what LoadFile and Unmarshal accept, far above any real model.
 	maxFileSize = 1 << 32
 )
 
-// Errors returned (wrapped) by Load and LoadFile.
+// Errors returned (wrapped) by LoadFile and Unmarshal.
 var (
 	// ErrNotModel means the data does not start like a model file.
 	ErrNotModel = errors.New("not a netsentinel model file")
@@ -179,37 +179,6 @@ func (d *Detector) SaveFile(path string) error {
 		os.Remove(f.Name())
 	}
 	return err
-}
-
-// Load reads a model file from r. It reads exactly the file's bytes and
-// returns an error wrapping ErrNotModel, ErrFormatVersion, ErrTruncated,
-// ErrCorrupt, ErrSchema or ErrNoveltyKind for a file it cannot use.
-func Load(r io.Reader) (*Detector, error) {
-	prefix := make([]byte, prefixSize)
-	n, err := io.ReadFull(r, prefix)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	if err := checkPrefix(prefix[:n]); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	total := binary.LittleEndian.Uint64(prefix[16:])
-	if total < prefixSize+sumSize || total > maxFileSize {
-		return nil, fmt.Errorf("load model: %w: file size field %d out of range", ErrCorrupt, total)
-	}
-	var buf bytes.Buffer
-	buf.Write(prefix)
-	if _, err := io.CopyN(&buf, r, int64(total)-prefixSize); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("load model: %w: %d of %d bytes", ErrTruncated, buf.Len(), total)
-		}
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	d, err := decode(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	return d, nil
 }
 
 // checkPrefix checks the magic and version of the first bytes of a file.
