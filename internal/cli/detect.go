@@ -126,15 +126,15 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-		m, fingerprint, err := loadModel(*modelPath, *adapt)
-		if err != nil {
-			return err
-		}
 		alertsTopic, incOpts, stopRules, err := incf.options(*alerts, log)
 		if err != nil {
 			return err
 		}
 		defer stopRules()
+		m, fingerprint, err := loadModel(*modelPath, *adapt)
+		if err != nil {
+			return err
+		}
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

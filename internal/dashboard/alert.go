@@ -23,7 +23,7 @@ type storedAlert struct {
 	attack, category           string
 	flaggedBy, instance, label string
 	probability, novelty       float64
-	src, dst                   string
+	src, dst, uid              string
 	srcPort, dstPort           int32
 	topic                      string
 	partition                  int32
@@ -34,8 +34,9 @@ type storedAlert struct {
 }
 
 // alertHead is the part of an alert message decoded on arrival. The
-// connection's identity is decoded field by field (see decodeIdentity) so
-// that a producer writing a port as a string does not lose the alert.
+// connection's identity (event.Connection's keys, which these fields hide)
+// is decoded field by field so that a producer writing a port as a string
+// does not lose the alert.
 type alertHead struct {
 	event.Alert
 	Features json.RawMessage `json:"features"`
@@ -43,6 +44,8 @@ type alertHead struct {
 	DstIP    json.RawMessage `json:"dst_ip"`
 	SrcPort  json.RawMessage `json:"src_port"`
 	DstPort  json.RawMessage `json:"dst_port"`
+	TS       json.RawMessage `json:"ts"`
+	UID      json.RawMessage `json:"uid"`
 }
 
 // errNotObject is returned for alert messages that are not JSON objects.
@@ -73,6 +76,7 @@ func decodeAlert(raw []byte, intern func(string) string) (*storedAlert, error) {
 		dst:         jsonString(h.DstIP),
 		srcPort:     jsonPort(h.SrcPort),
 		dstPort:     jsonPort(h.DstPort),
+		uid:         jsonString(h.UID),
 		topic:       intern(h.Topic),
 		partition:   h.Partition,
 		offset:      h.Offset,
@@ -82,7 +86,7 @@ func decodeAlert(raw []byte, intern func(string) string) (*storedAlert, error) {
 		a.category = intern(record.CategoryOf(a.attack).String())
 	}
 	var sb strings.Builder
-	for _, s := range []string{a.attack, a.category, a.flaggedBy, a.label, a.instance, a.src, a.dst} {
+	for _, s := range []string{a.attack, a.category, a.flaggedBy, a.label, a.instance, a.src, a.dst, a.uid} {
 		sb.WriteString(strings.ToLower(s))
 		sb.WriteByte('\n')
 	}
@@ -172,6 +176,8 @@ type AlertDetail struct {
 	AlertRow
 	Label             string  `json:"label,omitempty"`
 	AttackProbability float64 `json:"attack_probability"`
+	// UID is the connection's identifier, when the record carried one.
+	UID string `json:"uid,omitempty"`
 	// Features lists the record's features in schema order, then any
 	// others in name order.
 	Features []Feature `json:"features"`
@@ -192,7 +198,7 @@ var known = map[string]bool{
 	"time": true, "topic": true, "partition": true, "offset": true, "attack": true, "category": true,
 	"probability": true, "attack_probability": true, "novelty": true, "flagged_by": true,
 	"novelty_features": true, "label": true, "features": true, "instance": true,
-	"src_ip": true, "dst_ip": true, "src_port": true, "dst_port": true,
+	"src_ip": true, "dst_ip": true, "src_port": true, "dst_port": true, "uid": true,
 	"top_classes": true, "class_probabilities": true,
 }
 
@@ -203,7 +209,7 @@ var standoutKeys = []string{"novelty_features", "top_features", "explanation", "
 
 // detail decodes the stored message in full.
 func (a *storedAlert) detail() AlertDetail {
-	d := AlertDetail{AlertRow: a.row(), Label: a.label, Topic: a.topic, Partition: a.partition, Offset: a.offset,
+	d := AlertDetail{AlertRow: a.row(), Label: a.label, UID: a.uid, Topic: a.topic, Partition: a.partition, Offset: a.offset,
 		Features: []Feature{}, Standout: []string{}, TopClasses: []ClassProbability{}, Extra: map[string]string{}}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(a.raw, &all); err != nil {

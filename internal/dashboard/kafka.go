@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,7 +77,9 @@ func (d *Dashboard) ingest(r *kgo.Record) {
 	var err error
 	switch r.Topic {
 	case d.opts.AlertsTopic:
-		err = d.st.addAlert(r.Value)
+		// The value points into the fetch's buffer; the ring keeps a copy
+		// so it does not hold the whole buffer.
+		err = d.st.addAlert(bytes.Clone(r.Value))
 	case d.opts.StatsTopic:
 		var s event.Stats
 		if err = json.Unmarshal(r.Value, &s); err == nil {

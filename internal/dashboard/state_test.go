@@ -203,7 +203,7 @@ func TestDecodeAlertTolerant(t *testing.T) {
 	}{
 		{"plain", `{"attack":"neptune","category":"dos"}`, "", "", -1, -1, "dos", false},
 		{"addresses", `{"attack":"neptune","src_ip":"10.0.0.1","dst_ip":"::1","src_port":1234,"dst_port":"80"}`, "10.0.0.1", "::1", 1234, 80, "dos", false},
-		{"odd types", `{"attack":"satan","src_ip":17,"dst_ip":null,"src_port":"http","dst_port":70000}`, "", "", -1, -1, "probe", false},
+		{"odd types", `{"attack":"satan","src_ip":17,"dst_ip":null,"src_port":"http","dst_port":70000,"ts":"x","uid":5}`, "", "", -1, -1, "probe", false},
 		{"fraction port", `{"attack":"satan","src_port":1.5,"dst_port":-1}`, "", "", -1, -1, "probe", false},
 		{"array", `[1,2]`, "", "", 0, 0, "", true},
 		{"bad type", `{"partition":"x"}`, "", "", 0, 0, "", true},
@@ -298,6 +298,9 @@ func TestHealthBanners(t *testing.T) {
 	}
 	if got := texts(); got != "" {
 		t.Errorf("banners at start = %q", got)
+	}
+	if g := s.health(c.t).Group; g.Name != "g" || g.Members == nil || g.Partitions == nil {
+		t.Errorf("group before the first poll = %+v, want the name and empty lists", g)
 	}
 	s.setBroker(errors.New("dial tcp 127.0.0.1:9: connection refused"))
 	if got := texts(); !strings.Contains(got, "error: Cannot reach the Kafka brokers since 2026-11-26 14:00:00 UTC: dial tcp") {

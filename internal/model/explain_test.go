@@ -35,7 +35,7 @@ func TestExplain(t *testing.T) {
 	if err := d.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Load(&buf)
+	d2, err := Unmarshal(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,13 +31,11 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -343,15 +341,11 @@ func report(folds []*fold, nsl bool) {
 // difficulty returns the NSL-KDD difficulty column of the file's rows, or
 // nil when the file has none (KDD'99).
 func difficulty(path string, n int) ([]int, error) {
-	fh, err := os.Open(path)
+	zr, err := dataset.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		return nil, err
-	}
+	defer zr.Close()
 	var d []int
 	sc := bufio.NewScanner(zr)
 	for sc.Scan() {
