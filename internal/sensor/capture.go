@@ -48,7 +48,7 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 			tr.Flush()
 			return errors.Join(err, commit(context.WithoutCancel(ctx)))
 		}
-		if s.due() {
+		if ctx.Err() == nil && s.due() {
 			if err := commit(ctx); err != nil {
 				return err
 			}
