@@ -155,7 +155,7 @@ func TestFollowZeek(t *testing.T) {
 	}
 	appendFile(t, path, logHeader+line(8))
 	r = start(t, brokers, path)
-	got := waitRecords(t, brokers, 9)
+	waitRecords(t, brokers, 9)
 	// A partial line is not published until it is complete.
 	l9 := line(9)
 	appendFile(t, path, l9[:10])
@@ -163,7 +163,7 @@ func TestFollowZeek(t *testing.T) {
 	r.stop(t)
 	r = start(t, brokers, path)
 	appendFile(t, path, l9[10:])
-	got = waitRecords(t, brokers, 10)
+	got := waitRecords(t, brokers, 10)
 	r.stop(t)
 	for i := range 10 {
 		if got[fmt.Sprintf("C%d", i)] != 1 {
