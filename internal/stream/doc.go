@@ -50,10 +50,25 @@
 //   - stats topic: event.Stats JSON per transaction and minute of record
 //     timestamps, counting records by category and attack and dead letters.
 //     A minute has several Stats messages; readers sum them.
+//   - incidents topic (Options.Incidents): event.Incident JSON keyed by
+//     incident ID, when an incident opens, at most every UpdateInterval
+//     while it grows, and when it closes; with its compacted changelog
+//     topic of incident state (see IncidentOptions and docs/DESIGN.md).
 //
 // The books balance: records consumed = sum of Stats.Records (normal +
 // alerts) + sum of Stats.DeadLetters = normal + alert messages + dead-letter
 // messages.
+//
+// # Reading the outputs back
+//
+// StatsReader reads the outputs by timestamp for reports: the statistics
+// of a span (summed into report.Minutes, or continued from where the last
+// read stopped with a StatsCache) and the window's most novel alerts and
+// dead-letter reasons (Extras). FollowOutputs reads the output topics from
+// their start until its context ends, handing each decoded message to a
+// handler, for a live reader such as the demo. Both read committed
+// transactions only. CreateTopics creates topics with the brokers' default
+// replication.
 //
 // # Metrics
 //
@@ -69,6 +84,11 @@
 //	netsentinel_detect_transactions_total{result} counter   transactions committed or aborted
 //	netsentinel_detect_produce_errors_total       counter   output records that failed to produce
 //	netsentinel_detect_session_restarts_total     counter   Kafka sessions recreated after errors
+//	netsentinel_detect_incidents_open             gauge     open incidents held in memory (incidents on)
+//	netsentinel_detect_incident_messages_total{status} counter incident messages by status
+//	netsentinel_detect_withheld_verdicts_total{rule}   counter verdicts a rule kept out of incidents
+//	netsentinel_detect_incident_restores_total    counter   partitions restored from the changelog
+//	netsentinel_detect_incident_changelog_corrupt_total counter changelog entries skipped in restores
 //	netsentinel_detect_last_commit_timestamp_seconds gauge  Unix time of the last committed transaction
 //	netsentinel_detect_records_waiting            gauge     records waiting in the owned partitions (committed offsets)
 //	netsentinel_detect_stalled                    gauge     1 while stalled longer than StallTimeout
