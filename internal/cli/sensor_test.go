@@ -63,7 +63,7 @@ func TestSensorLive(t *testing.T) {
 	_ = c.(*net.TCPConn).CloseWrite()
 	_, _ = io.ReadAll(c)
 	c.Close()
-	time.Sleep(300 * time.Millisecond) // let the FIN/ACK exchange reach the capture
+	time.Sleep(100 * time.Millisecond) // the last ACK is sent as the FIN arrives; the sensor drains its socket at shutdown
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("sensor exit %d: %s", code, stderr.String())
