@@ -45,7 +45,9 @@ the log was rotated meanwhile, so no connection is lost or repeated.
 
 Traffic features need every connection of a capture point: run one sensor
 (one --id) per interface or log. The traffic windows start empty after a
-restart. Metrics are served on --listen (/metrics, /-/healthy, /-/ready).
+restart. A Kafka error that a transaction cannot survive ends the sensor
+with exit code 1; restarted, a log follower resumes from its last
+checkpoint. Metrics are served on --listen (/metrics, /-/healthy, /-/ready).
 `,
 	Flags: sensorFlags,
 }
