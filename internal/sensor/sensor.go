@@ -285,10 +285,12 @@ func (s *Sensor) LastCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	return last, nil
 }
 
-// ensureCheckpointTopic creates the checkpoint topic (one partition) if it
-// does not exist.
+// ensureCheckpointTopic creates the checkpoint topic if it does not exist:
+// one partition, compacted, so that it keeps about one checkpoint per
+// sensor and a restart reads little.
 func (s *Sensor) ensureCheckpointTopic(ctx context.Context) error {
-	resp, err := kadm.NewClient(s.cl).CreateTopic(ctx, 1, -1, nil, s.opt.CheckpointTopic)
+	compact := "compact"
+	resp, err := kadm.NewClient(s.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, s.opt.CheckpointTopic)
 	if err == nil {
 		err = resp.Err
 	}
