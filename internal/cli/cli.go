@@ -58,7 +58,7 @@ type Env struct {
 }
 
 // commands lists the subcommands in the order -h shows them.
-var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
+var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdSensor, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
 
 // usageError is a bad command line: it maps to ExitUsage.
 type usageError struct{ err error }
