@@ -362,6 +362,19 @@ func TestBrowser(t *testing.T) {
 		})
 	})
 
+	t.Run("the span buttons switch the summary", func(t *testing.T) {
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#spans button[data-span="24h"]`))); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, bctx, "#span-label", 3*time.Second, func(s string) bool { return s == "last 24 hours" })
+		waitText(t, bctx, "#bucket-label", 3*time.Second, func(s string) bool { return strings.HasPrefix(s, "per 1h") })
+		waitText(t, bctx, "#records-count", 3*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#spans button[data-span="5m"]`))); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, bctx, "#span-label", 3*time.Second, func(s string) bool { return s == "last 5 minutes" })
+	})
+
 	t.Run("input is shown as text, never run", func(t *testing.T) {
 		waitText(t, bctx, "#sources-body", 5*time.Second, func(s string) bool { return strings.Contains(s, injection) })
 		waitText(t, bctx, "#dead-body", 5*time.Second, func(s string) bool {
