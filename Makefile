@@ -5,7 +5,10 @@
 #                jars, cached under ~/.cache/netsentinel, and always stops it)
 #   make build   static binary bin/netsentinel
 #   make demo    the one-command demo (embedded broker, model, live detection)
-#   make fuzz    every Fuzz target for FUZZTIME (default 20s) each
+#   make fuzz    every Fuzz target for FUZZTIME (default 20s) each, then a
+#                table of executions per second (scripts/fuzz.sh: FUZZKEEP,
+#                FUZZMINIMIZE, FUZZPARALLEL, FUZZTARGETS)
+#   make fuzz-long   the same for FUZZTIME=10m each (unless FUZZTIME is given)
 #   make bench   go benchmarks, with the broker up for the end-to-end ones
 #   make kafka-start / kafka-stop   a broker for manual runs (KAFKA_DIR, KAFKA_PORT)
 #
@@ -20,7 +23,7 @@ BENCHFLAGS ?= -benchmem
 KAFKA_DIR ?= $(or $(TMPDIR),/tmp)/netsentinel-kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: all deps lint test vet fmt-check unit build demo fuzz bench bench-e2e kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: all deps lint test vet fmt-check unit build demo fuzz fuzz-long bench bench-e2e kafka-fetch kafka-start kafka-stop kafka-status clean
 
 all: build test
 
@@ -64,14 +67,12 @@ demo: build
 	fi
 
 fuzz:
-	@set -e; \
-	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/\.cache/' | sort); do \
-		dir=$$(dirname $$f); \
-		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "== $$dir $$name ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$dir; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# fuzz-long runs each target for 10 minutes; FUZZTIME on the command line or
+# in the environment overrides that.
+fuzz-long:
+	GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/fuzz.sh
 
 bench:
 	scripts/with-kafka.sh $(GO) test -run='^$$' -bench=. $(BENCHFLAGS) ./...

@@ -3,7 +3,8 @@
 #   - a Java 17+ runtime and Maven, to fetch and run the Apache Kafka broker
 #     that scripts/kafka.sh starts for the integration tests;
 #   - kcat, the independent Kafka client used by readiness probes and tests;
-#   - chromium, the headless browser of the dashboard's browser tests.
+#   - chromium, the headless browser of the dashboard's browser tests;
+#   - the real-traffic scenario's services, clients, attack tools and tcpdump.
 # Needs root (or sudo) for apt-get; does nothing when all are present.
 set -euo pipefail
 
@@ -19,6 +20,15 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The real-traffic scenario (internal/scenario): services, clients, attack
+# tools and the capture, run inside a network namespace of the test's own.
+for tool in ip:iproute2 tcpdump:tcpdump curl:curl nmap:nmap fping:fping hping3:hping3 \
+	hydra:hydra slowhttptest:slowhttptest; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1 || need+=(python3-pyftpdlib)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: java $(java_major), $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), kcat present"

@@ -10,6 +10,15 @@
 #   scripts/kafka.sh restart [--dir DIR] [--kill]   stop, then start on the same dir and ports
 #   scripts/kafka.sh status [--dir DIR]         "up 127.0.0.1:PORT pid N rss M MiB", or exit 1
 #   scripts/kafka.sh brokers [--dir DIR]        print 127.0.0.1:PORT
+#   scripts/kafka.sh cluster --dir DIR [--nodes N]  start an N-node KRaft cluster (default 3):
+#                                               node I in DIR/nodeI (each node dir works with
+#                                               start/stop/restart/status/brokers); prints the
+#                                               comma-separated bootstrap list
+#   scripts/kafka.sh cluster-stop --dir DIR [--kill]   stop every node of the cluster
+#
+# A cluster's nodes are combined brokers and controllers on free port pairs,
+# with replication factor 3 (or N if smaller) for every topic and internal
+# topic and min.insync.replicas 2 (1 for a single node).
 #
 # DIR holds server.properties, data/ (the log dirs and KRaft metadata),
 # kafka.log, kafka.pid and state (the ports); default
@@ -40,6 +49,13 @@ DIR="${KAFKA_DIR:-${TMPDIR:-/tmp}/netsentinel-kafka}"
 PORT=""
 CPORT=""
 KILL=0
+NODES=3
+# One node of a cluster: its id, the controller quorum and the replication
+# settings (kept in DIR/state). A single broker is node 1 of a quorum of one.
+NODE_ID=1
+VOTERS=""
+RF=1
+MIN_ISR=1
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -117,6 +133,10 @@ load_state() {
       PORT="$STATE_PORT"
       CPORT="${CPORT:-$STATE_CPORT}"
     fi
+    NODE_ID="${STATE_NODE_ID:-1}"
+    VOTERS="${STATE_VOTERS:-}"
+    RF="${STATE_RF:-1}"
+    MIN_ISR="${STATE_MIN_ISR:-1}"
   fi
 }
 
@@ -133,11 +153,11 @@ ready() {
 write_config() {
   mkdir -p "$DIR/data"
   cat >"$DIR/server.properties" <<EOF
-# Written by scripts/kafka.sh: one combined broker+controller for tests.
+# Written by scripts/kafka.sh: a combined broker+controller for tests.
 process.roles=broker,controller
-node.id=1
+node.id=$NODE_ID
 # Static quorum: format without --standalone.
-controller.quorum.voters=1@127.0.0.1:$CPORT
+controller.quorum.voters=${VOTERS:-1@127.0.0.1:$CPORT}
 listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
 inter.broker.listener.name=PLAINTEXT
@@ -147,21 +167,24 @@ log.dirs=$DIR/data
 num.partitions=1
 auto.create.topics.enable=true
 delete.topic.enable=true
-# One node: every internal topic has one replica, and transactions work.
-offsets.topic.replication.factor=1
+# Replication: 1 on a single node (transactions work), 3 with
+# min.insync.replicas 2 in a cluster.
+offsets.topic.replication.factor=$RF
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$RF
+transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-min.insync.replicas=1
-default.replication.factor=1
+share.coordinator.state.topic.replication.factor=$RF
+share.coordinator.state.topic.min.isr=$MIN_ISR
+min.insync.replicas=$MIN_ISR
+default.replication.factor=$RF
 group.initial.rebalance.delay.ms=0
 # Fast recovery after a kill -9: the controller fences the dead broker's old
-# registration once its session expires (default 9 s).
-broker.session.timeout.ms=3000
-broker.heartbeat.interval.ms=500
+# registration once its session expires (default 9 s). A cluster's
+# controller tracks every node's session, so there it is less eager: 3 s
+# timed out live brokers of a three-node cluster on a loaded machine.
+broker.session.timeout.ms=$([ -n "$VOTERS" ] && echo 6000 || echo 3000)
+broker.heartbeat.interval.ms=$([ -n "$VOTERS" ] && echo 1000 || echo 500)
 # Small test machine.
 num.network.threads=2
 num.io.threads=4
@@ -184,7 +207,8 @@ rootLogger.appenderRef.out.ref = OUT
 logger.started.name = kafka.server.KafkaRaftServer
 logger.started.level = info
 EOF
-  printf 'STATE_PORT=%s\nSTATE_CPORT=%s\n' "$PORT" "$CPORT" >"$DIR/state"
+  printf 'STATE_PORT=%s\nSTATE_CPORT=%s\nSTATE_NODE_ID=%s\nSTATE_VOTERS=%s\nSTATE_RF=%s\nSTATE_MIN_ISR=%s\n' \
+    "$PORT" "$CPORT" "$NODE_ID" "$VOTERS" "$RF" "$MIN_ISR" >"$DIR/state"
 }
 
 java_opts() {
@@ -219,7 +243,7 @@ cds_opts() {
 }
 
 start_once() {
-  local p t0 elapsed
+  local p
   for p in "$PORT" "$CPORT"; do
     port_in_use "$p" && { log "port $p already in use"; return 2; }
   done
@@ -230,6 +254,13 @@ start_once() {
       -t "$KAFKA_CLUSTER_ID" -c "$DIR/server.properties" --ignore-formatted \
       >>"$DIR/kafka.log" 2>&1 || { tail -30 "$DIR/kafka.log" >&2; die "storage format failed"; }
   fi
+  launch
+  wait_ready
+}
+
+# launch starts the JVM of $DIR in the background.
+launch() {
+  local p
   echo "=== start $(date -u +%FT%TZ) port $PORT controller $CPORT" >>"$DIR/kafka.log"
   # shellcheck disable=SC2046
   nohup java $(java_opts "$KAFKA_HEAP") $(cds_opts) -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" \
@@ -237,6 +268,13 @@ start_once() {
   p=$!
   echo "$p" >"$DIR/kafka.pid"
   cp "/proc/$p/cmdline" "$DIR/kafka.cmdline" 2>/dev/null || true
+}
+
+# wait_ready waits until the broker of $DIR answers; it returns 2 for a
+# port clash and 1 for other failures.
+wait_ready() {
+  local p t0 elapsed
+  p=$(cat "$DIR/kafka.pid")
   t0=$(now_ms)
   until ready; do
     if ! alive "$p"; then
@@ -302,6 +340,68 @@ start() {
   die "could not start the broker (dir $DIR)"
 }
 
+# cluster starts NODES nodes in DIR/node1..N on free port pairs and prints
+# the bootstrap list once every node answers.
+cluster() {
+  local base="$DIR" i ports=() cports=() voters="" list="" rf min_isr
+  mkdir -p "$base"
+  base="$(cd "$base" && pwd)"
+  check_java
+  fetch
+  rf=$((NODES < 3 ? NODES : 3))
+  min_isr=$((rf > 1 ? 2 : 1))
+  for ((i = 1; i <= NODES; i++)); do
+    DIR="$base/node$i"
+    if [ -f "$DIR/state" ]; then
+      load_state
+    else
+      PORT=$(pick_port)
+      while [[ " ${ports[*]} ${cports[*]} " == *" $PORT "* ]] || [[ " ${ports[*]} ${cports[*]} " == *" $((PORT + 1)) "* ]]; do
+        PORT=$(pick_port)
+      done
+      CPORT=$((PORT + 1))
+    fi
+    ports+=("$PORT")
+    cports+=("$CPORT")
+    voters="${voters:+$voters,}$i@127.0.0.1:$CPORT"
+    list="${list:+$list,}127.0.0.1:$PORT"
+  done
+  for ((i = 1; i <= NODES; i++)); do
+    DIR="$base/node$i"
+    mkdir -p "$DIR"
+    if pid >/dev/null; then continue; fi
+    PORT=${ports[$((i - 1))]} CPORT=${cports[$((i - 1))]} NODE_ID=$i VOTERS=$voters RF=$rf MIN_ISR=$min_isr
+    for p in "$PORT" "$CPORT"; do
+      port_in_use "$p" && die "port $p already in use"
+    done
+    write_config
+    if [ ! -f "$DIR/data/meta.properties" ]; then
+      # shellcheck disable=SC2046
+      java $(java_opts "-Xmx256m") -cp "$LIBS/*" kafka.tools.StorageTool format \
+        -t "$KAFKA_CLUSTER_ID" -c "$DIR/server.properties" --ignore-formatted \
+        >>"$DIR/kafka.log" 2>&1 || { tail -30 "$DIR/kafka.log" >&2; die "storage format failed ($DIR)"; }
+    fi
+    launch
+  done
+  for ((i = 1; i <= NODES; i++)); do
+    DIR="$base/node$i"
+    load_state
+    wait_ready || die "node $i of the cluster in $base did not start"
+  done
+  echo "$list"
+}
+
+cluster_stop() {
+  local base="$DIR" d
+  for d in "$base"/node*/; do
+    [ -d "$d" ] || continue
+    DIR="${d%/}"
+    PORT=""
+    load_state
+    stop
+  done
+}
+
 stop() {
   local p i sig=TERM t0
   p=$(pid) || { rm -f "$DIR/kafka.pid"; return 0; }
@@ -358,6 +458,8 @@ while [ $# -gt 0 ]; do
     --controller-port) CPORT="$2"; shift 2 ;;
     --controller-port=*) CPORT="${1#*=}"; shift ;;
     --kill) KILL=1; shift ;;
+    --nodes) NODES="$2"; shift 2 ;;
+    --nodes=*) NODES="${1#*=}"; shift ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -370,5 +472,7 @@ case "$cmd" in
   restart) load_state; stop; start ;;
   status) status ;;
   brokers) load_state; [ -n "$PORT" ] || die "no broker state in $DIR"; echo "127.0.0.1:$PORT" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  cluster) cluster ;;
+  cluster-stop) cluster_stop ;;
+  *) sed -n '2,35p' "$0" >&2; exit 2 ;;
 esac

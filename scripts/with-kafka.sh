@@ -23,8 +23,8 @@ cleanup() {
   local rc=$?
   "$KAFKA_SH" status --dir "$KAFKA_DIR" 2>/dev/null | sed 's/^/with-kafka: broker at exit: /' >&2 || true
   "$KAFKA_SH" stop --dir "$KAFKA_DIR" || true
-  # Private brokers of tests that died before their cleanup (kafkatest).
-  for d in "$KAFKA_DIR"/private/*/; do
+  # Private brokers and clusters of tests that died before their cleanup (kafkatest).
+  for d in "$KAFKA_DIR"/private/*/ "$KAFKA_DIR"/private/*/node*/; do
     [ -f "$d/kafka.pid" ] && "$KAFKA_SH" stop --kill --dir "$d" || true
   done
   if [ -n "$tmpdir" ]; then

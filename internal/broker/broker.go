@@ -5,8 +5,42 @@
 //
 // Any Kafka client can talk to it: netsentinel's own commands, kcat,
 // rsyslog's omkafka, Zeek's Kafka writer. It is not a replacement for a
-// Kafka cluster: there is one node, no replication, no retention unless a
-// topic sets it, and kfake's own on-disk format (not Kafka's log format).
+// Kafka cluster: there is one node, no replication, and kfake's own on-disk
+// format (not Kafka's log format). Records are deleted by age and by size
+// per partition (Config.Retention, Config.RetentionBytes).
+//
+// # Crash safety
+//
+// kfake alone does not recover its data directory correctly after an
+// unclean stop (kill -9, crash, power loss): transactions open at the stop
+// are aborted only in memory, so a later replay pairs their records with
+// the producer's next commit; a segment index one entry short after a stop
+// shifts every later entry so that aborted batches show; a transaction
+// commit is written partition by partition with its group offsets last and
+// kept nowhere else; topics created on first use are written to its topic
+// list, and idempotent producers' sequence windows to theirs, only at a
+// clean shutdown. This package therefore
+//
+//   - marks the directory (file RUNNING) while a broker runs on it, and
+//     after an unclean stop checks it before handing it to kfake
+//     (recoverDir): torn writes at the ends of segments and logs are cut,
+//     segment indexes and sequence windows are rebuilt from the segments,
+//     topics missing from the topic list are added back, a commit the
+//     stop interrupted is
+//     finished, and every other open transaction is aborted with a real
+//     marker and its producer's epoch bumped, as a transaction timeout
+//     does;
+//   - journals each transaction commit while kfake carries it out
+//     (journal.go), so that the interrupted one can be finished;
+//   - creates topics that a Metadata request would auto-create through
+//     kfake's CreateTopic, which writes the topic list at once;
+//   - refuses (ErrDataDir) a directory with damage a stop cannot cause,
+//     naming the file and how to recover, rather than serve wrong records.
+//
+// With this, consume-transform-produce transactions stay exactly-once
+// across kill -9 of the broker (TestKillBrokerUnderLoad). Without
+// Config.SyncWrites a power loss can still lose records acknowledged just
+// before it, as with Kafka's default flush settings.
 //
 // kfake binds 127.0.0.1 by default. Config.Listen may name another local IP
 // address only with Config.AllowRemote set, since the broker has no
@@ -76,9 +110,9 @@ type Config struct {
 	// AllowRemote allows a Listen address that is not loopback.
 	AllowRemote bool
 	// DataDir, if set, keeps topics, records, consumer group offsets and
-	// transaction state in this directory, so that they survive a restart.
-	// It is created if needed and locked against a second broker. Empty
-	// keeps everything in memory (and memory grows with every record).
+	// transaction state in this directory, so that they survive a restart,
+	// clean or not (see Crash safety). It is created if needed and locked
+	// against a second broker. Empty keeps everything in memory.
 	DataDir string
 	// SyncWrites fsyncs every produced batch (slower; survives power loss).
 	// Without it, data reaches the disk on segment roll and on Close.

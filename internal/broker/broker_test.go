@@ -459,3 +459,33 @@ func BenchmarkProduceConsume(b *testing.B) {
 	b.ReportMetric(float64(b.N)/produced.Seconds(), "produced/s")
 	b.ReportMetric(float64(b.N)/consumed.Seconds(), "consumed/s")
 }
+
+// BenchmarkTransactions measures transactions/s through a broker with a
+// data directory: each op is begin, one record, commit (with the commit
+// journal's writes and the directory writes).
+func BenchmarkTransactions(b *testing.B) {
+	br, err := Start(b.Context(), Config{Listen: "127.0.0.1:0", Partitions: 1, DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	p, err := kgo.NewClient(kgo.SeedBrokers(br.Addrs()...), kgo.TransactionalID("bench"), kgo.DefaultProduceTopic("bench"),
+		kgo.AllowAutoTopicCreation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	val := []byte("0,tcp,http,SF,181,5450,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,8,8,0.00,0.00,0.00,0.00,1.00,0.00,0.00,9,9,1.00,0.00,0.11,0.00,0.00,0.00,0.00,0.00,normal,21")
+	b.ResetTimer()
+	for range b.N {
+		if err := p.BeginTransaction(); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.ProduceSync(b.Context(), &kgo.Record{Value: val}).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.EndTransaction(b.Context(), kgo.TryCommit); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -38,11 +38,17 @@ type intentOffset struct {
 	Metadata    *string `json:"metadata,omitempty"`
 }
 
-// journal watches the requests kfake handles (through a control function
-// that never handles them itself) and keeps journalFile: the offsets each
-// producer's open transaction has sent, written out when the producer asks
-// to commit, and cleared once kfake has handled another request (kfake
-// handles requests one at a time, so by then the commit is complete).
+// journal watches the transaction and topic requests kfake handles
+// (through control functions that never handle a request themselves) and
+// keeps journalFile: the offsets each producer's open transaction has
+// sent, written out when the producer asks to commit, and cleared when
+// kfake is about to handle the next transaction request (it handles
+// requests one at a time, so by then the commit is complete). An intent
+// left in the file after its commit completed (no transaction request
+// came before the stop) is harmless: Start finds nothing left to do for
+// it, because kfake moves a producer's epoch on after each commit, or,
+// for clients older than KIP-890, finds no data of a later transaction,
+// which such a client opens with AddPartitionsToTxn.
 type journal struct {
 	cluster *kfake.Cluster
 	f       *os.File
@@ -53,9 +59,15 @@ type journal struct {
 	offsets  map[int64]*txnOffsets // by producer ID
 	known    map[string]bool       // topics this journal has made sure of
 	written  kmsg.Request          // the EndTxn whose intent is in f
-	since    time.Time             // when the control function was added
+	since    map[int16]time.Time   // when each key's control function was added
 	failures int
 }
+
+// journalKeys are the requests the journal watches. The busy ones
+// (Produce, Fetch, heartbeats) are left alone: a control function costs
+// kfake a goroutine hand-off per request.
+var journalKeys = []kmsg.Key{kmsg.Metadata, kmsg.DeleteTopics, kmsg.InitProducerID, kmsg.AddPartitionsToTxn,
+	kmsg.AddOffsetsToTxn, kmsg.TxnOffsetCommit, kmsg.EndTxn}
 
 type txnOffsets struct {
 	epoch int16
@@ -77,8 +89,11 @@ func openJournal(path string, syncWrites bool, log *slog.Logger) (*journal, erro
 
 func (j *journal) install(c *kfake.Cluster) {
 	j.cluster = c
-	j.since = time.Now()
-	c.ControlKey(-1, j.control)
+	j.since = make(map[int16]time.Time)
+	for _, k := range journalKeys {
+		j.since[int16(k)] = time.Now()
+		c.ControlKey(int16(k), j.control)
+	}
 }
 
 func (j *journal) close() error { return j.f.Close() }
@@ -147,10 +162,10 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			delete(j.offsets, r.ProducerID)
 		}
 	}
-	if time.Since(j.since) > journalRefresh && j.cluster != nil {
+	if k := req.Key(); j.cluster != nil && time.Since(j.since[k]) > journalRefresh {
 		j.cluster.DropControl()
-		j.since = time.Now()
-		j.cluster.ControlKey(-1, j.control)
+		j.since[k] = time.Now()
+		j.cluster.ControlKey(k, j.control)
 	}
 	return nil, nil, false
 }

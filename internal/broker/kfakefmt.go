@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -159,6 +160,8 @@ type batch struct {
 	maxTimestamp    int64
 	producerID      int64
 	producerEpoch   int16
+	firstSequence   int32
+	numRecords      int32
 	// commit is set for a control batch that commits (else it aborts).
 	commit bool
 }
@@ -203,6 +206,8 @@ func parseBatch(raw []byte) (batch, error) {
 		maxTimestamp:    int64(binary.BigEndian.Uint64(raw[35:])),
 		producerID:      int64(binary.BigEndian.Uint64(raw[43:])),
 		producerEpoch:   int16(binary.BigEndian.Uint16(raw[51:])),
+		firstSequence:   int32(binary.BigEndian.Uint32(raw[53:])),
+		numRecords:      int32(binary.BigEndian.Uint32(raw[57:])),
 	}
 	if b.lastOffsetDelta < 0 {
 		return batch{}, fmt.Errorf("record batch last offset delta %d", b.lastOffsetDelta)
@@ -245,10 +250,9 @@ func markerBatch(offset int64, leaderEpoch int32, pid int64, epoch int16, commit
 	// 4-byte key and 6-byte value that is below 64, one varint byte.
 	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
 	ms := now.UnixMilli()
-	b := kmsg.RecordBatch{
+	return encodeBatch(kmsg.RecordBatch{
 		FirstOffset:          offset,
 		PartitionLeaderEpoch: leaderEpoch,
-		Magic:                2,
 		Attributes:           attrControl | attrTransactional,
 		FirstTimestamp:       ms,
 		MaxTimestamp:         ms,
@@ -257,9 +261,46 @@ func markerBatch(offset int64, leaderEpoch int32, pid int64, epoch int16, commit
 		FirstSequence:        -1,
 		NumRecords:           1,
 		Records:              rec.AppendTo(nil),
-	}
+	})
+}
+
+// encodeBatch encodes b as a v2 record batch, filling in its length and
+// CRC.
+func encodeBatch(b kmsg.RecordBatch) []byte {
+	b.Magic = 2
 	raw := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
 	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
 	return raw
+}
+
+// seqWindowsFile is kfake's seq_windows.json: per producer and partition,
+// the last five batches' sequence numbers, against which it recognises a
+// producer's retry of a batch it already has.
+type seqWindowsFile struct {
+	Version int         `json:"version"`
+	Windows []seqWindow `json:"windows"`
+}
+
+type seqWindow struct {
+	PID       int64       `json:"pid"`
+	Topic     string      `json:"topic"`
+	Partition int32       `json:"partition"`
+	Entries   [5]seqEntry `json:"entries"`
+	Count     uint8       `json:"count"`
+	At        uint8       `json:"at"`
+	Epoch     int16       `json:"epoch"`
+	Seen      bool        `json:"seen"`
+	NextSeq   int32       `json:"next_seq"`
+}
+
+type seqEntry struct {
+	FirstSeq int32 `json:"first_seq"`
+	NextSeq  int32 `json:"next_seq"`
+	Offset   int64 `json:"offset"`
+}
+
+// nextSeq is the sequence number after a batch's, as kfake computes it.
+func nextSeq(first, n int32) int32 {
+	return int32((int64(first) + int64(n)) % math.MaxInt32)
 }

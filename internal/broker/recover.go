@@ -66,6 +66,8 @@ type partScan struct {
 	// open maps producers with transactional data after their last
 	// marker to the epoch of that data.
 	open map[int64]int16
+	// seqs holds, per idempotent producer, its last (up to 5) batches.
+	seqs map[int64][]batch
 	// markers are the control batches to append.
 	markers [][]byte
 	changed bool
@@ -207,6 +209,9 @@ func recoverDir(kdir string, intent *commitIntent, defaultParts int, log *slog.L
 	if err := recoverTopics(kdir, parts, defaultParts, &rec, log); err != nil {
 		return rec, fmt.Errorf("rebuilding topics.json: %w", err)
 	}
+	if err := recoverSeqWindows(kdir, parts, producers); err != nil {
+		return rec, fmt.Errorf("rebuilding seq_windows.json: %w", err)
+	}
 	// Member sessions saved by a shutdown that did not finish describe
 	// transactions the markers above have closed.
 	if err := os.Remove(filepath.Join(kdir, "session_state.json")); err == nil {
@@ -293,7 +298,7 @@ func scanPartition(dir string, rec *Recovery, log *slog.Logger) (*partScan, erro
 		}
 	}
 	slices.Sort(bases)
-	ps := &partScan{dir: dir, topic: topic, part: int32(part), open: make(map[int64]int16)}
+	ps := &partScan{dir: dir, topic: topic, part: int32(part), open: make(map[int64]int16), seqs: make(map[int64][]batch)}
 	for si, base := range bases {
 		path := filepath.Join(dir, strconv.FormatInt(base, 10)+".dat")
 		raw, err := os.ReadFile(path)
@@ -338,6 +343,13 @@ func scanPartition(dir string, rec *Recovery, log *slog.Logger) (*partScan, erro
 				delete(ps.open, b.producerID)
 			case b.transactional():
 				ps.open[b.producerID] = b.producerEpoch
+			}
+			if !b.control() && b.producerID >= 0 && b.firstSequence >= 0 {
+				w := append(ps.seqs[b.producerID], b)
+				if len(w) > 5 {
+					w = w[1:]
+				}
+				ps.seqs[b.producerID] = w
 			}
 		}
 		ps.last = path
@@ -513,4 +525,38 @@ func recoverTopics(kdir string, parts []*partScan, defaultParts int, rec *Recove
 		return err
 	}
 	return writeFileAtomic(path, out)
+}
+
+// recoverSeqWindows rewrites seq_windows.json from the segments. kfake
+// writes it only at a clean shutdown, so after an unclean stop it is stale
+// or empty: stale windows reject a producer's next batch as out of order,
+// empty ones accept the retry of a batch the stop came after, twice.
+func recoverSeqWindows(kdir string, parts []*partScan, producers map[int64]*producerState) error {
+	f := seqWindowsFile{Version: formatVersion, Windows: []seqWindow{}}
+	for _, ps := range parts {
+		for _, pid := range slices.Sorted(mapKeys(ps.seqs)) {
+			if producers[pid] == nil {
+				continue // kfake drops windows of producers it does not know
+			}
+			bs := ps.seqs[pid]
+			w := seqWindow{PID: pid, Topic: ps.topic, Partition: ps.part, Seen: true}
+			for _, b := range bs {
+				if b.producerEpoch != bs[len(bs)-1].producerEpoch {
+					continue // only the current epoch's batches count
+				}
+				next := nextSeq(b.firstSequence, b.numRecords)
+				w.Entries[w.Count] = seqEntry{FirstSeq: b.firstSequence, NextSeq: next, Offset: b.firstOffset}
+				w.Count++
+				w.NextSeq = next
+				w.Epoch = b.producerEpoch
+			}
+			w.At = w.Count % 5
+			f.Windows = append(f.Windows, w)
+		}
+	}
+	out, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(kdir, "seq_windows.json"), out)
 }

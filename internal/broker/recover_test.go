@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // crashCopy copies a running broker's data directory: the files as they
@@ -320,6 +321,65 @@ func TestCleanStopNoRecovery(t *testing.T) {
 		t.Errorf("Recovery() after a clean stop = %+v", r)
 	}
 	wantValues(t, "after a clean restart", readCommitted(t, b2, "x"), "a1")
+}
+
+// TestRecoverIdempotentRetry: a producer's retry of a batch the broker
+// wrote just before it was killed is recognised as a duplicate after the
+// restart (kfake's sequence windows are saved only at a clean shutdown and
+// are rebuilt from the segments).
+func TestRecoverIdempotentRetry(t *testing.T) {
+	d1 := t.TempDir()
+	b1 := start(t, Config{DataDir: d1, Partitions: 1})
+	cl := client(t, b1, kgo.AllowAutoTopicCreation())
+	produceTo(t, cl, "x", 0, "first")
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionTimeoutMillis = -1
+	iresp, err := init.RequestWith(t.Context(), cl)
+	if err != nil || iresp.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v (code %d)", err, iresp.ErrorCode)
+	}
+	batch := func(seq int32, v string) []byte {
+		rec := kmsg.Record{Value: []byte(v)}
+		rec.Length = int32(len(rec.AppendTo(nil)) - 1)
+		now := time.Now().UnixMilli()
+		return encodeBatch(kmsg.RecordBatch{FirstTimestamp: now, MaxTimestamp: now, ProducerID: iresp.ProducerID,
+			ProducerEpoch: iresp.ProducerEpoch, FirstSequence: seq, NumRecords: 1, Records: rec.AppendTo(nil)})
+	}
+	send := func(cl *kgo.Client, raw []byte) int64 {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		td, err := kadm.NewClient(cl).ListTopics(t.Context(), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic, rt.TopicID = "x", td["x"].ID
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = raw
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(t.Context(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("produce: error code %d", p.ErrorCode)
+		}
+		return p.BaseOffset
+	}
+	send(cl, batch(0, "s0"))
+	at := send(cl, batch(1, "s1"))
+
+	d2 := crashCopy(t, d1)
+	b2 := start(t, Config{DataDir: d2, Partitions: 1})
+	cl2 := client(t, b2)
+	if got := send(cl2, batch(1, "s1")); got != at {
+		t.Errorf("the retry of the batch at offset %d was written again at %d", at, got)
+	}
+	send(cl2, batch(2, "s2"))
+	wantValues(t, "after the retry", readCommitted(t, b2, "x"), "first", "s0", "s1", "s2")
 }
 
 func TestMarkerBatchParses(t *testing.T) {

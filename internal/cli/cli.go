@@ -1,5 +1,7 @@
 // Package cli implements netsentinel's subcommands. Each subcommand lives in
-// a file of its own and is listed in commands; flags are declared only here.
+// a file of its own, declares its flags there and is listed in commands; no
+// other package declares flags. Flag defaults come from the packages'
+// DefaultConfig functions and Default constants where they have one.
 //
 // Every flag can also be set by an environment variable NETSENTINEL_<FLAG>
 // (upper case, '-' and '.' as '_') or by a YAML config file given with

@@ -74,7 +74,7 @@ func TestDetectCommand(t *testing.T) {
 	go func() {
 		done <- Main(ctx, []string{"detect", "--brokers", broker, "--topic", "in", "--group", "g", "--model", modelPath,
 			"--alerts-topic", "alerts", "--stats-topic", "stats", "--dead-letter-topic", "dead", "--listen", "127.0.0.1:0",
-			"--instance", "cli"}, &Env{Stdout: &stdout, Stderr: &stderr})
+			"--instance", "cli", "--alerts", "records"}, &Env{Stdout: &stdout, Stderr: &stderr})
 	}()
 	addrRE := regexp.MustCompile(`addr=http://([0-9.:]+)/metrics`)
 	var base string
@@ -163,7 +163,7 @@ func startDetect(t *testing.T, args ...string) (base string, stderr *lockedBuffe
 	stderr = &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, append([]string{"detect", "--listen", "127.0.0.1:0"}, args...), &Env{Stdout: io.Discard, Stderr: stderr})
+		done <- Main(ctx, append([]string{"detect", "--listen", "127.0.0.1:0", "--alerts", "records"}, args...), &Env{Stdout: io.Discard, Stderr: stderr})
 	}()
 	var once sync.Once
 	code := -1
@@ -234,7 +234,7 @@ func TestDetectUnreachableBroker(t *testing.T) {
 func TestDetectReload(t *testing.T) {
 	broker := fakeKafka(t, 2, "in", "alerts", "stats", "dead")
 	modelPath := trainSmall(t)
-	m, fpA, err := loadModel(modelPath)
+	m, fpA, err := loadModel(modelPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,11 +243,14 @@ func TestDetectReload(t *testing.T) {
 		t.Fatal("the small model has no novelty part")
 	}
 	m.SetNovelty(nov, -1) // every record the classifier calls normal is "unknown"
+	if err := m.SetNoveltyConfident(0, 0); err != nil {
+		t.Fatal(err)
+	}
 	flagAll := filepath.Join(t.TempDir(), "all.model")
 	if err := m.SaveFile(flagAll); err != nil {
 		t.Fatal(err)
 	}
-	_, fpB, err := loadModel(flagAll)
+	_, fpB, err := loadModel(flagAll, false)
 	if err != nil || fpA == fpB {
 		t.Fatalf("fingerprints %q %q, err %v", fpA, fpB, err)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/internal/capture"
 	"github.com/netsentinel/netsentinel/internal/conntrack"
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/features"
 )
 
@@ -102,6 +102,7 @@ type extractor struct {
 	werr    error
 	records uint64
 	zeek    zeekStats
+	sorter  features.Sorter
 }
 
 func newExtractor(out io.Writer, fo features.Options, co conntrack.Config) *extractor {
@@ -134,19 +135,13 @@ func (x *extractor) file(ctx context.Context, env *Env, name, format string) err
 		defer f.Close()
 		in, display = f, name
 	}
-	br := bufio.NewReaderSize(in, 1<<20)
+	dr, err := dataset.NewReader(in, display) // gunzips; a cut gzip stream is an error
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(dr, 1<<20)
 	head, _ := br.Peek(4)
 	kind := capture.Sniff(head)
-	if kind == capture.KindGzip {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", display, err)
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<20)
-		head, _ = br.Peek(4)
-		kind = capture.Sniff(head)
-	}
 	isCapture := kind == capture.KindPcap || kind == capture.KindPcapNG
 	switch {
 	case format == "pcap" && !isCapture:
@@ -189,6 +184,7 @@ func (x *extractor) capture(ctx context.Context, r *bufio.Reader, name string) e
 // finish flushes the tracker and the output.
 func (x *extractor) finish() error {
 	x.tr.Flush()
+	x.sorter.Flush(x.emit)
 	if x.werr != nil {
 		return x.werr
 	}
@@ -219,7 +215,8 @@ func (x *extractor) summary() string {
 			s.Packets, s.Tracked, s.NotIP, s.Unsupported, s.Corrupt, s.FragDropped, s.Evicted, s.Reordered)
 	}
 	if x.zeek.lines > 0 {
-		out += fmt.Sprintf("; %d Zeek log lines: %d connections, %d bad, %d skipped (not tcp/udp/icmp)", x.zeek.lines, x.zeek.conns, x.zeek.bad, x.zeek.skipped)
+		out += fmt.Sprintf("; %d Zeek log lines: %d connections, %d bad, %d skipped (not tcp/udp/icmp), %d with masked timestamps",
+			x.zeek.lines, x.zeek.conns, x.zeek.bad, x.zeek.skipped, x.zeek.masked)
 	}
 	if ws.SpanEvicted > 0 || ws.Clamped > 0 {
 		out += fmt.Sprintf("; traffic window: %d dropped early, %d out of order", ws.SpanEvicted, ws.Clamped)

@@ -231,3 +231,46 @@ func TestExtractPredict(t *testing.T) {
 		t.Errorf("error line = %v", lines[1])
 	}
 }
+
+func TestExtractZeek(t *testing.T) {
+	code, out, stderr := run(t, "", "extract", "../zeek/testdata/brimdata-zed.conn.log.gz", "../zeek/testdata/btest-opt.basic.conn.log.gz")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := decodeRecords(t, out)
+	if len(recs) != 92+34 || !strings.Contains(stderr, "34 with masked timestamps") {
+		t.Errorf("%d records; %s", len(recs), stderr)
+	}
+	for _, m := range recs {
+		if _, ok := m["wrong_fragment"]; ok {
+			t.Fatalf("wrong_fragment from a Zeek log: %v", m)
+		}
+		if _, ok := m["dst_host_count"]; !ok {
+			t.Fatalf("no traffic features: %v", m)
+		}
+	}
+	// JSON lines out of order come out in order of end; a bad line is
+	// reported with its number and makes the exit code 3.
+	log := `{"ts":100.0,"uid":"A","id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":80,"proto":"tcp","duration":2.5,"conn_state":"SF"}
+{"ts":101.0,"uid":"B","id.orig_h":"10.0.0.1","id.orig_p":2,"id.resp_h":"10.0.0.2","id.resp_p":80,"proto":"tcp","duration":1.0,"conn_state":"REJ"}
+{"ts":"oops","uid":"C","id.orig_h":"10.0.0.1","id.orig_p":2,"id.resp_h":"10.0.0.2","id.resp_p":80,"proto":"tcp"}
+`
+	code, out, stderr = run(t, log, "extract", "--format", "zeek", "-")
+	recs = decodeRecords(t, out)
+	if code != ExitBadData || len(recs) != 2 || recs[0]["uid"] != "B" || recs[1]["uid"] != "A" ||
+		!strings.Contains(stderr, `stdin: line 3: field ts value "oops": bad value`) {
+		t.Errorf("exit %d, records %v, stderr %s", code, recs, stderr)
+	}
+	if recs[1]["count"] != 2.0 || recs[1]["rerror_rate"] != 0.5 {
+		t.Errorf("traffic features of A = count %v rerror_rate %v, want 2 0.5", recs[1]["count"], recs[1]["rerror_rate"])
+	}
+	code, _, stderr = run(t, "", "extract", "--format", "zeek", writeFile(t, "x.pcap", synthPcapHead(t)))
+	if code != ExitFailure || !strings.Contains(stderr, "a packet capture, not a Zeek log") {
+		t.Errorf("--format zeek on a pcap: exit %d, %s", code, stderr)
+	}
+}
+
+func synthPcapHead(t *testing.T) []byte {
+	data, _ := synthPcap(t, 10)
+	return data
+}

@@ -86,7 +86,7 @@ func TestPredictLineJSON(t *testing.T) {
 // strings and floats.
 func FuzzPredictLineJSON(f *testing.F) {
 	f.Add(1, "", "neptune", "dos", true, 0.5, 1.0, math.NaN(), math.Inf(1), "classifier", "src_bytes", "")
-	f.Add(2, "x\x00\"", "unknown", "unknown", false, -0.0, 1e300, 1e-300, 3.0, "", "", "bad line")
+	f.Add(2, "x\x00\"", "unknown", "unknown", false, math.Copysign(0, -1), 1e300, 1e-300, 3.0, "", "", "bad line")
 	f.Fuzz(func(t *testing.T, line int, label, attack, category string, isAttack bool, p, cp, ap, nov float64, flaggedBy, feature, errText string) {
 		if !validUTF8(label, attack, category, flaggedBy, feature, errText) {
 			t.Skip("encoding/json replaces invalid UTF-8")

@@ -22,6 +22,9 @@ import (
 // password. There is deliberately no --smtp-password flag.
 const envSMTPPassword = "NETSENTINEL_SMTP_PASSWORD"
 
+// noStatsYet is what report says when the statistics topic does not exist.
+const noStatsYet = "no detector has written statistics yet"
+
 // defaultReportDir is where reports go without --out.
 const defaultReportDir = "netsentinel-report"
 
@@ -263,12 +266,21 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		}
 		build := func(ctx context.Context, w report.Window, dir string) (*report.Report, error) {
 			series, err := readSeries(ctx, w.Start.Add(-cfg.History()), w.End)
+			noStats := errors.Is(err, stream.ErrNoTopic)
+			if noStats {
+				// Before the first detect: say so, and report the empty window.
+				log.Warn(noStatsYet, "topic", *statsTopic)
+				series, err = nil, nil
+			}
 			if err != nil {
 				return nil, err
 			}
 			rep, err := report.Build(series, w, cfg)
 			if err != nil {
 				return nil, err
+			}
+			if noStats {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("No detector has written statistics yet: topic %s does not exist.", *statsTopic))
 			}
 			ex, err := src.Extras(ctx, w, 10)
 			if err != nil {

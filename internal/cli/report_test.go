@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/kafkatest"
 	nsmail "github.com/netsentinel/netsentinel/internal/mail"
 	"github.com/netsentinel/netsentinel/internal/report"
 	"github.com/netsentinel/netsentinel/internal/testkit"
@@ -182,4 +183,51 @@ func readSummary(dir string) (*report.Report, error) {
 	}
 	var rep report.Report
 	return &rep, json.Unmarshal(b, &rep)
+}
+
+// TestReportBeforeDetect runs report against a broker where no detector has
+// written yet (the statistics topic does not exist): it says so, succeeds,
+// and writes the empty report. It runs on kfake and, with
+// NETSENTINEL_TEST_BROKERS, on the real broker.
+func TestReportBeforeDetect(t *testing.T) {
+	for _, backend := range []struct {
+		name    string
+		brokers func(t *testing.T) string
+	}{
+		{"kfake", func(t *testing.T) string {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return strings.Join(c.ListenAddrs(), ",")
+		}},
+		{"kafka", func(t *testing.T) string { return strings.Join(kafkatest.Brokers(t), ",") }},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			brokers := backend.brokers(t)
+			stats := kafkatest.Name(t, "no-stats-yet")
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			code := Main(t.Context(), []string{"report", "--brokers", brokers, "--stats-topic", stats,
+				"--alerts-topic", stats + "-alerts", "--dead-letter-topic", stats + "-dead",
+				"--window", "1h", "--tz", "UTC", "--out", dir}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
+			if code != ExitOK {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), "no detector has written statistics yet") {
+				t.Errorf("stderr does not say that no detector has written yet:\n%s", errb.String())
+			}
+			rep, err := readSummary(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Records != 0 || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], stats) {
+				t.Errorf("summary: records %d notes %q, want an empty report with a note naming %s", rep.Records, rep.Notes, stats)
+			}
+			if _, err := os.Stat(filepath.Join(dir, report.HTMLFile)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -63,7 +62,7 @@ type reloadableRules struct {
 func (s *reloadableRules) load(path string, log *slog.Logger) error {
 	r, err := incident.LoadRules(path)
 	if err != nil {
-		return fmt.Errorf("--rules: %w", err)
+		return Usagef("--rules: %w", err)
 	}
 	if exp := r.Expired(time.Now()); len(exp) > 0 {
 		log.Warn("rules past their expiry are ignored", "rules", exp)

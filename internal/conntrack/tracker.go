@@ -170,16 +170,23 @@ type Tracker struct {
 	fcFree  []*features.Conn
 	stats   Stats
 	pkt     Packet
+	// timeout holds each class's timeout in nanoseconds; deadline the
+	// earliest time a connection or datagram can time out.
+	timeout  [numClasses]int64
+	deadline int64
 }
 
 // New returns a Tracker that passes finished connections to emit. The
 // *features.Conn is only valid during the call.
 func New(cfg Config, emit func(*features.Conn)) *Tracker {
+	cfg = cfg.withDefaults()
 	return &Tracker{
-		cfg:   cfg.withDefaults(),
-		emit:  emit,
-		m:     map[key]*conn{},
-		frags: fragTable{m: map[fragKey]*fragment{}},
+		cfg:      cfg,
+		emit:     emit,
+		m:        map[key]*conn{},
+		frags:    fragTable{m: map[fragKey]*fragment{}},
+		timeout:  [numClasses]int64{int64(cfg.AttemptTimeout), int64(cfg.EstablishedTimeout), int64(cfg.ClosedDelay), int64(cfg.UDPTimeout)},
+		deadline: 1<<63 - 1,
 	}
 }
 
@@ -217,6 +224,9 @@ func (t *Tracker) Packet(ts int64, link int, data []byte) error {
 		d, ev := t.frags.add(p, t.cfg.MaxFragDatagrams)
 		if ev != nil {
 			t.giveUp(ev)
+		}
+		if h := t.frags.head; h != nil {
+			t.deadline = min(t.deadline, h.first+int64(t.cfg.FragTimeout))
 		}
 		if d != nil {
 			if d.packet(t.now, p) {
@@ -262,18 +272,31 @@ func (t *Tracker) Flush() {
 	t.release(true)
 }
 
+// advance moves the clock to ts and finishes what timed out. The earliest
+// time anything can time out (deadline) is kept, so most packets skip the
+// scan: list heads only get later, and touch lowers the deadline when a
+// connection enters an empty list.
 func (t *Tracker) advance(ts int64) {
 	if ts > t.now {
 		t.now = ts
 	}
-	timeouts := [numClasses]time.Duration{t.cfg.AttemptTimeout, t.cfg.EstablishedTimeout, t.cfg.ClosedDelay, t.cfg.UDPTimeout}
+	if t.now <= t.deadline {
+		return
+	}
+	t.deadline = 1<<63 - 1
 	for i := range t.lists {
-		lim := t.now - int64(timeouts[i])
+		lim := t.now - t.timeout[i]
 		for h := t.lists[i].head; h != nil && h.last < lim; h = t.lists[i].head {
 			t.finish(h)
 		}
+		if h := t.lists[i].head; h != nil {
+			t.deadline = min(t.deadline, h.last+t.timeout[i])
+		}
 	}
 	t.frags.expire(t.now-int64(t.cfg.FragTimeout), t.giveUp)
+	if h := t.frags.head; h != nil {
+		t.deadline = min(t.deadline, h.first+int64(t.cfg.FragTimeout))
+	}
 }
 
 // giveUp handles a datagram whose reassembly did not complete: with its
@@ -407,6 +430,7 @@ func (t *Tracker) touch(c *conn, cls uint8) {
 		l.tail.next = c
 	} else {
 		l.head = c
+		t.deadline = min(t.deadline, c.last+t.timeout[cls])
 	}
 	l.tail = c
 	c.listed = true

@@ -5,16 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -187,25 +183,10 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
-// certFiles writes testkit's self-signed certificate and its key as PEM
-// files, for ServerOptions.
-func certFiles(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	c := testkit.SelfSigned(t)
-	kb, err := x509.MarshalPKCS8PrivateKey(c.TLS.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile = filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c.PEMFile, keyFile, c.Pool
-}
-
 func TestServerTLSAndShutdown(t *testing.T) {
 	d, _ := newTestDashboard(t, Options{})
-	cert, key, pool := certFiles(t)
+	c := testkit.SelfSigned(t)
+	cert, key, pool := c.PEMFile, c.KeyFile, c.Pool
 	srv, err := NewServer(d.Handler(), ServerOptions{Listen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, User: "u", Password: "p"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
-// Package eval scores a detector's verdicts against true labels at the three
-// granularities of issue 2: binary (normal or attack), category (normal, dos,
-// probe, r2l, u2r, unknown) and attack name. It is pure: it does no I/O
+// Package eval scores a detector's verdicts against true labels at three
+// granularities: binary (normal or attack), category (normal, dos, probe,
+// r2l, u2r, unknown) and attack name. It is pure: it does no I/O
 // except writing a finished Report to an io.Writer.
 //
 // # Truth
@@ -75,7 +75,7 @@ func (m *Metric) UnmarshalJSON(b []byte) error {
 func (m Metric) Defined() bool { return !math.IsNaN(float64(m)) }
 
 // Report holds the metrics of one evaluation. It marshals to the JSON object
-// of issue 2 §4.
+// that netsentinel eval --json prints.
 type Report struct {
 	// Records is the number of records evaluated.
 	Records int64 `json:"records"`

@@ -101,7 +101,7 @@ func TestReportEmptyAndNoUnknown(t *testing.T) {
 }
 
 func TestCost(t *testing.T) {
-	// The KDD'99 contest matrix from issue 2, rows true, columns predicted.
+	// The KDD'99 contest cost matrix (Elkan 2000), rows true, columns predicted.
 	order := []record.Category{record.CategoryNormal, record.CategoryProbe, record.CategoryDoS, record.CategoryU2R, record.CategoryR2L}
 	want := [5][5]int{
 		{0, 1, 2, 2, 2},

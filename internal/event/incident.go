@@ -1,8 +1,7 @@
 package event
 
 import (
-	"encoding/json"
-	"math"
+	"strconv"
 	"time"
 )
 
@@ -71,21 +70,75 @@ type Count struct {
 	Count int64  `json:"count"`
 }
 
-// AppendJSON appends the incident as one JSON object.
-// Non-finite rates or probabilities are written as 0.
+// AppendJSON appends the incident as a JSON object to dst and returns the
+// extended buffer; a non-finite rate or probability is written as null.
 func (in *Incident) AppendJSON(dst []byte) []byte {
-	c := *in
-	c.Rate, c.MaxProbability = finite(c.Rate), finite(c.MaxProbability)
-	b, err := json.Marshal(&c)
-	if err != nil { // cannot happen: plain types and finite floats
-		panic("event: encode incident: " + err.Error())
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, in.ID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, in.Seq, 10)
+	dst = append(dst, `,"status":`...)
+	dst = appendString(dst, in.Status)
+	dst = append(dst, `,"topic":`...)
+	dst = appendString(dst, in.Topic)
+	dst = append(dst, `,"partition":`...)
+	dst = strconv.AppendInt(dst, int64(in.Partition), 10)
+	dst = append(dst, `,"attack":`...)
+	dst = appendString(dst, in.Attack)
+	dst = append(dst, `,"category":`...)
+	dst = appendString(dst, in.Category)
+	dst = appendOptString(dst, `,"src":`, in.Src)
+	dst = appendOptString(dst, `,"dst":`, in.Dst)
+	dst = appendOptString(dst, `,"service":`, in.Service)
+	dst = appendOptString(dst, `,"flag":`, in.Flag)
+	dst = append(dst, `,"first_seen":`...)
+	dst = appendTime(dst, in.FirstSeen)
+	dst = append(dst, `,"last_seen":`...)
+	dst = appendTime(dst, in.LastSeen)
+	dst = append(dst, `,"count":`...)
+	dst = strconv.AppendInt(dst, in.Count, 10)
+	dst = append(dst, `,"rate":`...)
+	dst = appendFloat(dst, in.Rate)
+	dst = append(dst, `,"max_probability":`...)
+	dst = appendFloat(dst, in.MaxProbability)
+	for _, l := range [...]struct {
+		key string
+		cs  []Count
+	}{{`,"top_sources":`, in.TopSources}, {`,"top_destinations":`, in.TopDestinations}, {`,"top_ports":`, in.TopPorts},
+		{`,"top_services":`, in.TopServices}, {`,"features":`, in.Features}} {
+		if len(l.cs) == 0 {
+			continue
+		}
+		dst = append(dst, l.key...)
+		dst = append(dst, '[')
+		for i, c := range l.cs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"value":`...)
+			dst = appendString(dst, c.Value)
+			dst = append(dst, `,"count":`...)
+			dst = strconv.AppendInt(dst, c.Count, 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
 	}
-	return append(dst, b...)
-}
-
-func finite(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
+	dst = append(dst, `,"samples":`...)
+	if in.Samples == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, o := range in.Samples {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(dst, o, 10)
+		}
+		dst = append(dst, ']')
 	}
-	return x
+	dst = append(dst, `,"updated":`...)
+	dst = appendTime(dst, in.Updated)
+	dst = append(dst, `,"instance":`...)
+	dst = appendString(dst, in.Instance)
+	return append(dst, '}')
 }

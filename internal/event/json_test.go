@@ -18,7 +18,7 @@ import (
 type appender interface{ AppendJSON([]byte) []byte }
 
 // messages returns a fresh value of every message type.
-func messages() []appender { return []appender{&Alert{}, &Stats{}, &DeadLetter{}} }
+func messages() []appender { return []appender{&Alert{}, &Stats{}, &DeadLetter{}, &Incident{}} }
 
 // TestRoundTrip fills every field of every message with random values by
 // reflection, encodes it with AppendJSON and checks that encoding/json

@@ -11,6 +11,8 @@
 //		...
 //		b := kafkatest.PrivateBroker(t)          // a broker of this test's own (a few seconds)
 //		b.Restart(t)                             // SIGTERM + start, same port and data; also Kill/Stop/Start
+//		c := kafkatest.NewCluster(t, 3)          // a 3-node KRaft cluster of the test's own (RF 3, min ISR 2)
+//		c.Node(2).Kill(t)                        // each node is a *Broker
 //		kafkatest.RestartBroker(t)               // restart the SHARED broker (disturbs other packages)
 //		out := kafkatest.Kcat(t, "-C", "-t", topic, "-e", "-q") // t.Skip if kcat is missing
 //	}
@@ -42,6 +44,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,19 +210,7 @@ type Broker struct {
 func PrivateBroker(t testing.TB) *Broker {
 	t.Helper()
 	Brokers(t)
-	// Under the shared broker's directory when there is one, so that
-	// scripts/with-kafka.sh stops brokers orphaned by a crashed test binary.
-	parent := ""
-	if d := os.Getenv(EnvDir); d != "" {
-		parent = filepath.Join(d, "private")
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			t.Fatalf("kafkatest: %v", err)
-		}
-	}
-	dir, err := os.MkdirTemp(parent, "broker-")
-	if err != nil {
-		t.Fatalf("kafkatest: %v", err)
-	}
+	dir := privateDir(t, "broker-")
 	b := &Broker{Dir: dir}
 	t.Cleanup(func() {
 		runScript(t, dir, "stop", "--kill")
@@ -236,6 +227,74 @@ func PrivateBroker(t testing.TB) *Broker {
 		t.Fatalf("kafkatest: private broker in %s: no address", dir)
 	}
 	return b
+}
+
+// Cluster is a multi-node KRaft cluster of the test's own, started by
+// NewCluster.
+type Cluster struct {
+	// Dir holds the nodes' directories node1, node2, ...
+	Dir   string
+	nodes []*Broker
+}
+
+// NewCluster starts a cluster of n combined broker+controller nodes with
+// scripts/kafka.sh on free ports in a temporary directory, with replication
+// factor min(n, 3) for every topic (internal ones included) and
+// min.insync.replicas 2, and stops it when the test ends. It takes tens of
+// seconds (n JVMs start). It skips like RestartBroker.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	dir := privateDir(t, "cluster-")
+	c := &Cluster{Dir: dir}
+	t.Cleanup(func() {
+		runScript(t, dir, "cluster-stop", "--kill")
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		} else {
+			t.Logf("kafkatest: cluster logs kept in %s/node*/kafka.log", dir)
+		}
+	})
+	runScript(t, dir, "cluster", "--nodes", strconv.Itoa(n))
+	for i := 1; i <= n; i++ {
+		nd := filepath.Join(dir, "node"+strconv.Itoa(i))
+		addr := strings.TrimSpace(runScript(t, nd, "brokers"))
+		if addr == "" {
+			t.Fatalf("kafkatest: cluster node %d in %s: no address", i, nd)
+		}
+		c.nodes = append(c.nodes, &Broker{Dir: nd, addr: addr})
+	}
+	return c
+}
+
+// Node returns node i (1-based, the node.id) of the cluster.
+func (c *Cluster) Node(i int) *Broker { return c.nodes[i-1] }
+
+// Brokers returns every node's address as a seed list.
+func (c *Cluster) Brokers() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.addr)
+	}
+	return out
+}
+
+// privateDir makes a temporary directory for a private broker or cluster,
+// under the shared broker's directory when there is one, so that
+// scripts/with-kafka.sh stops brokers orphaned by a crashed test binary.
+func privateDir(t testing.TB, prefix string) string {
+	t.Helper()
+	parent := ""
+	if d := os.Getenv(EnvDir); d != "" {
+		parent = filepath.Join(d, "private")
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			t.Fatalf("kafkatest: %v", err)
+		}
+	}
+	dir, err := os.MkdirTemp(parent, prefix)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return dir
 }
 
 // Brokers returns the private broker's address as a seed list.

@@ -35,7 +35,7 @@ func TestExplain(t *testing.T) {
 	if err := d.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Load(&buf)
+	d2, err := Unmarshal(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +82,28 @@ func TestExplain(t *testing.T) {
 	}
 	if seen["classifier"] == 0 || seen["novelty"] == 0 {
 		t.Errorf("explained %v verdicts, want some of each part", seen)
+	}
+}
+
+// BenchmarkExplain explains attack verdicts of the default detector
+// trained on the 20% file (a cost paid per alert, not per record).
+func BenchmarkExplain(b *testing.B) {
+	ds, _ := kddSlices(b, 25000, 0)
+	d, err := Train(context.Background(), ds, DefaultTrainOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows [][record.NumFeatures]float32
+	var vs []Verdict
+	for i, v := range d.PredictBatch(ds) {
+		if v.IsAttack && len(rows) < 2048 {
+			var x [record.NumFeatures]float32
+			ds.Row(i, &x)
+			rows, vs = append(rows, x), append(vs, v)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		k := i % len(rows)
+		d.Explain(rows[k][:], vs[k], 3)
 	}
 }

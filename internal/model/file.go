@@ -16,7 +16,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
-// The model file format, version 1. All integers are little-endian.
+// The model file format, version 2. All integers are little-endian.
 //
 //	offset  size  field
 //	0       8     magic "NSMODEL\x00"
@@ -32,20 +32,29 @@ import (
 //	              optionally, "novelty" (with a "kind")
 //	end-32  32    SHA-256 of everything before it
 //
+// The SHA-256 is the file's only integrity check: the sections carry none of
+// their own. Version 1 files differ only inside the sections (the forest and
+// novelty sections each ended with a CRC, and the novelty section stored an
+// index for every bucket); Load reads them too.
+//
+// Every size and count in the file is checked against the bytes that remain
+// before anything is allocated or looped over for it, so loading a file of
+// N bytes takes time and memory linear in N, whatever the file declares.
+//
 // The first 12 bytes keep this layout in every future version, so that any
 // reader can tell a newer file from a damaged one.
 const (
 	// FormatVersion is the model file format version this package writes
-	// and the newest it reads.
-	FormatVersion = 1
+	// and the newest it reads; it reads every older version too.
+	FormatVersion = 2
 	magic         = "NSMODEL\x00"
 	prefixSize    = 28
 	sumSize       = sha256.Size
-	// maxFileSize bounds what Load accepts, far above any real model.
+	// maxFileSize bounds what LoadFile and Unmarshal accept, far above any real model.
 	maxFileSize = 1 << 32
 )
 
-// Errors returned (wrapped) by Load and LoadFile.
+// Errors returned (wrapped) by LoadFile and Unmarshal.
 var (
 	// ErrNotModel means the data does not start like a model file.
 	ErrNotModel = errors.New("not a netsentinel model file")
@@ -170,37 +179,6 @@ func (d *Detector) SaveFile(path string) error {
 		os.Remove(f.Name())
 	}
 	return err
-}
-
-// Load reads a model file from r. It reads exactly the file's bytes and
-// returns an error wrapping ErrNotModel, ErrFormatVersion, ErrTruncated,
-// ErrCorrupt, ErrSchema or ErrNoveltyKind for a file it cannot use.
-func Load(r io.Reader) (*Detector, error) {
-	prefix := make([]byte, prefixSize)
-	n, err := io.ReadFull(r, prefix)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	if err := checkPrefix(prefix[:n]); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	total := binary.LittleEndian.Uint64(prefix[16:])
-	if total < prefixSize+sumSize || total > maxFileSize {
-		return nil, fmt.Errorf("load model: %w: file size field %d out of range", ErrCorrupt, total)
-	}
-	var buf bytes.Buffer
-	buf.Write(prefix)
-	if _, err := io.CopyN(&buf, r, int64(total)-prefixSize); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("load model: %w: %d of %d bytes", ErrTruncated, buf.Len(), total)
-		}
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	d, err := decode(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	return d, nil
 }
 
 // checkPrefix checks the magic and version of the first bytes of a file.

@@ -40,7 +40,7 @@ func TestNoveltyPart(t *testing.T) {
 	if err := d.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Load(&buf)
+	d2, err := Unmarshal(buf.Bytes())
 	if err != nil {
 		t.Fatalf("load a model with a novelty part: %v", err)
 	}

@@ -92,7 +92,9 @@ type Options struct {
 	// HeartbeatInterval is how often the detector tells the group it is
 	// alive, and so how soon it hears of a rebalance; default 1s.
 	HeartbeatInterval time.Duration
-	// RebalanceTimeout bounds a rebalance; default 30s.
+	// RebalanceTimeout bounds a rebalance: how long the group waits for a
+	// member to rejoin (a frozen member holds up the others that long);
+	// default 10s, ample for finishing one batch.
 	RebalanceTimeout time.Duration
 	// TransactionTimeout is the broker-side transaction timeout: how long a
 	// crashed detector's open transaction (and any input offsets committed
@@ -185,6 +187,8 @@ type Detector struct {
 	buckets map[int64]*bucket
 	batchNo int
 	inc     *incidents // nil when incidents are off
+	// fetchedParts are the input partitions of the batch.
+	fetchedParts []int32
 }
 
 // scoring is a scorer and the model name written with its verdicts.
@@ -239,7 +243,7 @@ func DefaultOptions() Options {
 		FetchMaxWait:       100 * time.Millisecond,
 		SessionTimeout:     6 * time.Second,
 		HeartbeatInterval:  time.Second,
-		RebalanceTimeout:   30 * time.Second,
+		RebalanceTimeout:   10 * time.Second,
 		TransactionTimeout: 10 * time.Second,
 		StaticMembership:   true,
 		StallTimeout:       30 * time.Second,
@@ -432,6 +436,7 @@ func (d *Detector) sessionOptions() ([]kgo.Opt, error) {
 		kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 		kgo.AllowAutoTopicCreation(), // output topics, where the broker allows it
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, as map[string][]int32) {
+			d.inc.assign(as[d.opts.Topic])
 			d.health.assign(as[d.opts.Topic], true)
 			onReady(true)
 		}),
@@ -469,7 +474,7 @@ func (d *Detector) runSession(ctx context.Context) error {
 	d.client.Store(sess.Client())
 	defer func() {
 		d.client.Store(nil)
-		d.health.assign(nil, false)
+		d.health.leave()
 		if d.opts.OnReady != nil {
 			d.opts.OnReady(false)
 		}
@@ -555,13 +560,16 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	d.in = d.in[:0]
+	d.fetchedParts = d.fetchedParts[:0]
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
 			d.in = append(d.in, p.Records...)
 			d.m.setLag(p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
+			d.fetchedParts = append(d.fetchedParts, p.Partition)
 		}
 	})
-	if err := d.inc.prepare(ctx, d.in); err != nil {
+	d.health.fetched(d.fetchedParts)
+	if err := d.inc.prepare(ctx, sess.Client(), d.in); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -838,18 +846,29 @@ type explainer interface {
 	NoveltyFeatures(x []float32, n int) []string
 }
 
+// alertExplainer is implemented by scorers that can name the features that
+// drove a verdict, with their typical normal values (*model.Detector does).
+type alertExplainer interface {
+	Explain(x []float32, v model.Verdict, n int) []model.Reason
+}
+
 // appendAlert appends the event.Alert JSON for one record.
 func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
 		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+	var x [record.NumFeatures]float32
+	for i, f := range rec.Features {
+		x[i] = float32(f)
+	}
 	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		var x [record.NumFeatures]float32
-		for i, f := range rec.Features {
-			x[i] = float32(f)
-		}
 		a.NoveltyFeatures = ex.NoveltyFeatures(x[:], 3)
+	}
+	if ex, ok := d.cur.scorer.(alertExplainer); ok {
+		for _, r := range ex.Explain(x[:], *v, 3) {
+			a.Explanation = append(a.Explanation, event.Reason(r))
+		}
 	}
 	return a.AppendJSON(dst)
 }

@@ -37,14 +37,33 @@ type health struct {
 
 // owned is what the lag checks know of one owned partition.
 type owned struct {
-	at    int64     // committed offset at the last check
-	moved time.Time // when the partition was assigned or its offset last moved
+	at      int64     // committed offset at the last check
+	moved   time.Time // when the partition was assigned or its offset last moved
+	fetched bool      // records were fetched from it since it was assigned
+}
+
+// fetched notes that records of partitions ps were fetched.
+func (h *health) fetched(ps []int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range ps {
+		if o := h.owned[p]; o != nil {
+			o.fetched = true
+		}
+	}
 }
 
 func (h *health) reset(now time.Time) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.progress = now
+	h.mu.Unlock()
+	h.leave()
+}
+
+// leave forgets the session's assignment (the session ended).
+func (h *health) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.joined = false
 	clear(h.owned)
 }
@@ -195,9 +214,10 @@ func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
 // checkLag measures the records waiting in the partitions this detector
 // owns, from the topic's end offsets and the group's committed offsets. A
 // detector that has joined its group and has none waiting is making
-// progress. An owned partition whose records wait while its committed
-// offset has not moved for OrphanTimeout is blocked by its previous owner's
-// open transaction (a crashed detector's commit in flight): checkLag fences
+// progress. An owned partition whose records wait while nothing was fetched
+// from it and its committed offset has not moved for OrphanTimeout is
+// blocked by its previous owner's open transaction (a crashed detector's
+// commit in flight, which stable offset fetches wait for): checkLag fences
 // that owner's transactional ID, named in the commit metadata, so that the
 // broker aborts the transaction now instead of after its timeout.
 func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
@@ -245,7 +265,7 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		d.m.setLag(p, lag)
 		if lag == 0 {
 			o.moved = now
-		} else if now.Sub(o.moved) > d.opts.OrphanTimeout && meta != "" && meta != d.txID {
+		} else if !o.fetched && now.Sub(o.moved) > d.opts.OrphanTimeout && meta != "" && meta != d.txID {
 			orphans[meta] = true
 			o.moved = now // once per OrphanTimeout
 		}

@@ -59,8 +59,9 @@ type incidents struct {
 	topicOK   bool            // the changelog topic exists with enough partitions
 	lastFlush time.Time
 
-	mu      sync.Mutex
-	revoked map[int32]struct{}
+	mu       sync.Mutex
+	revoked  map[int32]struct{}
+	assigned map[int32]struct{} // to restore before the next batch
 
 	open     prometheus.Gauge
 	messages *prometheus.CounterVec
@@ -100,7 +101,7 @@ func newIncidents(d *Detector, reg prometheus.Registerer) (*incidents, error) {
 		o.IdleFlush = time.Second
 	}
 	const ns, sub = "netsentinel", "detect"
-	x := &incidents{opts: o, d: d, tables: map[int32]*incident.Table{}, revoked: map[int32]struct{}{},
+	x := &incidents{opts: o, d: d, tables: map[int32]*incident.Table{}, revoked: map[int32]struct{}{}, assigned: map[int32]struct{}{},
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "incidents_open",
 			Help: "Open incidents held in memory, over this detector's partitions."}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "incident_messages_total",
@@ -158,6 +159,20 @@ func (x *incidents) revoke(ps []int32) {
 	x.mu.Unlock()
 }
 
+// assign marks partitions to restore at once (at the next empty poll or
+// batch), as Kafka Streams restores on assignment. It may run on any
+// goroutine.
+func (x *incidents) assign(ps []int32) {
+	if x == nil || len(ps) == 0 {
+		return
+	}
+	x.mu.Lock()
+	for _, p := range ps {
+		x.assigned[p] = struct{}{}
+	}
+	x.mu.Unlock()
+}
+
 // reset drops every table: the transaction that changed them did not
 // commit, so they are read back from the changelog when next needed.
 func (x *incidents) reset() {
@@ -191,23 +206,32 @@ func identityOf(*record.Record) record.Identity { return record.Identity{} }
 
 // prepare readies the tables for a batch: drops revoked partitions, reads
 // the rules, and restores from the changelog every partition of the batch
-// without a table. It must run before the batch produces anything.
-func (x *incidents) prepare(ctx context.Context, in []*kgo.Record) error {
+// without a table, or assigned and not restored yet. It must run before
+// the batch produces anything. cl is the session's transactional client.
+func (x *incidents) prepare(ctx context.Context, cl *kgo.Client, in []*kgo.Record) error {
 	if x == nil {
 		return nil
 	}
+	var missing []int32
+	seen := map[int32]bool{}
 	x.mu.Lock()
 	for p := range x.revoked {
 		delete(x.tables, p)
+		delete(x.assigned, p)
 	}
 	clear(x.revoked)
+	for p := range x.assigned {
+		if x.tables[p] == nil {
+			seen[p] = true
+			missing = append(missing, p)
+		}
+	}
+	clear(x.assigned)
 	x.mu.Unlock()
 	x.rules = nil
 	if x.opts.Rules != nil {
 		x.rules = x.opts.Rules()
 	}
-	var missing []int32
-	seen := map[int32]bool{}
 	for _, r := range in {
 		if x.tables[r.Partition] == nil && !seen[r.Partition] {
 			seen[r.Partition] = true
@@ -219,6 +243,13 @@ func (x *incidents) prepare(ctx context.Context, in []*kgo.Record) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, x.opts.RestoreTimeout)
 	defer cancel()
+	// Initialising the producer ID fences a crashed predecessor with the
+	// same transactional ID and aborts its open transaction, which would
+	// otherwise hold the changelog's read-committed end until it times out.
+	if _, _, err := cl.ProducerID(rctx); err != nil {
+		x.reset()
+		return fmt.Errorf("init producer id: %w", err)
+	}
 	if err := x.restore(rctx, missing); err != nil {
 		x.reset()
 		return fmt.Errorf("restore incidents of partitions %v: %w", missing, err)
@@ -249,23 +280,36 @@ func (x *incidents) restore(ctx context.Context, ps []int32) error {
 	if err := x.ensureTopic(ctx, kadm.NewClient(adm)); err != nil {
 		return err
 	}
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, x.opts.ChangelogTopic)
-	if err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", x.opts.ChangelogTopic, err)
-	}
 	tables := map[int32]*incident.Table{}
 	want := map[int32]int64{} // partition -> last offset to read
 	offs := map[int32]kgo.Offset{}
+	// A topic just created may not have its leaders yet: retry.
+	for {
+		ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, x.opts.ChangelogTopic)
+		if err == nil {
+			for _, p := range ps {
+				lo, ok := ends.Lookup(x.opts.ChangelogTopic, p)
+				if !ok || lo.Err != nil {
+					err = fmt.Errorf("partition %d: %v", p, lo.Err)
+					break
+				}
+				if lo.Offset > 0 {
+					want[p] = lo.Offset - 1
+					offs[p] = kgo.NewOffset().AtStart()
+				}
+			}
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("end offsets of %s: %w", x.opts.ChangelogTopic, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	for _, p := range ps {
 		tables[p] = x.newTable(p)
-		lo, ok := ends.Lookup(x.opts.ChangelogTopic, p)
-		if !ok || lo.Err != nil {
-			return fmt.Errorf("end offset of %s/%d: %v", x.opts.ChangelogTopic, p, lo.Err)
-		}
-		if lo.Offset > 0 {
-			want[p] = lo.Offset - 1
-			offs[p] = kgo.NewOffset().AtStart()
-		}
 	}
 	entries := 0
 	if len(want) > 0 {
@@ -417,7 +461,13 @@ func (d *Detector) emitTo(topic string, partition int32, key, value []byte) {
 // pollContext bounds a poll by IdleFlush while incidents are held, so that
 // they are updated and closed while no records arrive.
 func (x *incidents) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if x == nil || len(x.tables) == 0 {
+	if x == nil {
+		return ctx, func() {}
+	}
+	x.mu.Lock()
+	pending := len(x.assigned)
+	x.mu.Unlock()
+	if len(x.tables) == 0 && pending == 0 {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, x.opts.IdleFlush)
@@ -427,10 +477,16 @@ func (x *incidents) pollContext(ctx context.Context) (context.Context, context.C
 // due incident updates and closes (at most every IdleFlush).
 func (d *Detector) idleIncidents(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	x := d.inc
-	if x == nil || len(x.tables) == 0 || time.Since(x.lastFlush) < x.opts.IdleFlush {
+	if x == nil {
 		return nil
 	}
-	if err := x.prepare(ctx, nil); err != nil {
+	x.mu.Lock()
+	pending := len(x.assigned) + len(x.revoked)
+	x.mu.Unlock()
+	if pending == 0 && (len(x.tables) == 0 || time.Since(x.lastFlush) < x.opts.IdleFlush) {
+		return nil
+	}
+	if err := x.prepare(ctx, sess.Client(), nil); err != nil {
 		return err
 	}
 	d.out = d.out[:0]

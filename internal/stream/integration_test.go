@@ -24,6 +24,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/kafkatest"
@@ -61,7 +62,9 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(envChild); cfg != "" {
 		os.Exit(runChild(cfg))
 	}
-	os.Exit(m.Run())
+	// No test may leave a goroutine behind: detectors, publishers and
+	// readers stop with their context or Close.
+	goleak.VerifyTestMain(m)
 }
 
 // runChild runs a detector (with labelScorer) until SIGTERM or SIGINT.

@@ -4,11 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 )
 
-// Binary format, all integers little-endian:
+// Binary format, version 2, all integers little-endian:
 //
 //	magic    "NSRF"
 //	version  uint16 (formatVersion), reserved uint16 (0)
@@ -17,22 +16,26 @@ import (
 //	roots       uint32 × trees        index of each tree's first node
 //	nodes       (float32 threshold, int32 feature, int32 next) × nodes
 //	leaves      (uint32 class, float32 probability) × leaf entries
-//	crc32c      uint32 of everything before it
+//
+// There is no checksum: the model file holds a SHA-256 of all its sections.
+// Version 1 had the same layout followed by a CRC-32C of it; UnmarshalBinary
+// reads it and ignores the CRC, which the model file's SHA-256 covers.
 const (
 	magic         = "NSRF"
-	formatVersion = 1
+	formatVersion = 2
 	headerSize    = 4 + 2 + 2 + 5*4
 	nodeSize      = 12
 	leafSize      = 8
+	v1SumSize     = 4 // the CRC-32C after a version 1 forest
 )
 
-// Limits on what UnmarshalBinary accepts, far above any real model.
+// Limits on what UnmarshalBinary accepts, far above any real model. Node and
+// leaf indexes are int32.
 const (
 	maxFeatures = 1 << 16
 	maxClasses  = 1 << 16
+	maxIndex    = math.MaxInt32
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrFormat is wrapped by every error UnmarshalBinary returns for input that
 // is not a valid forest: truncated, corrupted, or from a newer version.
@@ -41,7 +44,7 @@ var ErrFormat = errors.New("invalid forest data")
 // MarshalBinary encodes the model in the compact binary format that
 // UnmarshalBinary reads.
 func (m *Model) MarshalBinary() ([]byte, error) {
-	size := headerSize + 8*len(m.importance) + 4*len(m.roots) + nodeSize*len(m.nodes) + leafSize*len(m.leaves) + 4
+	size := headerSize + 8*len(m.importance) + 4*len(m.roots) + nodeSize*len(m.nodes) + leafSize*len(m.leaves)
 	b := make([]byte, 0, size)
 	b = append(b, magic...)
 	b = binary.LittleEndian.AppendUint16(b, formatVersion)
@@ -64,7 +67,6 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 		b = binary.LittleEndian.AppendUint32(b, uint32(e.class))
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.p))
 	}
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return b, nil
 }
 
@@ -72,22 +74,28 @@ func formatErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrFormat}, args...)...)
 }
 
-// UnmarshalBinary decodes a model written by MarshalBinary, replacing m. It
-// checks the length, the checksum and every node, feature, class and
-// probability, so the decoded model cannot index out of range or loop;
-// any problem yields an error wrapping ErrFormat.
+// UnmarshalBinary decodes a model written by MarshalBinary (or a version 1
+// forest), replacing m. It checks the counts against the length before it
+// allocates, and every node, feature, class and probability, so the decoded
+// model cannot index out of range or loop; any problem yields an error
+// wrapping ErrFormat. Time and memory are linear in len(data).
 func (m *Model) UnmarshalBinary(data []byte) error {
 	le := binary.LittleEndian
-	if len(data) < headerSize+4 {
-		return formatErr("%d bytes, shorter than the %d-byte header", len(data), headerSize+4)
+	if len(data) < headerSize {
+		return formatErr("%d bytes, shorter than the %d-byte header", len(data), headerSize)
 	}
 	if string(data[:4]) != magic {
 		return formatErr("bad magic %q", data[:4])
 	}
-	if v := le.Uint16(data[4:]); v != formatVersion {
-		if v > formatVersion {
-			return formatErr("format version %d is newer than this program's %d", v, formatVersion)
+	switch v := le.Uint16(data[4:]); {
+	case v > formatVersion:
+		return formatErr("format version %d is newer than this program's %d", v, formatVersion)
+	case v == 1:
+		if len(data) < headerSize+v1SumSize {
+			return formatErr("%d bytes, shorter than a version 1 header", len(data))
 		}
+		data = data[:len(data)-v1SumSize]
+	case v != formatVersion:
 		return formatErr("unknown format version %d", v)
 	}
 	var cnt [5]uint64
@@ -104,14 +112,12 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		return formatErr("no trees")
 	case nn < nt:
 		return formatErr("%d nodes for %d trees", nn, nt)
+	case nn > maxIndex || nl > maxIndex:
+		return formatErr("%d nodes and %d leaf entries, more than %d", nn, nl, maxIndex)
 	}
-	want := uint64(headerSize) + 8*nf + 4*nt + nodeSize*nn + leafSize*nl + 4
+	want := uint64(headerSize) + 8*nf + 4*nt + nodeSize*nn + leafSize*nl
 	if uint64(len(data)) != want {
-		return formatErr("%d bytes, want %d for %d trees, %d nodes and %d leaf entries (truncated?)", len(data), want, nt, nn, nl)
-	}
-	body := data[:len(data)-4]
-	if got, sum := crc32.Checksum(body, castagnoli), le.Uint32(data[len(data)-4:]); got != sum {
-		return formatErr("checksum mismatch (corrupted data)")
+		return formatErr("%d bytes, want %d for %d features, %d trees, %d nodes and %d leaf entries (truncated?)", len(data), want, nf, nt, nn, nl)
 	}
 
 	out := Model{nFeatures: int(nf), nClasses: int(nc)}

@@ -35,7 +35,9 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes a model encoded by MarshalBinary. Bad data gives
-// an error wrapping ErrFormat.
+// an error wrapping ErrFormat. The counts are checked against the bytes
+// that remain before the model is allocated: time and memory are linear in
+// len(data).
 func (m *Model) UnmarshalBinary(data []byte) error {
 	r := reader{b: data}
 	if string(r.bytes(len(magic))) != magic {
@@ -52,20 +54,27 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: truncated", ErrFormat)
 	}
 	cols := make([]Column, nIn)
+	var dense, dim uint64 // the model's dense inputs and expanded width
 	for i := range cols {
 		k, l := r.u32(), r.u32()
 		if k >= uint32(numColumnKinds) || l > 1<<20 {
 			return fmt.Errorf("%w: column %d: kind %d, levels %d", ErrFormat, i, k, l)
 		}
 		cols[i] = Column{Kind: ColumnKind(k), Levels: int(l)}
+		if ColumnKind(k) == OneHot {
+			dim += uint64(l)
+		} else {
+			dense++
+			dim++
+		}
+	}
+	// The parameters must be there before the model is built for them.
+	if want := dense*8 + uint64(nClasses)*(dim+1)*4; uint64(len(r.b)) != want {
+		return fmt.Errorf("%w: %d bytes of parameters, want %d for %d inputs of width %d and %d classes", ErrFormat, len(r.b), want, nIn, dim, nClasses)
 	}
 	nm, err := newModel(cols, int(nClasses))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFormat, err)
-	}
-	want := uint64(len(nm.dense))*8 + uint64(nClasses)*uint64(nm.dim+1)*4
-	if uint64(len(r.b)) != want {
-		return fmt.Errorf("%w: %d bytes of parameters, want %d", ErrFormat, len(r.b), want)
 	}
 	for j := range nm.dense {
 		nm.mean[j], nm.scale[j] = r.f32(), r.f32()

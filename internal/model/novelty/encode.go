@@ -4,23 +4,29 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 )
 
-// Binary format (little-endian), version 1:
+// Binary format (little-endian), version 2:
 //
 //	magic "NSNV", version uint16, dims uint16, buckets uint16,
 //	scale float32, penalty float32,
 //	mean [dims]float32, inv [dims]float32,
 //	invProto [3]float32, invFlag [11]float32,
-//	start [buckets+1]uint32,
+//	groups uint16, then per bucket with prototypes, in increasing order:
+//	  bucket uint16, prototypes uint32,
 //	calibN uint64, nCalib uint32, calib [nCalib]float32,
-//	protos [start[services]*dims]float32,
-//	crc32 (IEEE) of everything before it.
+//	protos [prototypes*dims]float32.
+//
+// There is no checksum: the model file holds a SHA-256 of all its sections.
+// Version 1 had, instead of the groups, start [buckets+1]uint32 (the index
+// of each bucket's first prototype, and the total), and a CRC-32 after the
+// prototypes; UnmarshalBinary reads it and ignores the CRC, which the model
+// file's SHA-256 covers.
 const (
 	magic         = "NSNV"
-	formatVersion = 1
+	formatVersion = 2
+	v1SumSize     = 4
 )
 
 // ErrFormat is returned (wrapped) by UnmarshalBinary for data that is not a
@@ -29,12 +35,21 @@ var ErrFormat = errors.New("novelty: invalid model data")
 
 // MarshalBinary encodes the model.
 func (m *Model) MarshalBinary() ([]byte, error) {
-	n := len(m.protos)
-	b := make([]byte, 0, 16+8*Dims+4*(numProtocols+numFlags)+4*(numBuckets+1)+12+4*len(m.calib)+4*n+4)
+	le := binary.LittleEndian
+	var groups []byte
+	ng := 0
+	for b := range numBuckets {
+		if n := m.start[b+1] - m.start[b]; n > 0 {
+			groups = le.AppendUint16(groups, uint16(b))
+			groups = le.AppendUint32(groups, uint32(n))
+			ng++
+		}
+	}
+	b := make([]byte, 0, 16+8*Dims+4*(numProtocols+numFlags)+2+len(groups)+12+4*len(m.calib)+4*len(m.protos))
 	b = append(b, magic...)
-	b = binary.LittleEndian.AppendUint16(b, formatVersion)
-	b = binary.LittleEndian.AppendUint16(b, Dims)
-	b = binary.LittleEndian.AppendUint16(b, numBuckets)
+	b = le.AppendUint16(b, formatVersion)
+	b = le.AppendUint16(b, Dims)
+	b = le.AppendUint16(b, numBuckets)
 	b = appendF32(b, m.scale)
 	b = appendF32(b, m.penalty)
 	for _, v := range m.mean {
@@ -49,18 +64,17 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	for _, v := range m.invFlag {
 		b = appendF32(b, v)
 	}
-	for _, v := range m.start {
-		b = binary.LittleEndian.AppendUint32(b, uint32(v))
-	}
-	b = binary.LittleEndian.AppendUint64(b, uint64(m.calibN))
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.calib)))
+	b = le.AppendUint16(b, uint16(ng))
+	b = append(b, groups...)
+	b = le.AppendUint64(b, uint64(m.calibN))
+	b = le.AppendUint32(b, uint32(len(m.calib)))
 	for _, v := range m.calib {
 		b = appendF32(b, v)
 	}
 	for _, v := range m.protos {
 		b = appendF32(b, v)
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b)), nil
+	return b, nil
 }
 
 func appendF32(b []byte, v float32) []byte {
@@ -116,19 +130,24 @@ func (r *reader) f32(what string) float32 {
 	return v
 }
 
-// UnmarshalBinary decodes a model written by MarshalBinary. Invalid data
-// gives an error wrapping ErrFormat; it never panics.
+// UnmarshalBinary decodes a model written by MarshalBinary (or a version 1
+// model). Invalid data gives an error wrapping ErrFormat; it never panics.
+// Every count is checked against the bytes that remain before anything is
+// allocated for it: time and memory are linear in len(data).
 func (m *Model) UnmarshalBinary(data []byte) error {
-	if len(data) < len(magic)+4 || string(data[:len(magic)]) != magic {
+	if len(data) < len(magic)+2 || string(data[:len(magic)]) != magic {
 		return fmt.Errorf("%w: bad magic", ErrFormat)
 	}
-	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	r := &reader{b: body[len(magic):]}
-	if v := r.u16(); r.err == nil && v != formatVersion {
+	r := &reader{b: data[len(magic):]}
+	v := r.u16()
+	switch {
+	case v == 1:
+		if len(r.b) < v1SumSize {
+			return fmt.Errorf("%w: truncated", ErrFormat)
+		}
+		r.b = r.b[:len(r.b)-v1SumSize]
+	case v != formatVersion:
 		return fmt.Errorf("%w: format version %d, want %d", ErrFormat, v, formatVersion)
-	}
-	if crc32.ChecksumIEEE(body) != sum {
-		return fmt.Errorf("%w: checksum mismatch", ErrFormat)
 	}
 	if d, s := r.u16(), r.u16(); r.err == nil && (d != Dims || s != numBuckets) {
 		return fmt.Errorf("%w: %d dims and %d buckets, want %d and %d", ErrFormat, d, s, Dims, numBuckets)
@@ -148,11 +167,15 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	for k := range out.invFlag {
 		out.invFlag[k] = r.f32("flag weight")
 	}
-	for s := range out.start {
-		out.start[s] = int32(r.u32())
-		if r.err == nil && (out.start[s] < 0 || s > 0 && out.start[s] < out.start[s-1] || s == 0 && out.start[s] != 0) {
-			return fmt.Errorf("%w: bad prototype index of service %d", ErrFormat, s)
+	if v == 1 {
+		for s := range out.start {
+			out.start[s] = int32(r.u32())
+			if r.err == nil && (out.start[s] < 0 || s > 0 && out.start[s] < out.start[s-1] || s == 0 && out.start[s] != 0) {
+				return fmt.Errorf("%w: bad prototype index of service %d", ErrFormat, s)
+			}
 		}
+	} else if err := out.readGroups(r); err != nil {
+		return err
 	}
 	calibN := r.u64()
 	nCalib := r.u32()
@@ -207,5 +230,32 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: scale %v, penalty %v, %d calibration scores", ErrFormat, out.scale, out.penalty, len(out.calib))
 	}
 	*m = out
+	return nil
+}
+
+// readGroups reads the prototype counts of the buckets that have any into
+// m.start.
+func (m *Model) readGroups(r *reader) error {
+	ng := int(r.u16())
+	if r.err != nil {
+		return r.err
+	}
+	if ng > numBuckets || 6*ng > len(r.b) {
+		return fmt.Errorf("%w: %d buckets with prototypes in %d bytes", ErrFormat, ng, len(r.b))
+	}
+	next, total := 0, int64(0) // the first bucket not yet filled, prototypes so far
+	for range ng {
+		b, n := int(r.u16()), int64(r.u32())
+		if b < next || b >= numBuckets || n == 0 || total+n > math.MaxInt32 {
+			return fmt.Errorf("%w: bucket %d with %d prototypes (after bucket %d, %d prototypes)", ErrFormat, b, n, next-1, total)
+		}
+		for ; next <= b; next++ {
+			m.start[next] = int32(total)
+		}
+		total += n
+	}
+	for ; next <= numBuckets; next++ {
+		m.start[next] = int32(total)
+	}
 	return nil
 }

@@ -379,6 +379,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 
 	bad := func(f func(b []byte) []byte) []byte { return f(slices.Clone(b)) }
+	groupsOff := 18 + 8*Dims + 4*(numProtocols+numFlags) // the number of groups
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -386,7 +387,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 		{"empty", nil},
 		{"magic", bad(func(b []byte) []byte { b[0] = 'X'; return b })},
 		{"truncated", b[:len(b)/2]},
-		{"flipped bit", bad(func(b []byte) []byte { b[len(b)/2] ^= 1; return b })},
+		{"newer version", bad(func(b []byte) []byte { b[4] = 3; return b })},
+		{"bucket out of range", bad(func(b []byte) []byte { b[groupsOff+3] = 0xff; return b })},
 		{"trailing", append(slices.Clone(b), 0)},
 		{"version", bad(func(b []byte) []byte { b[4] = 9; return b })},
 	} {

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/incidents.sh: what grouping verdicts into incidents saves, against a
+# real Apache Kafka broker on this machine, in one run:
+#
+#   (a) INC_RECORDS records (default 1,000,000) of data/kddcup.data_10_percent.gz
+#       (looped; no keys) are published into a 1-partition topic; the time
+#       `kcat -C` needs to read them all from the broker is measured;
+#   (b) `netsentinel detect --alerts MODE` scores the whole backlog, for MODE
+#       in INC_MODES (default "incidents records"): wall time from the
+#       process start to the group having committed every record (model
+#       load and group join included), the detector's CPU seconds, and the
+#       key+value bytes of every output topic (alerts, incidents, incident
+#       changelog, stats, dead letters; read committed) against the input's;
+#   (c) latency at INC_RATE records/s (default 20000) for INC_SECONDS (30):
+#       from an incident's first record (its Kafka timestamp) to its
+#       "opened" message being readable (read committed), in incidents mode.
+#
+# The model is trained with `train` defaults on data/KDDTrain+.txt.gz and
+# cached in NETSENTINEL_BENCH_CACHE (default ${TMPDIR:-/tmp}/netsentinel-bench,
+# shared with bench/e2e.sh). INC_DETECT_FLAGS adds detect flags; INC_ONLY
+# (size|latency) runs one part. The broker runs with
+# add.partitions.to.txn.retry.backoff.ms=1, as in bench/e2e.sh.
+set -euo pipefail
+export KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS-add.partitions.to.txn.retry.backoff.ms=1}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+N=${INC_RECORDS:-1000000}
+MODES=${INC_MODES:-incidents records}
+RATE=${INC_RATE:-20000}
+SECS=${INC_SECONDS:-30}
+ONLY=${INC_ONLY:-}
+read -r -a DFLAGS <<<"${INC_DETECT_FLAGS:-}"
+CACHE=${NETSENTINEL_BENCH_CACHE:-${TMPDIR:-/tmp}/netsentinel-bench}
+NS=${INC_BIN:-bin/netsentinel}
+DATA=data/kddcup.data_10_percent.gz
+
+log() { echo "incidents: $*" >&2; }
+
+[ -n "${INC_BIN:-}" ] || make -s build >&2
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/netsentinel-incidents.XXXXXX")
+T="$WORK/incidents"
+E2E="$WORK/e2e"
+go build -o "$T" ./bench/incidents
+go build -o "$E2E" ./bench/e2e
+MODEL="$CACHE/model.ns"
+if [ ! -s "$MODEL" ] || [ data/KDDTrain+.txt.gz -nt "$MODEL" ]; then
+  log "training the model (cached in $MODEL)"
+  "$NS" train --data data/KDDTrain+.txt.gz --out "$MODEL.tmp" >&2
+  mv "$MODEL.tmp" "$MODEL"
+fi
+
+PIDS=()
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  scripts/kafka.sh stop --dir "$WORK/kafka" >&2 || true
+  if [ -n "${INC_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+scripts/kafka.sh start --dir "$WORK/kafka" --port auto >&2
+B=$(scripts/kafka.sh brokers --dir "$WORK/kafka")
+log "broker $B"
+
+cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
+
+# detect MODE GROUP TOPIC PREFIX: starts a detector; sets DPID.
+detect() {
+  "$E2E" topic -brokers "$B" -partitions 1 "$4.alerts" "$4.incidents" "$4.stats" "$4.dead"
+  "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$4" --alerts "$1" \
+    --alerts-topic "$4.alerts" --incidents-topic "$4.incidents" --incidents-changelog-topic "$4.changelog" \
+    --stats-topic "$4.stats" --dead-letter-topic "$4.dead" --listen none --log-level warn "${DFLAGS[@]}" 2>>"$WORK/$4.log" &
+  DPID=$!
+  PIDS+=("$DPID")
+}
+stop() { kill -TERM "$1"; wait "$1" || log "detector $1 exited with $?"; }
+
+ROWS=()
+row() { ROWS+=("$(printf '| %s | %s | %s |' "$@")"); }
+
+if [ "$ONLY" != latency ]; then
+  "$E2E" topic -brokers "$B" -partitions 1 in
+  log "publishing $N records of $DATA"
+  "$NS" publish --brokers "$B" --topic in --file "$DATA" --loop --limit "$N" --key none >&2
+  inb=$("$T" bytes -brokers "$B" in | sed -n 's/^total bytes=//p')
+  t0=$(now)
+  got=$(kcat -C -b "$B" -t in -o beginning -e -q | wc -l)
+  kc=$(since "$t0")
+  log "kcat -C read $got records in $kc s"
+  row "input: $N records, 1 partition" "$inb bytes" "kcat -C reads them in $kc s"
+  for mode in $MODES; do
+    t0=$(now)
+    detect "$mode" "g-$mode" in "$mode"
+    "$T" wait -brokers "$B" -group "g-$mode" -topic in -n "$N" >/dev/null
+    secs=$(since "$t0")
+    c=$(cpu "$DPID")
+    stop "$DPID"
+    out=$("$T" bytes -brokers "$B" "$mode.alerts" "$mode.incidents" "$mode.changelog" "$mode.stats" "$mode.dead")
+    log "$out"
+    ob=$(sed -n 's/^total bytes=//p' <<<"$out")
+    per=$(sed -n 's/^topic=[^.]*\.\([a-z]*\) records=\([0-9]*\) bytes=\([0-9]*\)/\1 \2 msgs \3 B/p' <<<"$out" | paste -sd';' -)
+    row "detect --alerts $mode" "$secs s = $(awk -v a="$secs" -v b="$kc" 'BEGIN { printf "%.2f", a / b }')x kcat; CPU $c s" \
+      "out $ob bytes = $(awk -v a="$ob" -v b="$inb" 'BEGIN { printf "%.2f", 100 * a / b }')% of input ($per)"
+  done
+fi
+
+if [ "$ONLY" != size ]; then
+  "$E2E" topic -brokers "$B" -partitions 1 lat.in
+  detect incidents lat lat.in lat
+  sleep 3
+  "$T" latency -brokers "$B" -topic lat.incidents >"$WORK/lat.out" &
+  lpid=$!
+  PIDS+=("$lpid")
+  log "publishing at $RATE records/s for $SECS s"
+  "$NS" publish --brokers "$B" --topic lat.in --file "$DATA" --loop --limit $((RATE * SECS)) --rate "$RATE" --key none >&2
+  wait "$lpid"
+  lat=$(cat "$WORK/lat.out")
+  stop "$DPID"
+  row "latency at $RATE records/s for $SECS s, incidents mode: first record -> opened message read" \
+    "p50 $(field p50_ms "$lat") ms, p99 $(field p99_ms "$lat") ms, max $(field max_ms "$lat") ms" "$(sed 's/ p50.*//' <<<"$lat")"
+fi
+
+echo
+echo "netsentinel incidents, $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "detect flags: ${INC_DETECT_FLAGS:-none}"
+echo
+echo "| run | time | bytes |"
+echo "|---|---|---|"
+printf '%s\n' "${ROWS[@]}"

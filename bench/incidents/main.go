@@ -1,0 +1,199 @@
+// Command incidents is the measuring side of bench/incidents.sh: it counts
+// the bytes in topics, waits for a consumer group to commit a topic, and
+// measures how soon an incident's first message follows its first record.
+//
+//	incidents bytes -brokers B TOPIC...          key+value bytes and records per topic (read committed)
+//	incidents wait -brokers B -group G -topic T -n N   seconds until G has committed N records of T
+//	incidents latency -brokers B -topic T        record -> "opened" message latency quantiles
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"time"
+
+	"encoding/json"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: incidents bytes|wait|latency [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "bytes":
+		err = bytesCmd(ctx, os.Args[2:])
+	case "wait":
+		err = waitCmd(ctx, os.Args[2:])
+	case "latency":
+		err = latencyCmd(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "incidents:", err)
+		os.Exit(1)
+	}
+}
+
+// bytesCmd reads each topic from its start to its end offsets with a read
+// committed consumer (control records kept, so that the end is reached
+// even when it is a transaction marker) and prints the records and the
+// key+value bytes of the committed data.
+func bytesCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bytes", flag.ContinueOnError)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	seeds := kgo.SeedBrokers(strings.Split(*brokers, ",")...)
+	adm, err := kgo.NewClient(seeds)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	var total int64
+	for _, topic := range fs.Args() {
+		ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+		if err != nil {
+			return err
+		}
+		want := map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil && o.Offset > 0 {
+				want[o.Partition] = o.Offset - 1
+			}
+		})
+		var recs, n int64
+		if len(want) > 0 {
+			cl, err := kgo.NewClient(seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+			if err != nil {
+				return err
+			}
+			for len(want) > 0 && ctx.Err() == nil {
+				f := cl.PollFetches(ctx)
+				f.EachRecord(func(r *kgo.Record) {
+					if !r.Attrs.IsControl() {
+						recs++
+						n += int64(len(r.Key) + len(r.Value))
+					}
+					if last, ok := want[r.Partition]; ok && r.Offset >= last {
+						delete(want, r.Partition)
+					}
+				})
+			}
+			cl.Close()
+		}
+		total += n
+		fmt.Printf("topic=%s records=%d bytes=%d\n", topic, recs, n)
+	}
+	fmt.Printf("total bytes=%d\n", total)
+	return ctx.Err()
+}
+
+// waitCmd polls the group's committed offsets every 20 ms until they sum
+// to n, and prints the seconds since it started.
+func waitCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
+	group := fs.String("group", "", "consumer `group`")
+	topic := fs.String("topic", "", "input `topic`")
+	n := fs.Int64("n", 0, "records")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for time.Since(start) < *timeout && ctx.Err() == nil {
+		offs, err := adm.FetchOffsets(ctx, *group)
+		var done int64
+		if err == nil {
+			offs.Each(func(o kadm.OffsetResponse) {
+				if o.Topic == *topic && o.Err == nil {
+					done += o.At
+				}
+			})
+		}
+		if done >= *n {
+			fmt.Printf("seconds=%.3f\n", time.Since(start).Seconds())
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("group %s did not commit %d records of %s within %v", *group, *n, *topic, *timeout)
+}
+
+// latencyCmd reads incident messages (read committed) until none came for
+// -idle, and prints the quantiles of (time read - first_seen) over the
+// "opened" messages: from an incident's first record to its first message.
+func latencyCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("latency", flag.ContinueOnError)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
+	topic := fs.String("topic", "", "incidents `topic`")
+	idle := fs.Duration("idle", 5*time.Second, "stop after no message for this long (once messages came)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ConsumeTopics(*topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var lat []time.Duration
+	status := map[string]int{}
+	var lastRecv time.Time
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		f := cl.PollFetches(pctx)
+		cancel()
+		now := time.Now()
+		got := 0
+		f.EachRecord(func(r *kgo.Record) {
+			got++
+			var m event.Incident
+			if err := json.Unmarshal(r.Value, &m); err != nil {
+				status["unreadable"]++
+				return
+			}
+			status[m.Status]++
+			if m.Status == event.IncidentOpened {
+				lat = append(lat, now.Sub(m.FirstSeen))
+			}
+		})
+		if got > 0 {
+			lastRecv = now
+		} else if !lastRecv.IsZero() && now.Sub(lastRecv) > *idle {
+			break
+		}
+	}
+	if len(lat) == 0 {
+		return errors.New("no opened incidents read")
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	fmt.Printf("messages=%v opened=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", status, len(lat), q(0.5), q(0.9), q(0.99), q(1))
+	return nil
+}

@@ -1,0 +1,171 @@
+package scenario_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/internal/scenario"
+)
+
+// conn is the part of an extracted record the checks read.
+type conn struct {
+	SrcIP           string  `json:"src_ip"`
+	DstIP           string  `json:"dst_ip"`
+	Protocol        string  `json:"protocol_type"`
+	Service         string  `json:"service"`
+	Flag            string  `json:"flag"`
+	Duration        float64 `json:"duration"`
+	LoggedIn        *int    `json:"logged_in"`
+	NumFailedLogins *int    `json:"num_failed_logins"`
+	IsGuestLogin    *int    `json:"is_guest_login"`
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "netsentinel")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netsentinel").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// extract runs `netsentinel extract` on the capture and groups the
+// connections by the role of their originator.
+func extract(t *testing.T, bin string, res *scenario.Result) map[string][]conn {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "extract", res.Capture)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("netsentinel extract: %v\n%s", err, stderr.Bytes())
+	}
+	t.Logf("extract: %s", strings.TrimSpace(stderr.String()))
+	byRole := make(map[string][]conn)
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var c conn
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("extract output line %d: %v: %s", line, err, sc.Bytes())
+		}
+		role := res.Role(c.SrcIP, c.DstIP)
+		if role == "" {
+			role = "other"
+		}
+		byRole[role] = append(byRole[role], c)
+	}
+	return byRole
+}
+
+func count(cs []conn, f func(c conn) bool) int {
+	n := 0
+	for _, c := range cs {
+		if f(c) {
+			n++
+		}
+	}
+	return n
+}
+
+func summary(cs []conn) string {
+	m := make(map[string]int)
+	for _, c := range cs {
+		m[c.Protocol+"/"+c.Service+"/"+c.Flag]++
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	var b strings.Builder
+	for i, k := range keys {
+		if i == 6 {
+			fmt.Fprintf(&b, " +%d more", len(keys)-i)
+			break
+		}
+		fmt.Fprintf(&b, " %s=%d", k, m[k])
+	}
+	return b.String()
+}
+
+// TestRealToolsExtract runs real services, normal users and attack tools in
+// a fresh network namespace, extracts connection records from the capture
+// and checks that each tool's traffic looks like what the tool does.
+func TestRealToolsExtract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real traffic scenario: skipped in -short mode")
+	}
+	if err := scenario.Available(); err != nil {
+		t.Skipf("real traffic scenario skipped: %v", err)
+	}
+	bin := build(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := scenario.Run(ctx, scenario.Options{Dir: t.TempDir(), Duration: 15 * time.Second, Phase: scenario.Attack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("scenario: %s", strings.TrimSpace(res.Output))
+	byRole := extract(t, bin, res)
+	for _, role := range []string{scenario.RoleNormal, "nmap-syn-scan", "fping-sweep", "hping3-syn-flood", "hping3-icmp-flood", "hydra-ftp", "slowhttptest-slowloris"} {
+		t.Logf("%-24s %5d connections:%s", role, len(byRole[role]), summary(byRole[role]))
+	}
+
+	checks := []struct {
+		role string
+		min  int                  // connections at least
+		what string               // what most of them must be
+		is   func(c conn) bool    // ... tested here
+		frac float64              // share of the role's connections
+		also func(cs []conn) bool // a further check, nil for none
+		desc string
+	}{
+		{"nmap-syn-scan", 900, "rejected TCP", func(c conn) bool { return c.Protocol == "tcp" && (c.Flag == "REJ" || c.Flag == "S0") }, 0.95, nil, ""},
+		{"fping-sweep", 100, "ICMP echo", func(c conn) bool { return c.Service == "eco_i" || c.Service == "ecr_i" }, 1, nil, ""},
+		{"hping3-syn-flood", 2500, "TCP to http", func(c conn) bool { return c.Protocol == "tcp" && c.Service == "http" && c.Flag != "SF" }, 0.99, nil, ""},
+		{"hping3-icmp-flood", 2500, "ICMP echo", func(c conn) bool { return c.Service == "eco_i" || c.Service == "ecr_i" }, 1, nil, ""},
+		{"hydra-ftp", 10, "FTP", func(c conn) bool { return c.Service == "ftp" }, 1, func(cs []conn) bool {
+			failed := 0
+			for _, c := range cs {
+				if c.NumFailedLogins != nil {
+					failed += *c.NumFailedLogins
+				}
+			}
+			return failed >= 30
+		}, "at least 30 failed logins in all"},
+		{"slowhttptest-slowloris", 50, "long HTTP connections", func(c conn) bool { return c.Service == "http" && c.Duration >= 2 }, 0.8, nil, ""},
+		{scenario.RoleNormal, 20, "completed sessions", func(c conn) bool { return c.Flag == "SF" }, 0.95, func(cs []conn) bool {
+			services := map[string]bool{}
+			loggedIn := 0
+			for _, c := range cs {
+				services[c.Service] = true
+				if c.Service == "ftp" && c.LoggedIn != nil && *c.LoggedIn == 1 {
+					loggedIn++
+				}
+			}
+			return services["http"] && services["ftp"] && services["smtp"] && loggedIn > 0
+		}, "http, ftp and smtp sessions, FTP logins with logged_in=1"},
+	}
+	for _, c := range checks {
+		cs := byRole[c.role]
+		if len(cs) < c.min {
+			t.Errorf("%s: %d connections, want at least %d", c.role, len(cs), c.min)
+			continue
+		}
+		if n := count(cs, c.is); float64(n) < c.frac*float64(len(cs)) {
+			t.Errorf("%s: %d of %d connections are %s, want at least %.0f%%:%s", c.role, n, len(cs), c.what, 100*c.frac, summary(cs))
+		}
+		if c.also != nil && !c.also(cs) {
+			t.Errorf("%s: want %s", c.role, c.desc)
+		}
+	}
+}
