@@ -276,7 +276,8 @@ func waitText(t *testing.T, ctx context.Context, sel string, d time.Duration, ok
 			return text
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: text %q after %v", sel, text, d)
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`['live','banners','group-line','reader-line'].map(id => id + ': ' + document.getElementById(id).textContent).join('; ')`))
+			t.Fatalf("%s: text %q after %v (page: %s)", sel, text, d, state)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -319,7 +320,7 @@ func craftedAlert(src, dst string) []byte {
 
 func TestBrowser(t *testing.T) {
 	chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
 	p := startPipeline(t, ctx)
@@ -350,7 +351,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	t.Run("counts match the records sent", func(t *testing.T) {
-		waitText(t, bctx, "#records-count", 20*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
+		waitText(t, bctx, "#records-count", 45*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
 		waitText(t, bctx, "#attacks-count", 5*time.Second, func(s string) bool { return s == strconv.Itoa(attacks) })
 		waitText(t, bctx, "#dead-count", 5*time.Second, func(s string) bool { return s == strconv.Itoa(len(bad)) })
 		got := eval[string](t, bctx, `document.querySelector('#categories-body tr[data-category="normal"] td:nth-child(2)').textContent`)
