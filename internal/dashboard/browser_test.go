@@ -167,6 +167,7 @@ func relabel(line []byte, label string) []byte {
 // pipeline is an embedded broker, a detector and a dashboard over them.
 type pipeline struct {
 	t          *testing.T
+	broker     *broker.Broker
 	brokers    []string
 	producer   *kgo.Client
 	topic      string
@@ -192,7 +193,7 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	p := &pipeline{t: t, brokers: b.Addrs(), topic: tInput, group: tGroup}
+	p := &pipeline{t: t, broker: b, brokers: b.Addrs(), topic: tInput, group: tGroup}
 	p.producer, err = kgo.NewClient(kgo.SeedBrokers(p.brokers...), kgo.DefaultProduceTopic(tInput), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -487,6 +488,11 @@ func TestBrowser(t *testing.T) {
 		<-p.detectDone
 		waitText(t, bctx, "#banners", 5*time.Second, func(s string) bool { return strings.Contains(s, "No detector is running") })
 	})
+	t.Run("the broker banner appears when the broker goes away", func(t *testing.T) {
+		p.broker.Close()
+		waitText(t, bctx, "#banners", 15*time.Second, func(s string) bool { return strings.Contains(s, "Cannot reach the Kafka brokers") })
+	})
+
 	if v := eval[[]string](t, bctx, `window.__csp`); len(v) > 0 {
 		t.Errorf("Content-Security-Policy violations: %q", v)
 	}
