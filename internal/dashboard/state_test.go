@@ -168,6 +168,26 @@ func TestAlertsFilterAndPage(t *testing.T) {
 	}
 }
 
+func TestOutOfRangeCounted(t *testing.T) {
+	s, c := newTestState(t, Options{})
+	for _, m := range []time.Time{t0.Add(-40 * time.Hour), t0.Add(2 * time.Hour), t0.Add(-time.Minute)} {
+		s.addStats(event.Stats{Minute: m, Instance: "a", Records: 10, ByCategory: map[string]int64{"normal": 10}}, t0)
+		if err := s.addAlert(alertJSON(1, "neptune", "dos", "10.0.0.1", "", m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := s.health(c.t)
+	if h.Reader.OutOfRange != 4 || h.Reader.Stats != 3 || h.Reader.Alerts != 3 {
+		t.Errorf("reader = %+v, want 4 out of range of 3 statistics and 3 alerts", h.Reader)
+	}
+	if n := len(s.agg.Series()); n != 1 {
+		t.Errorf("%d minutes kept, want 1", n)
+	}
+	if n := len(s.addrs); n != 1 {
+		t.Errorf("address counts for %d minutes, want 1", n)
+	}
+}
+
 func TestTopAddressesBounded(t *testing.T) {
 	s, c := newTestState(t, Options{MaxAddresses: 3, TopAddresses: 2})
 	for i := range 10 {

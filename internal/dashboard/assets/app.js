@@ -156,7 +156,8 @@
       el('td', {}, fmtTime(p.last_commit)))), '', 5);
     const r = h.reader;
     $('reader-line').textContent = 'read ' + fmtInt(r.stats) + ' statistics, ' + fmtInt(r.alerts) + ' alerts, ' +
-      fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '');
+      fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '') +
+      (r.out_of_range ? '; ' + fmtInt(r.out_of_range) + ' for times outside the kept history (in no span)' : '');
   }
 
   // --- alerts table ---
