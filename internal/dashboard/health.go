@@ -73,6 +73,9 @@ type ReaderStatus struct {
 	// lies outside the kept history (Options.History back, an hour ahead):
 	// they count in no span.
 	OutOfRange int64 `json:"out_of_range"`
+	// FetchError is the reader's last fetch error, at FetchErrorAt.
+	FetchError   string    `json:"fetch_error,omitempty"`
+	FetchErrorAt time.Time `json:"fetch_error_at"`
 }
 
 // InstanceHealth is one detector instance as its statistics show it.

@@ -324,6 +324,15 @@ func (s *state) badMessage(topic string, partition int32, offset int64, err erro
 	s.reader.LastBad = fmt.Sprintf("%s/%d@%d: %v", topic, partition, offset, err)
 }
 
+// fetchError records the reader's last fetch error. Whether the brokers
+// are reachable is the group watcher's to say.
+func (s *state) fetchError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reader.FetchError = err.Error()
+	s.reader.FetchErrorAt = s.opts.Now()
+}
+
 // AddressCount is an address and its number of alerts.
 type AddressCount struct {
 	Address string `json:"address"`

@@ -157,7 +157,8 @@
     const r = h.reader;
     $('reader-line').textContent = 'read ' + fmtInt(r.stats) + ' statistics, ' + fmtInt(r.alerts) + ' alerts, ' +
       fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '') +
-      (r.out_of_range ? '; ' + fmtInt(r.out_of_range) + ' for times outside the kept history (in no span)' : '');
+      (r.out_of_range ? '; ' + fmtInt(r.out_of_range) + ' for times outside the kept history (in no span)' : '') +
+      (r.fetch_error ? '; last read error at ' + fmtTime(r.fetch_error_at) + ': ' + r.fetch_error : '');
   }
 
   // --- alerts table ---
