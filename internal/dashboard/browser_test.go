@@ -312,6 +312,7 @@ func craftedAlert(src, dst string) []byte {
 		"time": time.Now().UTC(), "topic": tInput, "partition": 1, "offset": 4242,
 		"attack": "portsweep", "category": "probe", "probability": 0.91, "attack_probability": 0.95,
 		"novelty": 0.7, "flagged_by": "novelty", "novelty_features": []string{"src_bytes", "dst_host_count"},
+		"explanation": []map[string]any{{"feature": "src_bytes", "value": 5, "typical": 100, "contribution": 0.4}},
 		"top_classes": []map[string]any{{"name": "portsweep", "probability": 0.91}, {"name": "satan", "probability": 0.06}},
 		"features":    feats, "instance": injection,
 		"src_ip": src, "dst_ip": dst, "src_port": 31337, "dst_port": "443", "comment": injection,
@@ -453,6 +454,9 @@ func TestBrowser(t *testing.T) {
 		standout := eval[[]string](t, bctx, `[...document.querySelectorAll('#detail-features tr.standout td:first-child')].map(td => td.textContent)`)
 		if strings.Join(standout, ",") != "src_bytes,dst_host_count" {
 			t.Errorf("highlighted features = %q, want src_bytes, dst_host_count", standout)
+		}
+		if r := eval[string](t, bctx, `document.getElementById('detail-reasons').textContent`); r != "src_bytes51000.400" {
+			t.Errorf("explanation = %q, want src_bytes 5 100 0.400", r)
 		}
 		classes := eval[string](t, bctx, `document.getElementById('detail-classes').textContent`)
 		if !strings.Contains(classes, "portsweep0.9100") || !strings.Contains(classes, "satan0.0600") {

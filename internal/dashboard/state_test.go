@@ -251,7 +251,7 @@ func TestDecodeAlertTolerant(t *testing.T) {
 func TestAlertDetail(t *testing.T) {
 	raw := `{"time":"2026-11-26T13:59:00Z","topic":"in","partition":2,"offset":77,"attack":"ipsweep","category":"probe",
 		"probability":0.8,"attack_probability":0.95,"novelty":0.6,"flagged_by":"novelty","novelty_features":["count","src_bytes"],
-		"top_features":[{"feature":"flag","contribution":0.2}],
+		"explanation":[{"feature":"flag","value":3,"typical":9,"contribution":0.2},{"name":"bad"},7],
 		"class_probabilities":{"ipsweep":0.8,"nmap":0.15,"normal":0.05},
 		"features":{"src_bytes":10,"duration":0,"flag":"SF","count":3,"zz_extra":1},"instance":"d","label":"ipsweep","src_ip":"10.1.1.1","why":{"a":1}}`
 	a, err := decodeAlert([]byte(raw), func(s string) string { return s })
@@ -271,6 +271,9 @@ func TestAlertDetail(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"flag", "src_bytes", "count"}, standout); diff != "" {
 		t.Errorf("standout features (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]Reason{{"flag", 3, 9, 0.2}}, d.Reasons); diff != "" {
+		t.Errorf("reasons (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]ClassProbability{{"ipsweep", 0.8}, {"nmap", 0.15}, {"normal", 0.05}}, d.TopClasses); diff != "" {
 		t.Errorf("top classes (-want +got):\n%s", diff)
