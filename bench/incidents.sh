@@ -11,7 +11,9 @@
 #       load and group join included), the detector's CPU seconds, and the
 #       key+value bytes of every output topic (alerts, incidents, incident
 #       changelog, stats, dead letters; read committed) against the input's;
-#   (c) latency at INC_RATE records/s (default 20000) for INC_SECONDS (30):
+#   (c) latency at INC_RATE records/s (default 20000) for INC_SECONDS (30),
+#       in incidents mode and then, for comparison under the same load, in
+#       records mode (record -> alert, bench/e2e's reader); incidents mode:
 #       from an incident's first record (its Kafka timestamp) to its
 #       "opened" message being readable (read committed), in incidents mode
 #       with --incident-quiet INC_LAT_QUIET (default 2s, so that incidents
@@ -123,20 +125,34 @@ if [ "$ONLY" != latency ]; then
 fi
 
 if [ "$ONLY" != size ]; then
-  "$E2E" topic -brokers "$B" -partitions 1 lat.in
+  # The same offered load in both modes, one after the other, so that the
+  # two latencies are measured under the same conditions.
   DFLAGS+=(--incident-quiet "${INC_LAT_QUIET:-2s}")
-  detect incidents lat lat.in lat
-  sleep 3
-  "$T" latency -brokers "$B" -topic lat.incidents >"$WORK/lat.out" &
-  lpid=$!
-  PIDS+=("$lpid")
-  log "publishing at $RATE records/s for $SECS s"
-  "$NS" publish --brokers "$B" --topic lat.in --file "$DATA" --loop --limit $((RATE * SECS)) --rate "$RATE" --key none >&2
-  wait "$lpid" || log "latency reader failed"
-  lat=$(cat "$WORK/lat.out")
-  stop "$DPID"
-  row "latency at $RATE records/s for $SECS s, incidents mode: first record -> opened message read" \
-    "p50 $(field p50_ms "$lat") ms, p99 $(field p99_ms "$lat") ms, max $(field max_ms "$lat") ms" "$(sed 's/ p50.*//' <<<"$lat")"
+  for mode in incidents records; do
+    "$E2E" topic -brokers "$B" -partitions 1 "lat$mode.in"
+    detect "$mode" "lat$mode" "lat$mode.in" "lat$mode"
+    sleep 3
+    if [ "$mode" = incidents ]; then
+      "$T" latency -brokers "$B" -topic "lat$mode.incidents" >"$WORK/lat.out" &
+    else
+      "$E2E" latency -brokers "$B" -topic "lat$mode.alerts" >"$WORK/lat.out" &
+    fi
+    lpid=$!
+    PIDS+=("$lpid")
+    log "publishing at $RATE records/s for $SECS s ($mode)"
+    "$NS" publish --brokers "$B" --topic "lat$mode.in" --file "$DATA" --loop --limit $((RATE * SECS)) --rate "$RATE" --key none >&2
+    wait "$lpid" || log "latency reader failed"
+    lat=$(sed -n 's/^visible  //p; /^messages=/p' "$WORK/lat.out")
+    c=$(cpu "$DPID")
+    stop "$DPID"
+    if [ "$mode" = incidents ]; then
+      what="first record -> its incident's opened message read ($(sed 's/ p50.*//; s/.*opened=/opened /' <<<"$lat") incidents)"
+    else
+      what="record -> its alert read ($(sed -n 's/^alerts=\([0-9]*\).*/\1/p' "$WORK/lat.out") alerts)"
+    fi
+    row "latency at $RATE records/s for $SECS s, --alerts $mode: $what" \
+      "p50 $(field p50_ms "$lat") ms, p99 $(field p99_ms "$lat") ms, max $(field max_ms "$lat") ms" "detector CPU $c s"
+  done
 fi
 
 echo
