@@ -27,12 +27,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model/forest"
 	"github.com/netsentinel/netsentinel/internal/record"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 func main() {
@@ -188,14 +188,6 @@ func (b *bench) labels(rows []int) []int32 {
 	return y
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // train fits a forest on rows and times it.
 func (b *bench) train(rows []int, r *result) (*forest.Model, error) {
 	X, y := b.columns(rows), b.labels(rows)
@@ -206,13 +198,13 @@ func (b *bench) train(rows []int, r *result) (*forest.Model, error) {
 	var m *forest.Model
 	for k := range max(1, b.repeat) {
 		runtime.GC()
-		c0, t0 := cpuTime(), time.Now()
+		c0, t0 := testkit.CPUTime(), time.Now()
 		var err error
 		m, err = forest.Train(context.Background(), X, y, len(b.classes), cfg, nil)
 		if err != nil {
 			return nil, err
 		}
-		wall, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
+		wall, cpu := time.Since(t0).Seconds(), (testkit.CPUTime() - c0).Seconds()
 		if k == 0 || wall < r.TrainSeconds {
 			r.TrainSeconds = wall
 		}
@@ -234,9 +226,9 @@ func (b *bench) predict(m *forest.Model, rows []int, r *result) []int32 {
 	nc := m.NumClasses()
 	out := make([]float32, len(rows)*nc)
 	for range max(1, b.repeat) {
-		c0, t0 := cpuTime(), time.Now()
+		c0, t0 := testkit.CPUTime(), time.Now()
 		m.PredictProbaBatch(X, out)
-		wall, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
+		wall, cpu := time.Since(t0).Seconds(), (testkit.CPUTime() - c0).Seconds()
 		r.ScoreRecSec = max(r.ScoreRecSec, float64(len(rows))/wall)
 		if cpu > 0 {
 			r.ScoreRecCPU = max(r.ScoreRecCPU, float64(len(rows))/cpu)

@@ -22,7 +22,6 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -35,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -94,15 +94,11 @@ func fatal(err error) {
 }
 
 func readLines(path string, n int) ([][]byte, error) {
-	f, err := os.Open(path)
+	zr, err := dataset.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
+	defer zr.Close()
 	sc := bufio.NewScanner(zr)
 	var out [][]byte
 	for len(out) < n && sc.Scan() {

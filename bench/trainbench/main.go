@@ -20,11 +20,11 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/testkit"
 )
 
 // result is printed as one JSON line with -json.
@@ -105,17 +105,9 @@ func run() error {
 
 // timed runs f and returns its wall and CPU time in seconds.
 func timed(f func() error) (wall, cpu float64, err error) {
-	c0, t0 := cpuTime(), time.Now()
+	c0, t0 := testkit.CPUTime(), time.Now()
 	err = f()
-	return time.Since(t0).Seconds(), (cpuTime() - c0).Seconds(), err
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Since(t0).Seconds(), (testkit.CPUTime() - c0).Seconds(), err
 }
 
 func writeCSV(path string, ds *dataset.Dataset) error {

@@ -312,7 +312,7 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 	// as in the README's setup.
 	detArgs := func(inst string) []string {
 		return []string{"detect", "--brokers", addr, "--topic", in, "--group", group, "--model", modelPath,
-			"--alerts-topic", alerts, "--stats-topic", stats, "--dead-letter-topic", dead, "--instance", inst,
+			"--alerts", "records", "--alerts-topic", alerts, "--stats-topic", stats, "--dead-letter-topic", dead, "--instance", inst,
 			"--listen", "none", "--session-timeout", "6s", "--max-poll-records", "2000"}
 	}
 	da := startProc(t, bin, "detect-a", logs, detArgs("a")...)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/data"
 	"github.com/netsentinel/netsentinel/internal/broker"
+	"github.com/netsentinel/netsentinel/internal/dashboard"
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -28,7 +29,7 @@ import (
 
 var cmdDemo = &Command{
 	Name:      "demo",
-	UsageLine: "demo [--file F] [--model M] [--rate N] [--detectors N] [--json] [--out DIR] [--smtp HOST:PORT --mail-to ADDR --mail-from ADDR ...]",
+	UsageLine: "demo [--file F] [--model M] [--rate N] [--detectors N] [--json] [--out DIR] [--smtp HOST:PORT --mail-to ADDR --mail-from ADDR ...] [--serve ADDR]",
 	Short:     "run the whole pipeline on one machine, no setup: broker, model, publish, detect, report",
 	Long: `
 Demo is the one-command tour. In one process it:
@@ -49,6 +50,11 @@ Demo is the one-command tour. In one process it:
 With --json the summary is one JSON object on stdout. The books are
 checked: records = normal + verdicts + dead letters; demo fails if they do
 not balance.
+
+With --serve ADDR (e.g. 127.0.0.1:9110) the demo also serves the live
+dashboard (see 'netsentinel dashboard -h') at ADDR while it runs, prints
+its URL, and after the summary keeps running - broker, detectors and
+dashboard - until interrupted.
 `,
 	Flags: demoFlags,
 }
@@ -86,6 +92,7 @@ const (
 	demoAlerts = "netsentinel-demo-alerts"
 	demoStats  = "netsentinel-demo-stats"
 	demoDead   = "netsentinel-demo-dead-letters"
+	demoGroup  = "netsentinel-demo"
 )
 
 func demoFlags(fs *flag.FlagSet) RunFunc {
@@ -99,6 +106,8 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	out := fs.String("out", defaultReportDir, "`directory` for the closing report (empty: no report)")
 	timeout := fs.Duration("stall-timeout", time.Minute, "fail if no record is scored for this long")
 	mf := addMailFlags(fs)
+	serve := fs.String("serve", "", "also serve the live dashboard at this `address` and keep running after the summary until interrupted")
+	sf := addDashboardServeFlags(fs)
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -110,16 +119,23 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout}
-		sum, err := d.run(ctx, *file, *modelPath, *listen, *out, mf)
-		if err != nil {
-			return err
+		if *serve != "" {
+			so, err := sf.options(*serve)
+			if err != nil {
+				return err
+			}
+			d.serve = &so
 		}
-		if *jsonOut {
-			enc := json.NewEncoder(env.Stdout)
-			return enc.Encode(sum)
+		printSum := func(sum *demoSummary) error {
+			if *jsonOut {
+				return json.NewEncoder(env.Stdout).Encode(sum)
+			}
+			printDemoSummary(env.Stdout, sum)
+			return nil
 		}
-		printDemoSummary(env.Stdout, sum)
-		return nil
+		d.summarized = printSum
+		_, err := d.run(ctx, *file, *modelPath, *listen, *out, mf)
+		return err
 	}
 }
 
@@ -130,6 +146,11 @@ type demo struct {
 	rate       float64
 	quiet      bool
 	stall      time.Duration
+	// serve, when set, is where the dashboard is served; the demo then
+	// keeps running after the summary until ctx ends.
+	serve *dashboard.ServerOptions
+	// summarized is called with the summary once it is complete.
+	summarized func(*demoSummary) error
 }
 
 // say prints progress to stderr.
@@ -186,11 +207,38 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		return nil, err
 	}
 
+	if d.serve != nil {
+		dash, err := dashboard.New(dashboard.Options{Kafka: opts, AlertsTopic: demoAlerts, StatsTopic: demoStats,
+			DeadLetterTopic: demoDead, InputTopic: demoTopic, Group: demoGroup,
+			Logger: slog.New(slog.NewTextHandler(d.env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			return nil, err
+		}
+		srv, err := dashboard.NewServer(dash.Handler(), *d.serve)
+		if err != nil {
+			return nil, Usagef("%w", err)
+		}
+		if err := srv.Start(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		g.Go(func() error { return dash.Run(gctx) })
+		w := d.env.Stdout
+		if d.quiet {
+			w = d.env.Stderr // stdout holds only the JSON summary
+		}
+		fmt.Fprintf(w, "dashboard at %s\n", srv.URL())
+	}
+
 	for i := range d.detectors {
 		sd, err := stream.New(stream.Options{
 			Client:          ccfg,
 			Topic:           demoTopic,
-			Group:           "netsentinel-demo",
+			Group:           demoGroup,
 			AlertsTopic:     demoAlerts,
 			StatsTopic:      demoStats,
 			DeadLetterTopic: demoDead,
@@ -247,9 +295,11 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	if err := d.await(gctx, tally, want, pubStart); err != nil {
 		return nil, cause(err)
 	}
-	stop()
-	if err := g.Wait(); err != nil {
-		return nil, err
+	if d.serve == nil {
+		stop()
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
 	}
 
 	tally.mu.Lock()
@@ -290,6 +340,21 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	sum.Seconds = time.Since(start).Seconds()
 	if !sum.BooksBalance {
 		return sum, fmt.Errorf("books do not balance: %d records != %d normal + %d verdicts + %d dead letters", sum.Records, sum.Normal, sum.Verdicts, sum.DeadLetters)
+	}
+	if d.summarized != nil {
+		if err := d.summarized(sum); err != nil {
+			return sum, err
+		}
+	}
+	if d.serve != nil {
+		d.say("the demo keeps running with its dashboard; interrupt (Ctrl-C) to stop\n")
+		tally.mu.Unlock()
+		<-gctx.Done()
+		tally.mu.Lock()
+		if ctx.Err() == nil {
+			// A detector, the reader or the dashboard failed.
+			return sum, g.Wait()
+		}
 	}
 	return sum, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/stream"
 	"github.com/netsentinel/netsentinel/internal/web"
 )
@@ -63,6 +64,12 @@ whose service or flag the schema lacks are scored as "other" / "OTH";
 their alerts carry unseen_service / unseen_flag, the statistics count them
 under "unseen", and so does netsentinel_detect_unseen_values_total.
 
+With --adapt the model's novelty part also learns the site's own normal
+traffic from the records the classifier calls normal with high confidence
+(docs/validation.md): the learned profile is kept in memory only, so a
+restart or a model reload starts again from the trained profile and
+rebuilds it from the traffic.
+
 Detect runs until SIGINT or SIGTERM, then finishes its open transaction,
 leaves the group and exits. SIGHUP reloads the model file (the next batch
 is scored by the new model) and the rules file; a file that fails to load
@@ -94,6 +101,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
 	static := fs.Bool("static-membership", def.StaticMembership, "join as static member --instance (only with --instance): a restart within --session-timeout resumes without a rebalance and fences the crashed predecessor's transaction, but a stopped detector's partitions wait --session-timeout")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	adapt := fs.Bool("adapt", false, "let the model's novelty part learn this site's normal traffic from records the classifier calls normal with high confidence (with forgetting, a bounded rate and a cap per service; kept in memory: a restart or model reload rebuilds it from the traffic)")
 	incf := incidentFlags{
 		mode:      fs.String("alerts", "incidents", "what to write about attacks: `incidents` (grouped, on --incidents-topic), records (one alert per record, on --alerts-topic) or both"),
 		topic:     fs.String("incidents-topic", stream.DefaultIncidentsTopic, "`topic` for incident messages"),
@@ -123,7 +131,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		defer stopRules()
-		m, fingerprint, err := loadModel(*modelPath)
+		m, fingerprint, err := loadModel(*modelPath, *adapt)
 		if err != nil {
 			return err
 		}
@@ -168,7 +176,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			}
 			log.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 		}
-		stopReload := reloadOnHUP(*modelPath, d, log)
+		stopReload := reloadOnHUP(*modelPath, *adapt, d, log)
 		defer stopReload()
 		log.Info("detector starting", "topic", *topic, "group", *group, "instance", d.Instance(), "model", *modelPath, "fingerprint", fingerprint)
 		runErr := d.Run(ctx)
@@ -194,7 +202,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 
 // loadModel loads a model file and returns it with its fingerprint: the
 // first 12 hex digits of the file's SHA-256.
-func loadModel(path string) (*model.Detector, string, error) {
+func loadModel(path string, adapt bool) (*model.Detector, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("load model: %w", err)
@@ -203,14 +211,20 @@ func loadModel(path string) (*model.Detector, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("load model %s: %w", path, err)
 	}
+	if adapt {
+		if err := m.Adapt(novelty.AdaptConfig{}, 0); err != nil {
+			return nil, "", fmt.Errorf("--adapt with model %s: %w", path, err)
+		}
+	}
 	sum := sha256.Sum256(b)
 	return m, hex.EncodeToString(sum[:6]), nil
 }
 
 // reloadOnHUP reloads the model from path on every SIGHUP and hands it to
-// d, until the returned stop function is called. A file that fails to load
-// is reported and the current model kept.
-func reloadOnHUP(path string, d *stream.Detector, log *slog.Logger) (stop func()) {
+// d, until the returned stop function is called; with adapt its novelty
+// part starts learning afresh. A file that fails to load is reported and
+// the current model kept.
+func reloadOnHUP(path string, adapt bool, d *stream.Detector, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -221,7 +235,7 @@ func reloadOnHUP(path string, d *stream.Detector, log *slog.Logger) (stop func()
 			case <-done:
 				return
 			case <-hup:
-				m, fp, err := loadModel(path)
+				m, fp, err := loadModel(path, adapt)
 				if err != nil {
 					log.Error("model reload failed; keeping the current model", "model", path, "err", err)
 					continue

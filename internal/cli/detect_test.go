@@ -234,7 +234,7 @@ func TestDetectUnreachableBroker(t *testing.T) {
 func TestDetectReload(t *testing.T) {
 	broker := fakeKafka(t, 2, "in", "alerts", "stats", "dead")
 	modelPath := trainSmall(t)
-	m, fpA, err := loadModel(modelPath)
+	m, fpA, err := loadModel(modelPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,11 +243,14 @@ func TestDetectReload(t *testing.T) {
 		t.Fatal("the small model has no novelty part")
 	}
 	m.SetNovelty(nov, -1) // every record the classifier calls normal is "unknown"
+	if err := m.SetNoveltyConfident(0, 0); err != nil {
+		t.Fatal(err)
+	}
 	flagAll := filepath.Join(t.TempDir(), "all.model")
 	if err := m.SaveFile(flagAll); err != nil {
 		t.Fatal(err)
 	}
-	_, fpB, err := loadModel(flagAll)
+	_, fpB, err := loadModel(flagAll, false)
 	if err != nil || fpA == fpB {
 		t.Fatalf("fingerprints %q %q, err %v", fpA, fpB, err)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/internal/capture"
 	"github.com/netsentinel/netsentinel/internal/conntrack"
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/features"
 )
 
@@ -135,19 +135,13 @@ func (x *extractor) file(ctx context.Context, env *Env, name, format string) err
 		defer f.Close()
 		in, display = f, name
 	}
-	br := bufio.NewReaderSize(in, 1<<20)
+	dr, err := dataset.NewReader(in, display) // gunzips; a cut gzip stream is an error
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(dr, 1<<20)
 	head, _ := br.Peek(4)
 	kind := capture.Sniff(head)
-	if kind == capture.KindGzip {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", display, err)
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<20)
-		head, _ = br.Peek(4)
-		kind = capture.Sniff(head)
-	}
 	isCapture := kind == capture.KindPcap || kind == capture.KindPcapNG
 	switch {
 	case format == "pcap" && !isCapture:

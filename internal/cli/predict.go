@@ -39,7 +39,13 @@ attack name, or "unknown"), "probability" its probability,
 "novelty" the novelty score (0 without a novelty part) and "flagged_by"
 which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
-set it furthest apart from normal traffic. When the input carries a label
+set it furthest apart from normal traffic. Every attack verdict also
+carries "explanation": the (up to 3) features that drove it, each as
+{"feature","value","typical","contribution"}: the record's value, the value
+typical of normal traffic of its service (the nearest normal prototype),
+and for classifier verdicts how much that value raised the attack
+probability (exact Shapley values on the forest's trees), for novelty
+verdicts the feature's share of the distance to normal traffic. When the input carries a label
 it is echoed as "label", and the connection's identity (the keys "ts",
 "src_ip", "src_port", "dst_ip", "dst_port" and "uid" that extract writes)
 is passed through under the same keys.
@@ -274,14 +280,20 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 			continue
 		}
 		var why []string
-		if verdicts[k].FlaggedBy == "novelty" {
+		var explanation []model.Reason
+		if verdicts[k].IsAttack {
 			var x [record.NumFeatures]float32
 			for j := range x {
 				x[j] = cols[j][k]
 			}
-			why = det.NoveltyFeatures(x[:], 3)
+			if verdicts[k].FlaggedBy == "novelty" {
+				why = det.NoveltyFeatures(x[:], 3)
+			}
+			explanation = det.Explain(x[:], verdicts[k], 3)
 		}
-		out = newPredictLine(in.line, in.id, in.label, &verdicts[k], why).AppendJSON(out)
+		pl := newPredictLine(in.line, in.id, in.label, &verdicts[k], why)
+		pl.Explanation = explanation
+		out = pl.AppendJSON(out)
 		k++
 	}
 	b.out = out

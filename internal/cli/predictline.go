@@ -13,25 +13,26 @@ import (
 // a malformed input line (Line and Error only). AppendJSON writes it; the
 // struct tags say the same for encoding/json, which decodes it.
 type predictLine struct {
-	Line                int      `json:"line"`
-	Error               string   `json:"error,omitempty"`
-	TS                  float64  `json:"ts,omitempty"`
-	SrcIP               string   `json:"src_ip,omitempty"`
-	SrcPort             *int32   `json:"src_port,omitempty"`
-	DstIP               string   `json:"dst_ip,omitempty"`
-	DstPort             *int32   `json:"dst_port,omitempty"`
-	UID                 string   `json:"uid,omitempty"`
-	Label               string   `json:"label,omitempty"`
-	Attack              string   `json:"attack,omitempty"`
-	Category            string   `json:"category,omitempty"`
-	Binary              string   `json:"binary,omitempty"`
-	IsAttack            *bool    `json:"is_attack,omitempty"`
-	Probability         *float64 `json:"probability,omitempty"`
-	CategoryProbability *float64 `json:"category_probability,omitempty"`
-	AttackProbability   *float64 `json:"attack_probability,omitempty"`
-	Novelty             *float64 `json:"novelty,omitempty"`
-	FlaggedBy           string   `json:"flagged_by,omitempty"`
-	NoveltyFeatures     []string `json:"novelty_features,omitempty"`
+	Line                int            `json:"line"`
+	Error               string         `json:"error,omitempty"`
+	TS                  float64        `json:"ts,omitempty"`
+	SrcIP               string         `json:"src_ip,omitempty"`
+	SrcPort             *int32         `json:"src_port,omitempty"`
+	DstIP               string         `json:"dst_ip,omitempty"`
+	DstPort             *int32         `json:"dst_port,omitempty"`
+	UID                 string         `json:"uid,omitempty"`
+	Label               string         `json:"label,omitempty"`
+	Attack              string         `json:"attack,omitempty"`
+	Category            string         `json:"category,omitempty"`
+	Binary              string         `json:"binary,omitempty"`
+	IsAttack            *bool          `json:"is_attack,omitempty"`
+	Probability         *float64       `json:"probability,omitempty"`
+	CategoryProbability *float64       `json:"category_probability,omitempty"`
+	AttackProbability   *float64       `json:"attack_probability,omitempty"`
+	Novelty             *float64       `json:"novelty,omitempty"`
+	FlaggedBy           string         `json:"flagged_by,omitempty"`
+	NoveltyFeatures     []string       `json:"novelty_features,omitempty"`
+	Explanation         []model.Reason `json:"explanation,omitempty"`
 }
 
 // newPredictLine returns the output line of verdict v on input line line,
@@ -118,6 +119,10 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 			b = appendJSONString(b, f)
 		}
 		b = append(b, ']')
+	}
+	if len(l.Explanation) > 0 {
+		b = append(b, `,"explanation":`...)
+		b = model.AppendReasons(b, l.Explanation)
 	}
 	return append(b, "}\n"...)
 }

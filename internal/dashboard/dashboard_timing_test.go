@@ -203,7 +203,7 @@ func BenchmarkMemory24h(b *testing.B) {
 func BenchmarkPageLoad24h(b *testing.B) {
 	d, _ := benchDashboard(b, 70)
 	srv := httptest.NewServer(d.Handler())
-	defer srv.Close()
+	b.Cleanup(srv.Close) // after the browser's cleanup, which ends its event stream
 	bctx := browser(b, context.Background())
 	for b.Loop() {
 		d.st.cacheMu.Lock()
@@ -212,13 +212,15 @@ func BenchmarkPageLoad24h(b *testing.B) {
 		if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/?span=24h")); err != nil {
 			b.Fatal(err)
 		}
-		ok, err := chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelectorAll('#alerts-body tr[data-id]').length === 50 &&
+		ok, err := chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelectorAll('#alerts-body tr[data-id]').length === 25 &&
 			document.getElementById('records-count').textContent !== '–' && document.querySelector('#rate-chart canvas') !== null &&
 			document.querySelector('#category-chart canvas') !== null`, chromedp.WithPollingInterval(5*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
 		if err != nil || !ok {
 			b.Fatalf("page did not load: %v", err)
 		}
 	}
+	timing, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType('resource').map(e => [e.name.replace(/^.*\//, ''), Math.round(e.startTime), Math.round(e.responseEnd)]).concat([['dcl', Math.round(performance.timing.domContentLoadedEventEnd - performance.timing.navigationStart)], ['load', Math.round(performance.timing.loadEventEnd - performance.timing.navigationStart)], ['now', Math.round(performance.now())]]))`))
+	b.Logf("last load, ms from navigation (start, end): %s", timing)
 	text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('records-count').textContent`))
 	if strings.TrimSpace(text) == "" {
 		b.Fatal("no record count")

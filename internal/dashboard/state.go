@@ -126,6 +126,7 @@ func newState(opts Options) *state {
 		strs:       map[string]string{},
 		changed:    make(chan struct{}),
 		cache:      map[string]*cachedSummary{},
+		group:      GroupStatus{Name: opts.Group, Members: []Member{}, Partitions: []PartitionLag{}},
 	}
 }
 

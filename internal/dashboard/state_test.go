@@ -299,6 +299,9 @@ func TestHealthBanners(t *testing.T) {
 	if got := texts(); got != "" {
 		t.Errorf("banners at start = %q", got)
 	}
+	if g := s.health(c.t).Group; g.Name != "g" || g.Members == nil || g.Partitions == nil {
+		t.Errorf("group before the first poll = %+v, want the name and empty lists", g)
+	}
 	s.setBroker(errors.New("dial tcp 127.0.0.1:9: connection refused"))
 	if got := texts(); !strings.Contains(got, "error: Cannot reach the Kafka brokers since 2026-11-26 14:00:00 UTC: dial tcp") {
 		t.Errorf("banners with the broker down = %q", got)

@@ -76,12 +76,15 @@ func (d *Dataset) Concat(other *Dataset) {
 	}
 }
 
-// Record returns row i as a record (label included, difficulty unset).
+// Record returns row i as a record (label included; difficulty and
+// identity unknown).
 // A non-integer value becomes the float64 of its shortest float32 decimal,
 // so a rate read as 0.17 comes back as 0.17, not 0.17000000178813934, and
 // encodes as it was read.
 func (d *Dataset) Record(i int) record.Record {
-	r := record.Record{Label: d.Labels[i], Difficulty: -1}
+	// A Dataset keeps neither difficulty nor identity: both unknown, as a
+	// decoder leaves them for a line without them.
+	r := record.Record{Label: d.Labels[i], Difficulty: -1, ID: record.Identity{SrcPort: -1, DstPort: -1}}
 	for j := range r.Features {
 		r.Features[j] = widen(d.X[j][i])
 	}

@@ -38,6 +38,10 @@ type Alert struct {
 	// NoveltyFeatures names the features that made the record stand out,
 	// for records the novelty part flagged.
 	NoveltyFeatures []string `json:"novelty_features,omitempty"`
+	// Explanation lists the features that drove the verdict, most telling
+	// first, with the record's value and the value typical of normal
+	// traffic of its service (model.Detector.Explain).
+	Explanation []Reason `json:"explanation,omitempty"`
 	// Label is the record's own label, when the input carried one.
 	Label string `json:"label,omitempty"`
 	// UnseenService and UnseenFlag are the record's service and flag as
@@ -55,6 +59,17 @@ type Alert struct {
 	// Record, when not nil, is written as "features" in place of Features
 	// by AppendJSON, without building the map. Readers get Features.
 	Record *record.Record `json:"-"`
+}
+
+// Reason is one feature that drove a verdict (model.Reason): for a record
+// the classifier flagged, Contribution is how much its value, instead of
+// the typical one, raised the attack probability; for a record the novelty
+// part flagged, the feature's share of the distance to normal traffic.
+type Reason struct {
+	Feature      string  `json:"feature"`
+	Value        float64 `json:"value"`
+	Typical      float64 `json:"typical"`
+	Contribution float64 `json:"contribution"`
 }
 
 // Connection is the identity of a connection (record.Identity) as alert

@@ -53,6 +53,24 @@ func (a *Alert) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"novelty_features":`...)
 		dst = appendStrings(dst, a.NoveltyFeatures)
 	}
+	if len(a.Explanation) > 0 {
+		dst = append(dst, `,"explanation":[`...)
+		for i, r := range a.Explanation {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"feature":`...)
+			dst = appendString(dst, r.Feature)
+			dst = append(dst, `,"value":`...)
+			dst = appendFloat(dst, r.Value)
+			dst = append(dst, `,"typical":`...)
+			dst = appendFloat(dst, r.Typical)
+			dst = append(dst, `,"contribution":`...)
+			dst = appendFloat(dst, r.Contribution)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	dst = appendOptString(dst, `,"label":`, a.Label)
 	dst = appendOptString(dst, `,"unseen_service":`, a.UnseenService)
 	dst = appendOptString(dst, `,"unseen_flag":`, a.UnseenFlag)

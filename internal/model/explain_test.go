@@ -84,3 +84,26 @@ func TestExplain(t *testing.T) {
 		t.Errorf("explained %v verdicts, want some of each part", seen)
 	}
 }
+
+// BenchmarkExplain explains attack verdicts of the default detector
+// trained on the 20% file (a cost paid per alert, not per record).
+func BenchmarkExplain(b *testing.B) {
+	ds, _ := kddSlices(b, 25000, 0)
+	d, err := Train(context.Background(), ds, DefaultTrainOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows [][record.NumFeatures]float32
+	var vs []Verdict
+	for i, v := range d.PredictBatch(ds) {
+		if v.IsAttack && len(rows) < 2048 {
+			var x [record.NumFeatures]float32
+			ds.Row(i, &x)
+			rows, vs = append(rows, x), append(vs, v)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		k := i % len(rows)
+		d.Explain(rows[k][:], vs[k], 3)
+	}
+}

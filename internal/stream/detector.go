@@ -92,7 +92,9 @@ type Options struct {
 	// HeartbeatInterval is how often the detector tells the group it is
 	// alive, and so how soon it hears of a rebalance; default 1s.
 	HeartbeatInterval time.Duration
-	// RebalanceTimeout bounds a rebalance; default 30s.
+	// RebalanceTimeout bounds a rebalance: how long the group waits for a
+	// member to rejoin (a frozen member holds up the others that long);
+	// default 10s, ample for finishing one batch.
 	RebalanceTimeout time.Duration
 	// TransactionTimeout is the broker-side transaction timeout: how long a
 	// crashed detector's open transaction (and any input offsets committed
@@ -241,7 +243,7 @@ func DefaultOptions() Options {
 		FetchMaxWait:       100 * time.Millisecond,
 		SessionTimeout:     6 * time.Second,
 		HeartbeatInterval:  time.Second,
-		RebalanceTimeout:   30 * time.Second,
+		RebalanceTimeout:   10 * time.Second,
 		TransactionTimeout: 10 * time.Second,
 		StaticMembership:   true,
 		StallTimeout:       30 * time.Second,
@@ -472,7 +474,7 @@ func (d *Detector) runSession(ctx context.Context) error {
 	d.client.Store(sess.Client())
 	defer func() {
 		d.client.Store(nil)
-		d.health.assign(nil, false)
+		d.health.leave()
 		if d.opts.OnReady != nil {
 			d.opts.OnReady(false)
 		}
@@ -844,18 +846,29 @@ type explainer interface {
 	NoveltyFeatures(x []float32, n int) []string
 }
 
+// alertExplainer is implemented by scorers that can name the features that
+// drove a verdict, with their typical normal values (*model.Detector does).
+type alertExplainer interface {
+	Explain(x []float32, v model.Verdict, n int) []model.Reason
+}
+
 // appendAlert appends the event.Alert JSON for one record.
 func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
 		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+	var x [record.NumFeatures]float32
+	for i, f := range rec.Features {
+		x[i] = float32(f)
+	}
 	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		var x [record.NumFeatures]float32
-		for i, f := range rec.Features {
-			x[i] = float32(f)
-		}
 		a.NoveltyFeatures = ex.NoveltyFeatures(x[:], 3)
+	}
+	if ex, ok := d.cur.scorer.(alertExplainer); ok {
+		for _, r := range ex.Explain(x[:], *v, 3) {
+			a.Explanation = append(a.Explanation, event.Reason(r))
+		}
 	}
 	return a.AppendJSON(dst)
 }

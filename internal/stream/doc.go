@@ -59,6 +59,17 @@
 // alerts) + sum of Stats.DeadLetters = normal + alert messages + dead-letter
 // messages.
 //
+// # Reading the outputs back
+//
+// StatsReader reads the outputs by timestamp for reports: the statistics
+// of a span (summed into report.Minutes, or continued from where the last
+// read stopped with a StatsCache) and the window's most novel alerts and
+// dead-letter reasons (Extras). FollowOutputs reads the output topics from
+// their start until its context ends, handing each decoded message to a
+// handler, for a live reader such as the demo. Both read committed
+// transactions only. CreateTopics creates topics with the brokers' default
+// replication.
+//
 // # Metrics
 //
 // The Detector registers these Prometheus metrics on Options.Registerer:

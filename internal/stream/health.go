@@ -55,8 +55,15 @@ func (h *health) fetched(ps []int32) {
 
 func (h *health) reset(now time.Time) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.progress = now
+	h.mu.Unlock()
+	h.leave()
+}
+
+// leave forgets the session's assignment (the session ended).
+func (h *health) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.joined = false
 	clear(h.owned)
 }

@@ -24,8 +24,11 @@ type Cert struct {
 	// Pool trusts the certificate, for a client.
 	Pool *x509.CertPool
 	// PEMFile is the certificate in PEM, in a file of the test's temporary
-	// directory, for a client that takes a CA file.
+	// directory, for a client that takes a CA file or a server that takes
+	// a certificate file.
 	PEMFile string
+	// KeyFile is the private key in PEM, next to PEMFile.
+	KeyFile string
 }
 
 // SelfSigned returns a new self-signed certificate for 127.0.0.1.
@@ -60,9 +63,18 @@ func SelfSigned(t testing.TB) Cert {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(filepath.Dir(path), "key.pem")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return Cert{
 		TLS:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		Pool:    pool,
 		PEMFile: path,
+		KeyFile: keyPath,
 	}
 }

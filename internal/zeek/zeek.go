@@ -118,6 +118,8 @@ type Reader struct {
 	header   bool
 	json     bool  // a JSON line was read
 	last     int64 // latest end seen, for masked timestamps
+	offset   int64 // input bytes consumed
+	hdr      []byte
 	stats    Stats
 	vals     [numFields][]byte
 	present  [numFields]bool
@@ -127,8 +129,30 @@ type Reader struct {
 func NewReader(r io.Reader) *Reader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
+	sc.Split(scanLine)
 	return &Reader{sc: sc, sep: []byte{'\t'}, unset: "-", empty: "(empty)"}
 }
+
+// scanLine splits lines keeping their '\n', so that Offset can count the
+// bytes read exactly; a last line without one is returned at EOF.
+func scanLine(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i+1], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// Offset returns the number of bytes of input read up to the end of the
+// last line Next consumed (header, data or bad line).
+func (r *Reader) Offset() int64 { return r.offset }
+
+// Header returns the header lines of the log as last seen (from its
+// #separator line on), each with its line end, so that a reader that
+// starts in the middle of the log can be given them first.
+func (r *Reader) Header() []byte { return r.hdr }
 
 // Stats returns the reader's counters.
 func (r *Reader) Stats() Stats { return r.stats }
@@ -140,11 +164,18 @@ func (r *Reader) Next(c *features.Conn) error {
 	for r.sc.Scan() {
 		r.line++
 		l := r.sc.Bytes()
-		l = bytes.TrimRight(l, "\r")
+		r.offset += int64(len(l))
+		l = bytes.TrimRight(l, "\r\n")
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
 		if l[0] == '#' {
+			if bytes.HasPrefix(l, []byte("#separator")) {
+				r.hdr = r.hdr[:0]
+			}
+			if len(r.hdr) < 64<<10 {
+				r.hdr = append(append(r.hdr, l...), '\n')
+			}
 			if err := r.headerLine(l); err != nil {
 				return err
 			}

@@ -199,3 +199,24 @@ func TestHeaderRepeats(t *testing.T) {
 		t.Errorf("connections %+v, errors %v", cs, errs)
 	}
 }
+
+func TestOffsetAndHeader(t *testing.T) {
+	log := header + "1.5\tC1\t10.0.0.1\t1\t10.0.0.2\t80\ttcp\t-\t1\t1\t1\tSF\tx\r\n" + "2.5\tC2\t10.0.0.1\t2\t10.0.0.2\t80\ttcp\t-\t1\t1\t1\tSF\tx"
+	zr := NewReader(strings.NewReader(log))
+	var c features.Conn
+	if err := zr.Next(&c); err != nil {
+		t.Fatal(err)
+	}
+	first := int64(strings.Index(log, "2.5\t"))
+	if zr.Offset() != first || string(zr.Header()) != header {
+		t.Errorf("Offset = %d, want %d; Header = %q", zr.Offset(), first, zr.Header())
+	}
+	// A reader started at the offset, given the header first, reads on.
+	zr2 := NewReader(io.MultiReader(strings.NewReader(string(zr.Header())), strings.NewReader(log[first:])))
+	if err := zr2.Next(&c); err != nil || c.ID.UID != "C2" {
+		t.Errorf("resumed reader: %v, uid %q", err, c.ID.UID)
+	}
+	if err := zr.Next(&c); err != nil || zr.Offset() != int64(len(log)) {
+		t.Errorf("last line: %v, offset %d, want %d", err, zr.Offset(), len(log))
+	}
+}

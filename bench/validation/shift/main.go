@@ -31,13 +31,11 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -77,11 +75,20 @@ type rule struct {
 	t1, t2, qLow, qHigh float64
 }
 
+// adaptCfg configures the adapted runs.
+var adaptCfg novelty.AdaptConfig
+
 var qs = []float64{0, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05}
 
 func main() {
 	data := flag.String("data", "data/KDDTrain+.txt.gz", "training `file`")
 	keep := flag.Float64("keep", 0.05, "services folds: fraction of the held services' normal rows kept in training")
+	noTypes := flag.Bool("no-types", false, "skip the leave-attack-types-out folds")
+	flag.Float64Var(&adaptCfg.MinShare, "adapt-min-share", 0, "adapted runs: novelty.AdaptConfig.MinShare (0 = default)")
+	flag.Float64Var(&adaptCfg.Radius, "adapt-radius", 0, "adapted runs: novelty.AdaptConfig.Radius (0 = default)")
+	flag.IntVar(&adaptCfg.MaxPerService, "adapt-per-service", 0, "adapted runs: novelty.AdaptConfig.MaxPerService (0 = default)")
+	flag.Float64Var(&adaptCfg.MaxRate, "adapt-max-rate", 0, "adapted runs: novelty.AdaptConfig.MaxRate (0 = default)")
+	flag.Float64Var(&adaptCfg.MaxRelief, "adapt-max-relief", 0, "adapted runs: novelty.AdaptConfig.MaxRelief (0 = default)")
 	flag.Parse()
 	ds, err := dataset.Load(*data, dataset.Options{})
 	if err != nil {
@@ -95,6 +102,9 @@ func main() {
 	fmt.Printf("data=%s rows=%d\n", *data, ds.Len())
 	var folds []*fold
 	for k, f := range typeFolds(ds.Labels) {
+		if *noTypes {
+			break
+		}
 		rng := rand.New(rand.NewPCG(uint64(k)+7, 3))
 		var train []int
 		var groups [numGroups][]int
@@ -289,12 +299,15 @@ func report(folds []*fold, nsl bool) {
 		}
 		fmt.Println()
 	}
-	fmt.Println("\nper fold, default rule (t1=0.9, q=0.02) and each rule given with -show:")
+	def := model.DefaultTrainOptions()
+	shipped := rule{def.Threshold, def.Novelty.Confident, def.Novelty.FPR, def.Novelty.ConfidentFPR}
+	old := rule{0.9, 0.9, 0.02, 0.02}
+	fmt.Printf("\nper fold, shipped default rule %+v (and the earlier default %+v):\n", shipped, old)
 	for _, f := range folds {
 		fmt.Printf("%-8s %-16s", f.kind, f.name)
 		for g, rs := range f.rows {
 			if len(rs) > 0 {
-				fmt.Printf(" %s=%.4f", groupNames[g], rule{0.9, 0.9, 0.02, 0.02}.flagged(rs, f.thr))
+				fmt.Printf(" %s=%.4f (%.4f)", groupNames[g], shipped.flagged(rs, f.thr), old.flagged(rs, f.thr))
 			}
 		}
 		fmt.Println()
@@ -304,15 +317,11 @@ func report(folds []*fold, nsl bool) {
 // difficulty returns the NSL-KDD difficulty column of the file's rows, or
 // nil when the file has none (KDD'99).
 func difficulty(path string, n int) ([]int, error) {
-	fh, err := os.Open(path)
+	zr, err := dataset.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		return nil, err
-	}
+	defer zr.Close()
 	var d []int
 	sc := bufio.NewScanner(zr)
 	for sc.Scan() {
@@ -415,7 +424,7 @@ func adaptRun(det *model.Detector, ds *dataset.Dataset, groups [numGroups][]int)
 			static[r.group]++
 		}
 	}
-	if err := det.Adapt(novelty.AdaptConfig{}, 0); err != nil {
+	if err := det.Adapt(adaptCfg, 0); err != nil {
 		log.Fatal(err)
 	}
 	for _, r := range rows {

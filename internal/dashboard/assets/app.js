@@ -144,13 +144,13 @@
     const g = h.group;
     let line = 'consumer group ' + g.name + ': ';
     if (!g.polled_at || g.polled_at.startsWith('0001-')) line += 'not described yet';
-    else line += (g.state || 'unknown') + ', ' + g.members.length + ' member(s), lag ' + fmtInt(g.total_lag);
+    else line += (g.state || 'unknown') + ', ' + (g.members || []).length + ' member(s), lag ' + fmtInt(g.total_lag);
     if (g.error) line += ' (error: ' + g.error + ')';
     $('group-line').textContent = line;
     fill($('instances-body'), h.instances.map((i) => el('tr', { class: i.status },
       el('td', {}, i.name), el('td', { class: 'num' }, fmtRate(i.records_per_second)),
       el('td', {}, fmtTime(i.last_report)), el('td', {}, i.status))), 'no detector has reported statistics', 4);
-    fill($('lag-body'), g.partitions.map((p) => el('tr', {},
+    fill($('lag-body'), (g.partitions || []).map((p) => el('tr', {},
       el('td', {}, p.topic + '/' + p.partition), el('td', { class: 'num' }, p.committed < 0 ? 'none' : fmtInt(p.committed)),
       el('td', { class: 'num' }, fmtInt(p.end)), el('td', { class: 'num' }, p.lag < 0 ? '?' : fmtInt(p.lag)),
       el('td', {}, fmtTime(p.last_commit)))), '', 5);
@@ -174,7 +174,7 @@
     const seq = ++alertsSeq;
     const p = filterQuery();
     if (alertsBefore) p.set('before', alertsBefore);
-    p.set('limit', '50');
+    p.set('limit', '25');
     let page;
     try {
       page = await getJSON('api/alerts?' + p.toString());
