@@ -525,6 +525,7 @@ func (d *Detector) idleIncidents(ctx context.Context, sess *kgo.GroupTransactSes
 		x.committed(counts, nil)
 	}
 	if err != nil {
+		d.outBuf = nil // the failed client may still hold the records
 		return fmt.Errorf("end incident flush: %w", err)
 	}
 	return nil
