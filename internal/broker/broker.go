@@ -223,7 +223,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		b.releaseDataDir(false)
+		// kfake has not served the directory: it is as the check left it.
+		b.releaseDataDir(true)
 		return nil, fmt.Errorf("broker: listen %s: %w", listen, err)
 	}
 	b.cluster, b.addrs = c, c.ListenAddrs()

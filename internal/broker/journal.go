@@ -58,8 +58,10 @@ type journal struct {
 	mu       sync.Mutex
 	offsets  map[int64]*txnOffsets // by producer ID
 	known    map[string]bool       // topics this journal has made sure of
+	names    map[[16]byte]string   // topic names by ID
 	written  kmsg.Request          // the EndTxn whose intent is in f
 	since    map[int16]time.Time   // when each key's control function was added
+	refresh  time.Duration         // journalRefresh; tests shorten it
 	failures int
 }
 
@@ -84,7 +86,8 @@ func openJournal(path string, syncWrites bool, log *slog.Logger) (*journal, erro
 	if err != nil {
 		return nil, fmt.Errorf("transaction journal: %w", err)
 	}
-	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets), known: make(map[string]bool)}, nil
+	return &journal{f: f, sync: syncWrites, log: log, offsets: make(map[int64]*txnOffsets), known: make(map[string]bool), names: make(map[[16]byte]string),
+		refresh: journalRefresh}, nil
 }
 
 func (j *journal) install(c *kfake.Cluster) {
@@ -113,9 +116,16 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			j.offsets[r.ProducerID] = t
 		}
 		for _, rt := range r.Topics {
+			topic := rt.Topic
+			if r.Version >= 6 {
+				topic = j.topicName(rt.TopicID)
+			}
+			if topic == "" {
+				continue // kfake answers UNKNOWN_TOPIC_ID and commits nothing for it
+			}
 			for _, rp := range rt.Partitions {
-				t.m[commitKey{r.Group, rt.Topic, rp.Partition}] = intentOffset{
-					Group: r.Group, Topic: rt.Topic, Partition: rp.Partition,
+				t.m[commitKey{r.Group, topic, rp.Partition}] = intentOffset{
+					Group: r.Group, Topic: topic, Partition: rp.Partition,
 					Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, Metadata: rp.Metadata,
 				}
 			}
@@ -149,6 +159,7 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			}
 		}
 	case *kmsg.DeleteTopicsRequest:
+		clear(j.names)
 		for _, n := range r.TopicNames {
 			delete(j.known, n)
 		}
@@ -162,12 +173,29 @@ func (j *journal) control(req kmsg.Request) (kmsg.Response, error, bool) {
 			delete(j.offsets, r.ProducerID)
 		}
 	}
-	if k := req.Key(); j.cluster != nil && time.Since(j.since[k]) > journalRefresh {
+	if k := req.Key(); j.cluster != nil && time.Since(j.since[k]) > j.refresh {
 		j.cluster.DropControl()
 		j.since[k] = time.Now()
 		j.cluster.ControlKey(k, j.control)
 	}
 	return nil, nil, false
+}
+
+// topicName returns the name of the topic with the given ID ("" if there
+// is none): TxnOffsetCommit v6 names topics by ID.
+func (j *journal) topicName(id [16]byte) string {
+	if n, ok := j.names[id]; ok {
+		return n
+	}
+	if j.cluster == nil {
+		return ""
+	}
+	info := j.cluster.TopicIDInfo(id)
+	if info == nil {
+		return ""
+	}
+	j.names[id] = info.Topic
+	return info.Topic
 }
 
 func (j *journal) write(in commitIntent) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -258,6 +260,16 @@ func readLogFile(path string, rec *Recovery, log *slog.Logger) (string, [][]byte
 		return path, nil, err
 	}
 	entries, valid := readLog(raw)
+	if rest := raw[valid:]; len(rest) >= logHeaderSize {
+		// A bad entry with whole entries' worth of bytes after it is
+		// not a write the stop cut short: cutting there would drop
+		// everything written after it.
+		if n := int(binary.LittleEndian.Uint32(rest)); n >= 2 && 8+n < len(rest) {
+			return path, nil, fmt.Errorf("%w: %s byte %d: the entry there fails its checksum and %d bytes follow it; "+
+				"this is damage, not a write a stop interrupted. Restore the directory from a backup, or drop this "+
+				"entry and all after it with: truncate -s %d %s", ErrDataDir, path, valid, len(rest)-8-n, valid, path)
+		}
+	}
 	if valid < len(raw) {
 		// An entry is written with one write call; what follows the
 		// last whole entry is one cut short. kfake would skip it but
@@ -447,6 +459,9 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for syncing there
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,20 +45,23 @@ func crashCopy(t *testing.T, src string) string {
 }
 
 // readCommitted reads topic from the start with read-committed isolation
-// until it has been quiet for a second, and returns the values in order.
-func readCommitted(t *testing.T, b *Broker, topic string) []string {
+// until it has at least want records (or 20 s pass) and then half a second
+// more without a new one, and returns the values in order.
+func readCommitted(t *testing.T, b *Broker, topic string, want int) []string {
 	t.Helper()
 	cl := client(t, b, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	var got []string
-	for idle := time.Now(); time.Since(idle) < time.Second; {
+	deadline := time.Now().Add(20 * time.Second)
+	last := time.Now()
+	for time.Now().Before(deadline) && (len(got) < want || time.Since(last) < 500*time.Millisecond) {
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
 			got = append(got, string(r.Value))
-			idle = time.Now()
+			last = time.Now()
 		})
 	}
 	return got
@@ -114,19 +118,19 @@ func TestRecoverOpenTransaction(t *testing.T) {
 	if r := b2.Recovery(); !r.Unclean || r.Aborted != 1 {
 		t.Errorf("Recovery() = %+v, want unclean with 1 transaction aborted", r)
 	}
-	wantValues(t, "after the first restart", readCommitted(t, b2, "x"))
+	wantValues(t, "after the first restart", readCommitted(t, b2, "x", 0))
 	p2 := txnProducer(t, b2, "tx")
 	begin(t, p2)
 	produceTo(t, p2, "x", 0, "b1", "b2")
 	end(t, p2, kgo.TryCommit)
-	wantValues(t, "after the commit", readCommitted(t, b2, "x"), "b1", "b2")
+	wantValues(t, "after the commit", readCommitted(t, b2, "x", 2), "b1", "b2")
 
 	d3 := crashCopy(t, d2)
 	b3 := start(t, Config{DataDir: d3, Partitions: 1})
 	if r := b3.Recovery(); r.Aborted != 0 {
 		t.Errorf("second recovery aborted %d transactions, want 0", r.Aborted)
 	}
-	wantValues(t, "after the second restart", readCommitted(t, b3, "x"), "b1", "b2")
+	wantValues(t, "after the second restart", readCommitted(t, b3, "x", 2), "b1", "b2")
 }
 
 // segmentFiles returns the .dat and .idx paths of partition 0 of topic's
@@ -166,11 +170,11 @@ func TestRecoverShortIndex(t *testing.T) {
 	end(t, tx, kgo.TryAbort)
 	plain2 := client(t, b2)
 	produceTo(t, plain2, "x", 0, "c1")
-	wantValues(t, "after the restart", readCommitted(t, b2, "x"), "a1", "a2", "a3", "c1")
+	wantValues(t, "after the restart", readCommitted(t, b2, "x", 4), "a1", "a2", "a3", "c1")
 
 	d3 := crashCopy(t, d2)
 	b3 := start(t, Config{DataDir: d3, Partitions: 1})
-	wantValues(t, "after the second restart", readCommitted(t, b3, "x"), "a1", "a2", "a3", "c1")
+	wantValues(t, "after the second restart", readCommitted(t, b3, "x", 4), "a1", "a2", "a3", "c1")
 }
 
 // TestRecoverInterruptedCommit: a stop after a commit's marker reached one
@@ -212,7 +216,7 @@ func TestRecoverInterruptedCommit(t *testing.T) {
 	if r := b2.Recovery(); r.Completed != 1 || r.CompletedOffsets != 1 || r.Aborted != 0 {
 		t.Errorf("Recovery() = %+v, want 1 partition and 1 offset completed, nothing aborted", r)
 	}
-	got := readCommitted(t, b2, "x")
+	got := readCommitted(t, b2, "x", 2)
 	if len(got) != 2 {
 		t.Errorf("read-committed reader sees %v, want p0 and p1", got)
 	}
@@ -230,8 +234,118 @@ func TestRecoverInterruptedCommit(t *testing.T) {
 	begin(t, tx2)
 	produceTo(t, tx2, "x", 1, "next")
 	end(t, tx2, kgo.TryCommit)
-	if got := readCommitted(t, b2, "x"); len(got) != 3 {
+	if got := readCommitted(t, b2, "x", 3); len(got) != 3 {
 		t.Errorf("after the next commit the reader sees %v, want 3 records", got)
+	}
+}
+
+// fileSize returns the size of path, 0 if it does not exist.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestRecoverCommitFromJournal builds the state a kill leaves in the middle
+// of a real GroupTransactSession commit (TxnOffsetCommit by topic ID, as
+// franz-go sends it): the data directory as the commit ends, cut back to
+// before the commit in partition 1 of the output and in the group and
+// producer logs, with the journal as it was when kfake started the commit.
+// The start finishes the commit: all outputs visible, the offsets there.
+func TestRecoverCommitFromJournal(t *testing.T) {
+	d1 := t.TempDir()
+	b1 := start(t, Config{DataDir: d1, Partitions: 2})
+	cl := client(t, b1, kgo.AllowAutoTopicCreation())
+	produce(t, cl, "in", 0, 20)
+	produce(t, cl, "out", 0, 0) // creates the output topic
+	produceTo(t, cl, "out", 0, "seed0")
+	produceTo(t, cl, "out", 1, "seed1")
+
+	// At the EndTxn(commit), after the journal's control function: copy
+	// the directory as it is before kfake writes anything of the commit.
+	var before string
+	b1.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if r := req.(*kmsg.EndTxnRequest); r.Commit && before == "" {
+			before = crashCopy(t, d1)
+		}
+		return nil, nil, false
+	})
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(b1.Addrs()...), kgo.TransactionalID("tx"),
+		kgo.ConsumerGroup("txg"), kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.DefaultProduceTopic("out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var n int
+	for n < 20 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		fs := sess.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			t.Fatal("no input within 5s")
+		}
+		n += fs.NumRecords()
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if err := sess.ProduceSync(t.Context(), kgo.SliceRecord(r.Value)).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n < 20 {
+			if _, err := sess.End(t.Context(), kgo.TryAbort); err != nil {
+				t.Fatal(err)
+			}
+			n = 0
+			continue
+		}
+		if ok, err := sess.End(t.Context(), kgo.TryCommit); err != nil || !ok {
+			t.Fatalf("commit: %v, %v", ok, err)
+		}
+	}
+	if before == "" {
+		t.Fatal("the control function saw no EndTxn(commit)")
+	}
+	after := crashCopy(t, d1)
+	cut := func(rel string) {
+		if err := os.Truncate(filepath.Join(after, rel), fileSize(t, filepath.Join(before, rel))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rel := range []string{"kfake/partitions/out-1/0.dat", "kfake/partitions/out-1/0.idx", "kfake/groups.log", "kfake/pids.log"} {
+		cut(rel)
+	}
+	j, err := os.ReadFile(filepath.Join(before, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(after, journalFile), j, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b2 := start(t, Config{DataDir: after, Partitions: 2})
+	if r := b2.Recovery(); r.Completed != 1 || r.CompletedOffsets < 1 || r.Aborted != 0 {
+		t.Errorf("Recovery() = %+v, want 1 partition and the group's offsets completed, nothing aborted", r)
+	}
+	if got := readCommitted(t, b2, "out", 22); len(got) != 22 {
+		t.Errorf("read-committed reader sees %d records of out, want 22: %v", len(got), got)
+	}
+	offs, err := kadm.NewClient(client(t, b2)).FetchOffsets(t.Context(), "txg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != 20 {
+		t.Errorf("group offsets sum to %d after recovery, want 20", sum)
 	}
 }
 
@@ -263,7 +377,7 @@ func TestRecoverTornWrites(t *testing.T) {
 	}
 	p := client(t, b2)
 	produceTo(t, p, "x", 0, "a3")
-	wantValues(t, "after the restart", readCommitted(t, b2, "x"), "a1", "a2", "a3")
+	wantValues(t, "after the restart", readCommitted(t, b2, "x", 3), "a1", "a2", "a3")
 }
 
 // TestRecoverRefusesDamage: a corrupt batch in the middle of a segment is
@@ -299,6 +413,108 @@ func TestRecoverRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestRecoverRefusesLogDamage: a log entry that fails its checksum in the
+// middle of groups.log is damage; cutting there would drop the offsets
+// committed after it.
+func TestRecoverRefusesLogDamage(t *testing.T) {
+	d1 := t.TempDir()
+	b1 := start(t, Config{DataDir: d1, Partitions: 1})
+	cl := client(t, b1, kgo.AllowAutoTopicCreation())
+	produceTo(t, cl, "x", 0, "a")
+	adm := kadm.NewClient(cl)
+	for i := range 3 {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "x", Partition: 0, At: int64(i)})
+		if _, err := adm.CommitOffsets(t.Context(), "g", os); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d2 := crashCopy(t, d1)
+	path := filepath.Join(d2, "kfake", "groups.log")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[logHeaderSize+1] ^= 0xff // inside the first entry's JSON
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Start(t.Context(), Config{Listen: "127.0.0.1:0", DataDir: d2})
+	if err == nil {
+		b.Close()
+		t.Fatal("Start served a directory with a damaged groups.log")
+	}
+	if !errors.Is(err, ErrDataDir) || !strings.Contains(err.Error(), path+" byte 0") || !strings.Contains(err.Error(), "truncate -s 0 "+path) {
+		t.Errorf("error %q: want ErrDataDir naming %s byte 0 and the truncate command", err, path)
+	}
+}
+
+// TestJournal: a commit's offsets are in the journal while kfake carries
+// the commit out, and gone once the next transaction request comes.
+func TestJournal(t *testing.T) {
+	for _, refresh := range []time.Duration{journalRefresh, 0} {
+		t.Run(fmt.Sprintf("refresh %v", refresh), func(t *testing.T) { testJournal(t, refresh) })
+	}
+}
+
+// testJournal runs TestJournal with the control functions replaced every
+// refresh (0: on every request they see).
+func testJournal(t *testing.T, refresh time.Duration) {
+	dir := t.TempDir()
+	b := start(t, Config{DataDir: dir, Partitions: 1})
+	b.journal.mu.Lock()
+	b.journal.refresh = refresh
+	b.journal.mu.Unlock()
+	cl := client(t, b, kgo.AllowAutoTopicCreation())
+	produceTo(t, cl, "x", 0, "a")
+	init := kmsg.NewPtrInitProducerIDRequest()
+	txid := "jtx"
+	init.TransactionalID, init.TransactionTimeoutMillis = &txid, 60000
+	ir, err := init.RequestWith(t.Context(), cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v %v", err, ir)
+	}
+	oc := kmsg.NewPtrTxnOffsetCommitRequest()
+	oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch, oc.Generation = txid, "g", ir.ProducerID, ir.ProducerEpoch, -1
+	td, err := kadm.NewClient(cl).ListTopics(t.Context(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ot := kmsg.NewTxnOffsetCommitRequestTopic()
+	ot.Topic, ot.TopicID = "x", td["x"].ID // by ID from v6 on
+	op := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	op.Offset, op.LeaderEpoch = 1, -1
+	ot.Partitions = append(ot.Partitions, op)
+	oc.Topics = append(oc.Topics, ot)
+	if or, err := oc.RequestWith(t.Context(), cl); err != nil || or.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("TxnOffsetCommit v%d: %v %+v", oc.Version, err, or)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txid, ir.ProducerID, ir.ProducerEpoch, true
+	er, err := end.RequestWith(t.Context(), cl)
+	if err != nil || er.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %v", err, er)
+	}
+	in, err := readJournal(filepath.Join(dir, journalFile))
+	if err != nil || in == nil {
+		t.Fatalf("journal after the commit: %v, %v; want the commit's intent", in, err)
+	}
+	if in.PID != ir.ProducerID || in.Epoch != ir.ProducerEpoch || in.TxID != txid || len(in.Offsets) != 1 ||
+		in.Offsets[0] != (intentOffset{Group: "g", Topic: "x", Offset: 1, LeaderEpoch: -1}) {
+		t.Errorf("journal holds %+v", in)
+	}
+	// The next transaction request finds the commit done.
+	init2 := kmsg.NewPtrInitProducerIDRequest()
+	other := "other"
+	init2.TransactionalID, init2.TransactionTimeoutMillis = &other, 60000
+	if _, err := init2.RequestWith(t.Context(), cl); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := readJournal(filepath.Join(dir, journalFile)); err != nil || in != nil {
+		t.Errorf("journal after the next transaction request: %+v, %v; want empty", in, err)
+	}
+}
+
 // TestCleanStopNoRecovery: a broker closed cleanly leaves nothing to
 // repair.
 func TestCleanStopNoRecovery(t *testing.T) {
@@ -320,7 +536,7 @@ func TestCleanStopNoRecovery(t *testing.T) {
 	if r := b2.Recovery(); r.Unclean {
 		t.Errorf("Recovery() after a clean stop = %+v", r)
 	}
-	wantValues(t, "after a clean restart", readCommitted(t, b2, "x"), "a1")
+	wantValues(t, "after a clean restart", readCommitted(t, b2, "x", 1), "a1")
 }
 
 // TestRecoverIdempotentRetry: a producer's retry of a batch the broker
@@ -379,7 +595,7 @@ func TestRecoverIdempotentRetry(t *testing.T) {
 		t.Errorf("the retry of the batch at offset %d was written again at %d", at, got)
 	}
 	send(cl2, batch(2, "s2"))
-	wantValues(t, "after the retry", readCommitted(t, b2, "x"), "first", "s0", "s1", "s2")
+	wantValues(t, "after the retry", readCommitted(t, b2, "x", 4), "first", "s0", "s1", "s2")
 }
 
 func TestMarkerBatchParses(t *testing.T) {

@@ -41,9 +41,10 @@ the stop interrupted, rebuilds segment indexes from the segments, finishes
 a transaction commit the stop interrupted (from its own journal of the
 commit's offsets) and aborts every other transaction left open with a real
 abort marker, fencing its producer as a transaction timeout does. So
-detect's outputs stay exactly-once across kill -9 of the broker: every input
-record is counted once in the statistics and alerted at most once (the test
-TestKillBrokerUnderLoad kills it under load and checks the books). Damage a
+detect's transactions stay exactly-once across kill -9 of the broker: every
+input record is counted once in the statistics and gets at most one alert
+(the test TestKillBrokerUnderLoad kills it under load, with detect --alerts
+records, and checks the books). Damage a
 stop cannot cause (a corrupt batch in the middle of a segment) makes the
 start fail with the file, the byte and how to recover; nothing is served
 from such a directory. Without --sync-writes a power loss can lose the last
@@ -119,8 +120,8 @@ cluster when one machine is not enough or a disk failure must not lose data.
 				return err
 			}
 			if r := b.Recovery(); r.Unclean {
-				fmt.Fprintf(env.Stdout, "data directory recovered after an unclean stop: %d torn bytes cut, %d index entries rebuilt, %d open transactions aborted, %d partitions of an interrupted commit committed\n",
-					r.TornBytes, r.IndexEntries, r.Aborted, r.Completed)
+				fmt.Fprintf(env.Stdout, "data directory recovered after an unclean stop: %d torn bytes cut, %d index entries rebuilt, %d topics restored, %d open transactions aborted, %d partitions of an interrupted commit committed\n",
+					r.TornBytes, r.IndexEntries, r.Topics, r.Aborted, r.Completed)
 			}
 			fmt.Fprintf(env.Stdout, "kafka broker listening on %s\n", strings.Join(b.Addrs(), ","))
 			<-ctx.Done()

@@ -191,9 +191,10 @@ func TestExtractPcapNG(t *testing.T) {
 }
 
 // TestExtractPredict runs pcap -> extract -> predict. Records from packets
-// lack the content features, so predict reports each as a line error that
-// names what is absent; a record completed with all 41 features gets a
-// verdict with its identity passed through.
+// lack most content features: the model fills them in with normal values
+// (filled_in counts them) and scores the record, whose identity passes
+// through into the verdict. A record that lacks a traffic feature is still
+// a line error naming it.
 func TestExtractPredict(t *testing.T) {
 	model := trainSmall(t)
 	data, _ := synthPcap(t, 400)
@@ -202,19 +203,23 @@ func TestExtractPredict(t *testing.T) {
 		t.Fatalf("extract exit %d", code)
 	}
 	recs := strings.Split(strings.TrimSpace(out), "\n")
-	// Complete the first record with zeros for the features packets miss.
 	var m map[string]any
 	if err := json.Unmarshal([]byte(recs[0]), &m); err != nil {
 		t.Fatal(err)
 	}
+	absent := 0
 	for _, f := range record.Features {
 		if _, ok := m[f.Name]; !ok {
-			m[f.Name] = 0
+			absent++
 		}
 	}
-	full, _ := json.Marshal(m)
-	in := string(full) + "\n" + out
-	code, pout, _ := run(t, in, "predict", "--model", model)
+	if absent == 0 {
+		t.Fatalf("record from packets has all 41 features: %v", m)
+	}
+	// A record without a traffic feature cannot be completed.
+	delete(m, "count")
+	partial, _ := json.Marshal(m)
+	code, pout, _ := run(t, out+string(partial)+"\n", "predict", "--model", model)
 	if code != ExitBadData {
 		t.Fatalf("predict exit %d, want %d", code, ExitBadData)
 	}
@@ -222,13 +227,21 @@ func TestExtractPredict(t *testing.T) {
 	if len(lines) != len(recs)+1 {
 		t.Fatalf("%d verdict lines for %d records", len(lines), len(recs)+1)
 	}
-	v := lines[0]
-	if v["attack"] == nil || v["src_ip"] != m["src_ip"] || v["dst_port"] != m["dst_port"] || v["uid"] != m["uid"] || v["ts"] != m["ts"] {
-		t.Errorf("verdict %v does not carry the identity of %v", v, m)
+	for i, v := range lines[:len(recs)] {
+		var in map[string]any
+		if err := json.Unmarshal([]byte(recs[i]), &in); err != nil {
+			t.Fatal(err)
+		}
+		if v["attack"] == nil || v["src_ip"] != in["src_ip"] || v["dst_port"] != in["dst_port"] || v["uid"] != in["uid"] || v["ts"] != in["ts"] {
+			t.Fatalf("verdict %v does not carry the identity of %v", v, in)
+		}
+		if v["filled_in"] == nil || v["filled_in"].(float64) < 1 {
+			t.Fatalf("verdict %v: want filled_in > 0 for a record from packets", v)
+		}
 	}
-	e, _ := lines[1]["error"].(string)
-	if !strings.Contains(e, "features missing: hot, num_failed_logins") || !strings.Contains(e, "the model needs all 41") {
-		t.Errorf("error line = %v", lines[1])
+	e, _ := lines[len(recs)]["error"].(string)
+	if !strings.Contains(e, "count") || !strings.Contains(e, "only content features can be filled in") {
+		t.Errorf("error line = %v", lines[len(recs)])
 	}
 }
 

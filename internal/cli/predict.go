@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -244,10 +245,11 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 // order.
 func scoreBatch(det *model.Detector, b *predictBatch) {
 	type lineInfo struct {
-		line  int
-		label string          // for a good line
-		id    record.Identity // for a good line
-		err   error           // for a bad one
+		line   int
+		label  string          // for a good line
+		id     record.Identity // for a good line
+		filled int             // content features filled in (model.Complete)
+		err    error           // for a bad one
 	}
 	n := bytes.Count(b.data, []byte{'\n'}) + 1
 	var cols [record.NumFeatures][]float32
@@ -255,7 +257,11 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		cols[j] = make([]float32, 0, n)
 	}
 	infos := make([]lineInfo, 0, n)
-	_ = dataset.DecodeLines(b.data, b.firstLine, func(line int, rec *record.Record, err error) error {
+	_ = dataset.DecodeLinesWith(b.data, b.firstLine, record.DecodePartial, func(line int, rec *record.Record, err error) error {
+		filled := bits.OnesCount64(rec.Absent)
+		if err == nil {
+			err = det.Complete(rec)
+		}
 		if err != nil {
 			b.bad++
 			infos = append(infos, lineInfo{line: line, err: err})
@@ -264,7 +270,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		for j, v := range rec.Features {
 			cols[j] = append(cols[j], float32(v))
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID})
+		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID, filled: filled})
 		return nil
 	})
 	b.records = len(infos)
@@ -293,6 +299,7 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 		}
 		pl := newPredictLine(in.line, in.id, in.label, &verdicts[k], why)
 		pl.Explanation = explanation
+		pl.FilledIn = in.filled
 		out = pl.AppendJSON(out)
 		k++
 	}

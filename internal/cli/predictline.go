@@ -33,6 +33,9 @@ type predictLine struct {
 	FlaggedBy           string         `json:"flagged_by,omitempty"`
 	NoveltyFeatures     []string       `json:"novelty_features,omitempty"`
 	Explanation         []model.Reason `json:"explanation,omitempty"`
+	// FilledIn counts the content features the input left out and the
+	// model filled in with normal values (model.Detector.Complete).
+	FilledIn int `json:"filled_in,omitempty"`
 }
 
 // newPredictLine returns the output line of verdict v on input line line,
@@ -105,6 +108,10 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 		{`,"attack_probability":`, l.AttackProbability}, {`,"novelty":`, l.Novelty}} {
 		b = append(b, f.key...)
 		b = appendJSONFloat(b, f.v)
+	}
+	if l.FilledIn > 0 {
+		b = append(b, `,"filled_in":`...)
+		b = strconv.AppendInt(b, int64(l.FilledIn), 10)
 	}
 	if l.FlaggedBy != "" {
 		b = append(b, `,"flagged_by":`...)

@@ -24,8 +24,10 @@ var cmdPublish = &Command{
 	Long: `
 Publish reads connection records from --file (KDD'99 / NSL-KDD CSV lines or
 JSON objects, plain or .gz) and writes each one, label included, to the
-Kafka topic as a CSV line or a JSON object (--format). Records are keyed by
-a random UUID unless --key none.
+Kafka topic as a CSV line or a JSON object (--format). Records that carry a
+connection's identity or leave features out (netsentinel extract's output)
+are always written as JSON objects, since CSV holds neither. Records are
+keyed by a random UUID unless --key none.
 
 The producer is idempotent, batches records and waits for every broker
 acknowledgement. Publish fails at once if no broker answers within
@@ -162,7 +164,7 @@ func (p *publishRun) file(ctx context.Context, path string) error {
 			line = long
 		}
 		if len(line) > 0 && len(strings.TrimSpace(string(trimLine(line)))) > 0 {
-			if derr := record.Decode(line, &rec); derr != nil {
+			if derr := record.DecodePartial(line, &rec); derr != nil {
 				p.bad++
 				if p.bad <= 5 {
 					fmt.Fprintf(p.stderr, "netsentinel publish: %s:%d: %v (skipped)\n", path, lineNo, derr)
@@ -200,7 +202,8 @@ func trimLine(b []byte) []byte {
 
 func (p *publishRun) publish(ctx context.Context, rec *record.Record) error {
 	var v []byte
-	if p.json {
+	// CSV holds neither a connection's identity nor absent features.
+	if p.json || rec.Absent != 0 || rec.ID.Known() || rec.ID.SrcPort >= 0 || rec.ID.DstPort >= 0 {
 		v = rec.AppendJSON(make([]byte, 0, 900))
 	} else {
 		v = rec.AppendCSV(make([]byte, 0, 160))

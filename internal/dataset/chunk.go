@@ -73,6 +73,12 @@ func (c *Chunker) Next(buf []byte) (data []byte, firstLine int, err error) {
 // record, or the decoding error. The record is reused between calls. An
 // error from f stops the loop and is returned.
 func DecodeLines(data []byte, firstLine int, f func(line int, rec *record.Record, err error) error) error {
+	return DecodeLinesWith(data, firstLine, record.Decode, f)
+}
+
+// DecodeLinesWith is DecodeLines with another record decoder, such as
+// record.DecodePartial.
+func DecodeLinesWith(data []byte, firstLine int, decode func([]byte, *record.Record) error, f func(line int, rec *record.Record, err error) error) error {
 	var rec record.Record
 	for line := firstLine; len(data) > 0; line++ {
 		var l []byte
@@ -84,7 +90,7 @@ func DecodeLines(data []byte, firstLine int, f func(line int, rec *record.Record
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		if err := f(line, &rec, record.Decode(l, &rec)); err != nil {
+		if err := f(line, &rec, decode(l, &rec)); err != nil {
 			return err
 		}
 	}

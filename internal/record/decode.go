@@ -59,6 +59,15 @@ func Decode(data []byte, r *Record) error {
 	return DecodeCSV(data, r)
 }
 
+// DecodePartial is Decode that lets a JSON object leave features out (see
+// DecodeJSONPartial); a CSV line always holds all 41 and r.Absent is 0.
+func DecodePartial(data []byte, r *Record) error {
+	if Detect(data) == FormatJSON {
+		return DecodeJSONPartial(data, r)
+	}
+	return DecodeCSV(data, r)
+}
+
 // DecodeCSV decodes one CSV line (with or without its line end) into r. The
 // line holds the 41 features, then optionally the label (KDD'99's trailing
 // dot is dropped) and NSL-KDD's difficulty level. On error r is left in an
@@ -92,6 +101,7 @@ func DecodeCSV(line []byte, r *Record) error {
 	r.Label = ""
 	r.Difficulty = -1
 	r.ID = Identity{SrcPort: -1, DstPort: -1}
+	r.Absent = 0
 	if n == NumFeatures {
 		return nil
 	}

@@ -30,12 +30,24 @@ func (r *Record) AppendCSV(dst []byte) []byte {
 	return dst
 }
 
-// AppendJSON appends r as a JSON object keyed by feature name, with "label"
-// and "difficulty" when they are set.
+// AppendJSON appends r as a JSON object keyed by feature name, with the
+// known parts of its identity (see Identity) before the features, without
+// the features in r.Absent, and with "label" and "difficulty" when they
+// are set.
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = append(dst, '{')
+	start := len(dst)
+	if r.ID.Known() || r.ID.SrcPort >= 0 || r.ID.DstPort >= 0 {
+		dst = AppendJSONIdentity(dst, r.ID)
+		if len(dst) > start {
+			dst = append(dst[:start], dst[start+1:]...) // the first member's comma
+		}
+	}
 	for i, f := range Features {
-		if i > 0 {
+		if r.Absent&(1<<i) != 0 {
+			continue
+		}
+		if len(dst) > start {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, '"')

@@ -12,6 +12,21 @@ import (
 // keys are ignored. A duplicate key is an error. On
 // error r is left in an unspecified state.
 func DecodeJSON(data []byte, r *Record) error {
+	if err := DecodeJSONPartial(data, r); err != nil {
+		return err
+	}
+	if r.Absent != 0 {
+		return absentError(r.Absent)
+	}
+	return nil
+}
+
+// DecodeJSONPartial is DecodeJSON for records that may leave features out:
+// a source that cannot show a feature (connections extracted from packets
+// or Zeek logs lack most content features) omits its key. The bits of the
+// missing features are set in r.Absent and their values are 0; every
+// other rule of DecodeJSON holds.
+func DecodeJSONPartial(data []byte, r *Record) error {
 	p := jsonParser{b: data}
 	p.ws()
 	if p.i == len(p.b) {
@@ -58,24 +73,42 @@ func DecodeJSON(data []byte, r *Record) error {
 	if p.i != len(p.b) {
 		return p.syntax("data after the object")
 	}
-	if st.seen != 1<<NumFeatures-1 {
-		missing := 0
-		first := -1
-		for i := 0; i < NumFeatures; i++ {
-			if st.seen&(1<<i) == 0 {
-				if first < 0 {
-					first = i
-				}
-				missing++
-			}
+	r.Absent = (1<<NumFeatures - 1) &^ st.seen
+	for i := 0; i < NumFeatures; i++ {
+		if r.Absent&(1<<i) != 0 {
+			r.Features[i] = 0
 		}
-		e := &FieldError{Field: Features[first].Name, Err: ErrMissingKey}
-		if missing > 1 {
-			e.Detail = strconv.Itoa(missing) + " of 41 features missing: " + missingNames(st.seen) + "; the model needs all 41"
-		}
-		return e
 	}
 	return nil
+}
+
+// absentError is the error of a record whose features in the mask absent
+// are missing: it names the first, and how many are missing in all.
+func absentError(absent uint64) error {
+	missing := 0
+	first := -1
+	for i := 0; i < NumFeatures; i++ {
+		if absent&(1<<i) != 0 {
+			if first < 0 {
+				first = i
+			}
+			missing++
+		}
+	}
+	e := &FieldError{Field: Features[first].Name, Err: ErrMissingKey}
+	if missing > 1 {
+		e.Detail = strconv.Itoa(missing) + " of 41 features missing: " + missingNames(^absent) + "; the model needs all 41"
+	}
+	return e
+}
+
+// AbsentError returns the error for a record whose features in the mask
+// absent are missing (see Record.Absent), or nil for an empty mask.
+func AbsentError(absent uint64) error {
+	if absent == 0 {
+		return nil
+	}
+	return absentError(absent)
 }
 
 // missingNames lists the features whose bit is clear in seen, the first

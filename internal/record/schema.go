@@ -69,6 +69,9 @@ const (
 	Flag         = 3
 	SrcBytes     = 4
 	DstBytes     = 5
+	// Hot through IsGuestLogin are the content features.
+	Hot          = 9
+	IsGuestLogin = 21
 )
 
 // Features lists the 41 features in file order (kddcup.names).
@@ -181,6 +184,9 @@ type Record struct {
 	// Label is the attack name or "normal", without KDD'99's trailing dot;
 	// empty when the input had no label.
 	Label string
+	// Absent has bit i set when feature i was not in the input (only
+	// DecodePartial leaves features out; its value is then 0).
+	Absent uint64
 	// Difficulty is NSL-KDD's difficulty level, or -1 when absent.
 	Difficulty int
 	// UnseenService and UnseenFlag hold the service and flag as written

@@ -40,7 +40,7 @@ func build(t *testing.T) string {
 
 // extract runs `netsentinel extract` on the capture and groups the
 // connections by the role of their originator.
-func extract(t *testing.T, bin string, res *scenario.Result) map[string][]conn {
+func extract(t *testing.T, bin string, res *scenario.Result) (map[string][]conn, []byte) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, "extract", res.Capture)
@@ -50,7 +50,8 @@ func extract(t *testing.T, bin string, res *scenario.Result) map[string][]conn {
 	}
 	t.Logf("extract: %s", strings.TrimSpace(stderr.String()))
 	byRole := make(map[string][]conn)
-	sc := bufio.NewScanner(&stdout)
+	records := stdout.Bytes()
+	sc := bufio.NewScanner(bytes.NewReader(records))
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		var c conn
@@ -62,6 +63,72 @@ func extract(t *testing.T, bin string, res *scenario.Result) map[string][]conn {
 			role = "other"
 		}
 		byRole[role] = append(byRole[role], c)
+	}
+	return byRole, records
+}
+
+// verdict is the part of a predict output line the checks read.
+type verdict struct {
+	Error    string `json:"error"`
+	SrcIP    string `json:"src_ip"`
+	DstIP    string `json:"dst_ip"`
+	IsAttack bool   `json:"is_attack"`
+	Category string `json:"category"`
+	FilledIn int    `json:"filled_in"`
+}
+
+// tally is what the detector made of one role's connections.
+type tally struct {
+	conns, flagged int
+	byCategory     map[string]int
+}
+
+func (t tally) share() float64 { return float64(t.flagged) / float64(max(t.conns, 1)) }
+
+func (t tally) String() string {
+	cats := make([]string, 0, len(t.byCategory))
+	for c, n := range t.byCategory {
+		cats = append(cats, fmt.Sprintf("%s %d", c, n))
+	}
+	sort.Strings(cats)
+	return fmt.Sprintf("%5d connections, %5d flagged (%5.1f%%): %s", t.conns, t.flagged, 100*t.share(), strings.Join(cats, ", "))
+}
+
+// score runs `netsentinel predict` on extract's output and tallies the
+// verdicts by the role of each connection's originator.
+func score(t *testing.T, bin, model string, records []byte, res *scenario.Result) map[string]*tally {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "predict", "--model", model, "-")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(records), &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("netsentinel predict: %v\n%s", err, stderr.Bytes())
+	}
+	byRole := make(map[string]*tally)
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var v verdict
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("predict output line %d: %v: %s", line, err, sc.Bytes())
+		}
+		if v.Error != "" {
+			t.Fatalf("predict output line %d: %s", line, v.Error)
+		}
+		role := res.Role(v.SrcIP, v.DstIP)
+		if role == "" {
+			role = "other"
+		}
+		tl := byRole[role]
+		if tl == nil {
+			tl = &tally{byCategory: map[string]int{}}
+			byRole[role] = tl
+		}
+		tl.conns++
+		if v.IsAttack {
+			tl.flagged++
+			tl.byCategory[v.Category]++
+		}
 	}
 	return byRole
 }
@@ -97,10 +164,11 @@ func summary(cs []conn) string {
 	return b.String()
 }
 
-// TestRealToolsExtract runs real services, normal users and attack tools in
-// a fresh network namespace, extracts connection records from the capture
-// and checks that each tool's traffic looks like what the tool does.
-func TestRealToolsExtract(t *testing.T) {
+// TestRealTools runs real services, normal users and attack tools in a
+// fresh network namespace, extracts connection records from the capture,
+// checks that each tool's traffic looks like what the tool does, and scores
+// the records with the default model trained on KDDTrain+.
+func TestRealTools(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real traffic scenario: skipped in -short mode")
 	}
@@ -115,7 +183,7 @@ func TestRealToolsExtract(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("scenario: %s", strings.TrimSpace(res.Output))
-	byRole := extract(t, bin, res)
+	byRole, records := extract(t, bin, res)
 	for _, role := range []string{scenario.RoleNormal, "nmap-syn-scan", "fping-sweep", "hping3-syn-flood", "hping3-icmp-flood", "hydra-ftp", "slowhttptest-slowloris"} {
 		t.Logf("%-24s %5d connections:%s", role, len(byRole[role]), summary(byRole[role]))
 	}
@@ -167,5 +235,35 @@ func TestRealToolsExtract(t *testing.T) {
 		if c.also != nil && !c.also(cs) {
 			t.Errorf("%s: want %s", c.role, c.desc)
 		}
+	}
+
+	if t.Failed() {
+		return
+	}
+
+	model := filepath.Join(t.TempDir(), "default.model")
+	if out, err := exec.Command(bin, "train", "--data", "../../data/KDDTrain+.txt.gz", "--out", model).CombinedOutput(); err != nil {
+		t.Fatalf("netsentinel train: %v\n%s", err, out)
+	}
+	verdicts := score(t, bin, model, records, res)
+	for _, role := range []string{scenario.RoleNormal, "nmap-syn-scan", "fping-sweep", "hping3-syn-flood", "hping3-icmp-flood", "hydra-ftp", "slowhttptest-slowloris"} {
+		t.Logf("default model  %-24s %v", role, verdicts[role])
+	}
+	// Every tool's run raises alerts; scans and floods are flagged almost
+	// whole; the password guessing is r2l.
+	for _, c := range []struct {
+		role string
+		min  float64
+	}{
+		{"nmap-syn-scan", 0.9}, {"fping-sweep", 0.9}, {"hping3-syn-flood", 0.9}, {"hping3-icmp-flood", 0.9},
+		{"hydra-ftp", 0.5}, {"slowhttptest-slowloris", 0.5},
+	} {
+		v := verdicts[c.role]
+		if v == nil || v.share() < c.min {
+			t.Errorf("%s: %v; want at least %.0f%% flagged", c.role, v, 100*c.min)
+		}
+	}
+	if v := verdicts["hydra-ftp"]; v != nil && v.byCategory["r2l"] < v.flagged/2 {
+		t.Errorf("hydra-ftp: %v; want most flagged as r2l", v)
 	}
 }

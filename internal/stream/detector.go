@@ -776,7 +776,7 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		res.w = w
 		res.attack = ""
 		res.unseen = 0
-		if err := record.Decode(r.Value, &wk.rec); err != nil {
+		if err := d.decode(r.Value, &wk.rec); err != nil {
 			res.kind = resultDead
 			res.start = len(wk.buf)
 			wk.buf = d.appendDeadLetter(wk.buf, r, err)
@@ -804,6 +804,28 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		}
 		res.end = len(wk.buf)
 	}
+}
+
+// completer is a Scorer that can fill in the features a record left out
+// (model.Detector.Complete): connections extracted from packets or Zeek
+// logs lack most content features.
+type completer interface {
+	Complete(r *record.Record) error
+}
+
+// decode decodes a record; features it leaves out are filled in by the
+// scorer when it can, and are an error otherwise.
+func (d *Detector) decode(value []byte, rec *record.Record) error {
+	if err := record.DecodePartial(value, rec); err != nil {
+		return err
+	}
+	if rec.Absent == 0 {
+		return nil
+	}
+	if c, ok := d.cur.scorer.(completer); ok {
+		return c.Complete(rec)
+	}
+	return record.AbsentError(rec.Absent)
 }
 
 // Bits of result.unseen.
