@@ -104,6 +104,9 @@ func (h *health) assign(ps []int32, add bool) {
 func (h *health) status(now time.Time, stall time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.progress.IsZero() {
+		return nil // Run has not started
+	}
 	since := now.Sub(h.progress)
 	if since <= stall {
 		return nil
