@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -57,7 +58,7 @@ type Env struct {
 }
 
 // commands lists the subcommands in the order -h shows them.
-var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
+var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdSensor, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
 
 // usageError is a bad command line: it maps to ExitUsage.
 type usageError struct{ err error }
@@ -167,18 +168,28 @@ func runCommand(ctx context.Context, c *Command, args []string, env *Env) error 
 // applyEnvAndConfig sets every flag not given on the command line from the
 // environment or the config file.
 func applyEnvAndConfig(fs *flag.FlagSet, configPath string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if configPath == "" {
 		configPath = os.Getenv("NETSENTINEL_CONFIG")
 	}
-	fileValues := map[string]any{}
+	var data []byte
 	if configPath != "" {
 		b, err := os.ReadFile(configPath)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
-		if err := yaml.Unmarshal(b, &fileValues); err != nil {
+		data = b
+	}
+	return applyConfig(fs, configPath, data)
+}
+
+// applyConfig does the work of applyEnvAndConfig once the config file,
+// configPath ("" for none), has been read into data.
+func applyConfig(fs *flag.FlagSet, configPath string, data []byte) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fileValues := map[string]any{}
+	if configPath != "" {
+		if err := yaml.Unmarshal(data, &fileValues); err != nil {
 			return fmt.Errorf("config %s: %w", configPath, err)
 		}
 		var unknown []string
@@ -233,4 +244,20 @@ func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
 	*s = append(*s, v)
 	return nil
+}
+
+// logFlag is the --log-level flag of a long-running command.
+type logFlag struct{ level *string }
+
+func addLogFlag(fs *flag.FlagSet) logFlag {
+	return logFlag{fs.String("log-level", "info", "log `level`: debug, info, warn or error")}
+}
+
+// logger returns a text logger writing to w at the flag's level.
+func (f logFlag) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*f.level)); err != nil {
+		return nil, Usagef("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }

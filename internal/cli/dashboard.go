@@ -151,16 +151,15 @@ func dashboardFlags(fs *flag.FlagSet) RunFunc {
 	maxAlerts := fs.Int("max-alerts", dashboard.DefaultMaxAlerts, "recent alerts kept for the table")
 	silentAfter := fs.Duration("silent-after", dashboard.DefaultSilentAfter, "warn when no detector has reported statistics for this long")
 	poll := fs.Duration("poll-interval", dashboard.DefaultPollInterval, "how often the consumer group and brokers are checked")
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	lf := addLogFlag(fs)
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
 		}
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return Usagef("--log-level: %w", err)
+		log, err := lf.logger(env.Stderr)
+		if err != nil {
+			return err
 		}
-		log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 		so, err := sf.options(*listen)
 		if err != nil {
 			return err

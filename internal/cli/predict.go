@@ -22,11 +22,14 @@ var cmdPredict = &Command{
 	UsageLine: "predict --model MODEL [FILE|-]",
 	Short:     "print a verdict for each connection record of a file or stdin",
 	Long: `
-Predict reads connection records, one per line, from FILE (plain or .gz) or
-standard input ("-" or no argument). Each line may be a CSV line of 41
+Predict reads connection records, one per line, from FILE or standard input
+("-" or no argument), plain or gzip (recognised by its first bytes; a gzip
+stream cut short is an error naming the line). Verdicts are written as the
+lines arrive, so "tail -f conn.csv | netsentinel predict --model M" shows
+each verdict as its line comes. Each line may be a CSV line of 41
 features, optionally followed by a label and a difficulty, or a JSON object
-keyed by feature name (optionally with "label"); the format is detected line by line. Blank
-lines are skipped.
+keyed by feature name (optionally with "label"); the format is detected
+line by line. Blank lines are skipped.
 
 For each record it prints one JSON object on its own line, in input order:
 
@@ -37,8 +40,8 @@ For each record it prints one JSON object on its own line, in input order:
 "line" is the input line number, "attack" the predicted type ("normal", an
 attack name, or "unknown"), "probability" its probability,
 "attack_probability" the probability that the record is not normal,
-"novelty" the novelty score (0 without a novelty part) and "flagged_by"
-which part flagged the record. For a record flagged by the novelty part
+"novelty" the novelty score (0 without a novelty part; a probability that
+is not a number is null) and "flagged_by" which part flagged the record. For a record flagged by the novelty part
 ("attack":"unknown"), "novelty_features" names the (up to 3) features that
 set it furthest apart from normal traffic. Every attack verdict also
 carries "explanation": the (up to 3) features that drove it, each as

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"math"
 	"strconv"
 
@@ -85,20 +84,20 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(l.Line), 10)
 	if l.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, l.Error)
+		b = record.AppendJSONString(b, l.Error)
 		return append(b, "}\n"...)
 	}
 	b = record.AppendJSONIdentity(b, l.identity())
 	if l.Label != "" {
 		b = append(b, `,"label":`...)
-		b = appendJSONString(b, l.Label)
+		b = record.AppendJSONString(b, l.Label)
 	}
 	b = append(b, `,"attack":`...)
-	b = appendJSONString(b, l.Attack)
+	b = record.AppendJSONString(b, l.Attack)
 	b = append(b, `,"category":`...)
-	b = appendJSONString(b, l.Category)
+	b = record.AppendJSONString(b, l.Category)
 	b = append(b, `,"binary":`...)
-	b = appendJSONString(b, l.Binary)
+	b = record.AppendJSONString(b, l.Binary)
 	b = append(b, `,"is_attack":`...)
 	b = strconv.AppendBool(b, l.IsAttack != nil && *l.IsAttack)
 	for _, f := range []struct {
@@ -115,7 +114,7 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 	}
 	if l.FlaggedBy != "" {
 		b = append(b, `,"flagged_by":`...)
-		b = appendJSONString(b, l.FlaggedBy)
+		b = record.AppendJSONString(b, l.FlaggedBy)
 	}
 	if len(l.NoveltyFeatures) > 0 {
 		b = append(b, `,"novelty_features":[`...)
@@ -123,7 +122,7 @@ func (l *predictLine) AppendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, f)
+			b = record.AppendJSONString(b, f)
 		}
 		b = append(b, ']')
 	}
@@ -141,19 +140,4 @@ func appendJSONFloat(b []byte, p *float64) []byte {
 		return append(b, "null"...)
 	}
 	return strconv.AppendFloat(b, *p, 'g', 6, 64)
-}
-
-// appendJSONString appends s as a JSON string. Labels, attack and feature
-// names are plain identifiers and take the fast path; anything else goes
-// through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -213,16 +213,15 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 	minCount := fs.Int64("spike-min-count", def.MinCount, "least attacks (or unknown verdicts) in a bucket for a spike")
 	minRise := fs.Float64("spike-min-rise", def.MinRateIncrease, "least rise of the rate above its baseline for a spike (0.02 = 2 percentage points)")
 	maxExtras := fs.Int("extras-max", stream.DefaultMaxExtras, "most `messages` read from the alerts and dead-letter topics per report")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	lf := addLogFlag(fs)
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
 		}
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return Usagef("--log-level: %w", err)
+		log, err := lf.logger(env.Stderr)
+		if err != nil {
+			return err
 		}
-		log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 		loc, err := time.LoadLocation(*tz)
 		if err != nil {
 			return Usagef("--tz: %w", err)

@@ -41,6 +41,19 @@ threshold, --novelty-confident-fpr. These defaults were chosen by holding
 whole attack types out of training and by imitating normal traffic unlike
 the training file's (docs/validation.md).
 
+--baseline adds a site's own traffic (a capture, a Zeek conn.log or
+extract's output; unlabelled, assumed mostly normal) as normal rows, so that
+the model learns what ordinary traffic looks like where it is deployed. A
+model is first trained without it; baseline connections that this model
+flags with an attack probability of at least --baseline-trim are taken for
+attacks and left out (the summary says how many), the content features the
+connections lack are filled in with normal values, and each connection
+counts as several rows when the baseline is small (so that it weighs at
+least as much as 5,000 rows). Under 1,000 connections train warns that the
+baseline is thin. Traffic present while the baseline was captured is taken
+for normal: an attacker active then is learned as normal, except what the
+first model is sure of.
+
 It prints a summary: rows, classes, training time and, with --validate,
 the accuracy on a stratified held-out fraction of the rows (the model is
 then trained on the rest).
@@ -76,6 +89,9 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 	noveltyConfidentFPR := fs.Float64("novelty-confident-fpr", model.DefaultConfidentFPR, "novelty: share of held-out normal rows it may flag among records the classifier is confident about (at most --novelty-fpr)")
 	noveltyProtos := fs.Int("novelty-prototypes", novelty.DefaultConfig().Prototypes, "novelty: k-means prototypes of normal traffic (more: finer, slower)")
 	skipBad := fs.Bool("skip-bad", false, "skip malformed lines (counted; exit code 3) instead of failing")
+	var baseline stringList
+	fs.Var(&baseline, "baseline", "`file` of the site's own traffic, unlabelled and mostly normal (a pcap/pcapng capture, a Zeek conn.log or extract's output); its connections are added as normal rows; repeat for several")
+	baselineTrim := fs.Float64("baseline-trim", DefaultBaselineTrim, "baseline connections that a model trained without the baseline flags with at least this attack `probability` are taken for attacks and left out")
 	validate := fs.Float64("validate", 0, "hold out this `fraction` of each class (0..0.9) and report accuracy on it (0 = train on all rows)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
@@ -144,13 +160,34 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 		if *validate > 0 {
 			train, opts.Validation = model.StratifiedSplit(ds, *validate, *seed)
 		}
-		bar := newProgress(env.Stderr, "training", false)
-		if bar != nil {
-			opts.Progress = bar.ints
-		}
 		start := time.Now()
-		det, err := model.Train(ctx, train, opts)
-		bar.done()
+		if len(baseline) > 0 {
+			if !(*baselineTrim > 0 && *baselineTrim <= 1) {
+				return Usagef("--baseline-trim %v: want a probability in (0, 1]", *baselineTrim)
+			}
+			recs, bad, err := readBaseline(ctx, env, baseline)
+			if err != nil {
+				return err
+			}
+			first, err := trainWithProgress(ctx, env, "training without the baseline", train, opts)
+			if err != nil {
+				return err
+			}
+			if nov, _ := first.Novelty(); nov == nil {
+				return Usagef("--baseline needs the novelty part (--novelty) to fill in the content features connections lack")
+			}
+			st, err := addBaseline(train, first, recs, *baselineTrim)
+			if err != nil {
+				return err
+			}
+			opts.Sources = append(opts.Sources, baseNames(baseline)...)
+			fmt.Fprintf(env.Stdout, "baseline: %d connections from %d files (%d lines skipped): %d added as normal (each counted %d times), %d left out as attacks (attack probability >= %v), %d incomplete\n",
+				st.records, len(baseline), bad, st.added, st.weight, st.trimmed, *baselineTrim, st.bad)
+			if st.added < minBaseline {
+				fmt.Fprintf(env.Stdout, "baseline: only %d connections; a baseline this small covers few of the site's services and habits: capture more ordinary traffic (docs/validation.md)\n", st.added)
+			}
+		}
+		det, err := trainWithProgress(ctx, env, "training", train, opts)
 		if err != nil {
 			return err
 		}
@@ -168,6 +205,21 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 		}
 		return nil
 	}
+}
+
+// minBaseline is the number of baseline connections under which train
+// warns that the baseline is thin.
+const minBaseline = 1000
+
+// trainWithProgress trains a model with a progress bar on a terminal.
+func trainWithProgress(ctx context.Context, env *Env, what string, ds *dataset.Dataset, opts model.TrainOptions) (*model.Detector, error) {
+	bar := newProgress(env.Stderr, what, false)
+	if bar != nil {
+		opts.Progress = bar.ints
+	}
+	det, err := model.Train(ctx, ds, opts)
+	bar.done()
+	return det, err
 }
 
 func printTrainSummary(w io.Writer, det *model.Detector, train *dataset.Dataset, skipped int, elapsed time.Duration, out string, size int64) {

@@ -11,7 +11,6 @@
 package features
 
 import (
-	"encoding/json"
 	"math"
 	"net/netip"
 	"strconv"
@@ -119,7 +118,7 @@ func (c *Conn) AppendJSON(b []byte) []byte {
 	}
 	if id.SrcIP != "" {
 		key("src_ip")
-		b = appendQuoted(b, id.SrcIP)
+		b = record.AppendJSONString(b, id.SrcIP)
 	}
 	if id.SrcPort >= 0 {
 		key("src_port")
@@ -127,7 +126,7 @@ func (c *Conn) AppendJSON(b []byte) []byte {
 	}
 	if id.DstIP != "" {
 		key("dst_ip")
-		b = appendQuoted(b, id.DstIP)
+		b = record.AppendJSONString(b, id.DstIP)
 	}
 	if id.DstPort >= 0 {
 		key("dst_port")
@@ -135,7 +134,7 @@ func (c *Conn) AppendJSON(b []byte) []byte {
 	}
 	if id.UID != "" {
 		key("uid")
-		b = appendQuoted(b, id.UID)
+		b = record.AppendJSONString(b, id.UID)
 	}
 	for i, f := range record.Features {
 		if !c.Present(i) {
@@ -145,7 +144,7 @@ func (c *Conn) AppendJSON(b []byte) []byte {
 		v := c.Values[i]
 		switch f.Kind {
 		case record.KindSymbolic:
-			b = appendQuoted(b, c.Symbol(i))
+			b = record.AppendJSONString(b, c.Symbol(i))
 		case record.KindRate:
 			b = appendRate(b, v)
 		case record.KindContinuous:
@@ -170,18 +169,4 @@ func appendRate(b []byte, v float64) []byte {
 	}
 	h := int(math.Round(v * 100))
 	return append(b, byte('0'+h/100), '.', byte('0'+h/10%10), byte('0'+h%10))
-}
-
-// appendQuoted appends s as a JSON string; the values written here
-// (addresses, uids, vocabulary names) need escaping only in odd cases.
-func appendQuoted(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

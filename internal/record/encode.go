@@ -54,14 +54,14 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		dst = append(dst, f.Name...)
 		dst = append(dst, '"', ':')
 		if f.Kind == KindSymbolic {
-			dst = appendJSONString(dst, r.written(i))
+			dst = AppendJSONString(dst, r.written(i))
 			continue
 		}
 		dst = r.appendValue(dst, i)
 	}
 	if r.Label != "" {
 		dst = append(dst, `,"label":`...)
-		dst = appendJSONString(dst, r.Label)
+		dst = AppendJSONString(dst, r.Label)
 	}
 	if r.Difficulty >= 0 {
 		dst = append(dst, `,"difficulty":`...)
@@ -85,10 +85,11 @@ func (r *Record) appendValue(dst []byte, i int) []byte {
 	return strconv.AppendFloat(dst, x, 'g', -1, 64)
 }
 
-// appendJSONString appends s as a JSON string. Unlike strconv.AppendQuote it
+// AppendJSONString appends s as a JSON string. Unlike strconv.AppendQuote it
 // never writes Go-only escapes such as \x00, so the output is valid JSON
-// whatever s holds; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
+// whatever s holds; invalid UTF-8 becomes U+FFFD. Characters HTML treats
+// specially are written as they are (encoding/json escapes them).
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for _, c := range s {

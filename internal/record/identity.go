@@ -93,7 +93,7 @@ func AppendJSONIdentity(b []byte, id Identity) []byte {
 	}
 	if id.SrcIP != "" {
 		b = append(b, `,"src_ip":`...)
-		b = appendJSONString(b, id.SrcIP)
+		b = AppendJSONString(b, id.SrcIP)
 	}
 	if id.SrcPort >= 0 {
 		b = append(b, `,"src_port":`...)
@@ -101,7 +101,7 @@ func AppendJSONIdentity(b []byte, id Identity) []byte {
 	}
 	if id.DstIP != "" {
 		b = append(b, `,"dst_ip":`...)
-		b = appendJSONString(b, id.DstIP)
+		b = AppendJSONString(b, id.DstIP)
 	}
 	if id.DstPort >= 0 {
 		b = append(b, `,"dst_port":`...)
@@ -109,7 +109,7 @@ func AppendJSONIdentity(b []byte, id Identity) []byte {
 	}
 	if id.UID != "" {
 		b = append(b, `,"uid":`...)
-		b = appendJSONString(b, id.UID)
+		b = AppendJSONString(b, id.UID)
 	}
 	return b
 }

@@ -158,7 +158,7 @@ if [ "$phase" = attack ]; then
 	tool 127.0.30.6 slowhttptest-slowloris slowhttptest -H -c 100 -r 50 -i 3 -l 10 -p 2 -u http://127.0.10.6/
 fi
 
-wait "${tools[@]}" 2>/dev/null || true
+if [ ${#tools[@]} -gt 0 ]; then wait "${tools[@]}" 2>/dev/null || true; fi
 wait "${users[@]}" 2>/dev/null || true
 sleep 1
 kill -INT "$tcpdump_pid" 2>/dev/null || true

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/netsentinel/netsentinel/internal/conntrack"
+	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/features"
+	"github.com/netsentinel/netsentinel/internal/model"
+	"github.com/netsentinel/netsentinel/internal/record"
+)
+
+// DefaultBaselineTrim is the attack probability from which a baseline
+// record that the model trained without the baseline flags is taken for an
+// attack and left out of the baseline.
+const DefaultBaselineTrim = 0.95
+
+// baselineStats says what became of a baseline's records.
+type baselineStats struct {
+	records, added, trimmed, bad int
+	// weight is how many times each added record counts.
+	weight int
+}
+
+// A baseline counts as at least baselineRows training rows: each record is
+// added up to maxBaselineWeight times.
+const (
+	baselineRows      = 5000
+	maxBaselineWeight = 50
+)
+
+// readBaseline turns each file (a packet capture, a Zeek conn.log, or
+// extract's JSON lines; plain or gzip) into connection records. Records
+// that do not decode are counted and skipped.
+func readBaseline(ctx context.Context, env *Env, paths []string) ([]record.Record, int, error) {
+	var recs []record.Record
+	bad := 0
+	for _, p := range paths {
+		data, err := baselineLines(ctx, env, p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("--baseline %s: %w", p, err)
+		}
+		_ = dataset.DecodeLinesWith(data, 1, record.DecodePartial, func(line int, rec *record.Record, err error) error {
+			if err != nil {
+				if bad++; bad <= 5 {
+					fmt.Fprintf(env.Stderr, "netsentinel train: --baseline %s:%d: %v (skipped)\n", p, line, err)
+				}
+				return nil
+			}
+			recs = append(recs, *rec)
+			return nil
+		})
+	}
+	return recs, bad, nil
+}
+
+// baselineLines returns the records of one baseline file as JSON or CSV
+// lines: extract's output (or any record file) as it is, a capture or a
+// Zeek log through the extractor with its default settings.
+func baselineLines(ctx context.Context, env *Env, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dr, err := dataset.NewReader(f, path)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(dr)
+	head, _ := br.Peek(64)
+	if first := bytes.TrimLeft(head, " \t\r\n"); len(first) > 0 && first[0] == '{' {
+		return io.ReadAll(br) // records already
+	}
+	var out bytes.Buffer
+	x := newExtractor(&out, features.DefaultOptions(), conntrack.DefaultConfig())
+	quiet := *env
+	quiet.Stderr = io.Discard
+	if err := x.file(ctx, &quiet, path, "auto"); err != nil && !errors.Is(err, errBadInput) {
+		return nil, err
+	}
+	if err := x.finish(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// addBaseline adds the baseline records to ds as normal rows, completing
+// their absent content features with first's normal values and leaving out
+// those first is sure are attacks (attack probability >= trim from the
+// classifier).
+func addBaseline(ds *dataset.Dataset, first *model.Detector, recs []record.Record, trim float64) (baselineStats, error) {
+	st := baselineStats{records: len(recs)}
+	for i := range recs {
+		r := &recs[i]
+		if err := first.Complete(r); err != nil {
+			st.bad++
+			continue
+		}
+		v := first.PredictRecord(r)
+		if v.IsAttack && v.FlaggedBy == "classifier" && v.AttackProbability >= trim {
+			st.trimmed++
+			continue
+		}
+		r.Label = "normal"
+		recs[st.added] = *r
+		st.added++
+	}
+	// A small baseline among tens of thousands of training rows would
+	// hardly move the forest or the normal prototypes: each of its records
+	// counts weight times.
+	st.weight = max(1, min(maxBaselineWeight, (baselineRows+st.added-1)/max(st.added, 1)))
+	for w := 0; w < st.weight; w++ {
+		for i := range st.added {
+			ds.Append(&recs[i])
+		}
+	}
+	if st.added == 0 {
+		return st, fmt.Errorf("--baseline: none of its %d records is usable as normal traffic (%d taken for attacks, %d incomplete)", st.records, st.trimmed, st.bad)
+	}
+	return st, nil
+}
