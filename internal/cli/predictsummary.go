@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -132,7 +133,8 @@ func (s *sourceSummary) write(w io.Writer, asJSON bool) error {
 		}
 		return bw.Flush()
 	}
-	tw := tabwriter.NewWriter(bw, 0, 8, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tCONNECTIONS\tFLAGGED\tSHARE\tCATEGORIES")
 	var conns, flagged int64
 	for _, t := range ts {
@@ -142,6 +144,10 @@ func (s *sourceSummary) write(w io.Writer, asJSON bool) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		// A source without flagged connections has an empty last column.
+		bw.WriteString(strings.TrimRight(line, " \n") + "\n")
 	}
 	fmt.Fprintf(bw, "%d sources, %d connections, %d flagged\n", len(ts), conns, flagged)
 	return bw.Flush()
