@@ -275,7 +275,8 @@ func FuzzAppendJSON(f *testing.F) {
 		checkRoundTrip(t, a)
 		checkRoundTrip(t, &DeadLetter{Time: ts, Topic: topic, Offset: off, Reason: attack, Value: value, Instance: label})
 		checkRoundTrip(t, &Stats{Minute: ts, Instance: topic, Model: label, Records: off,
-			ByCategory: map[string]int64{category: off, label: 1}, ByAttack: map[string]int64{attack: sec}, Unseen: map[string]int64{service: 2}})
+			ByCategory: map[string]int64{category: off, label: 1}, ByAttack: map[string]int64{attack: sec}, Unseen: map[string]int64{service: 2},
+			TopSources: map[string]int64{topic: off, service: 1}, OtherSources: sec, TopDestinations: map[string]int64{label: 3}, OtherDestinations: off})
 	})
 }
 
