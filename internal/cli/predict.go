@@ -325,7 +325,10 @@ func scoreBatch(det *model.Detector, b *predictBatch) {
 	if len(verdicts) > 0 {
 		det.PredictColumns(cols[:], verdicts)
 	}
-	out := make([]byte, 0, len(infos)*200)
+	var out []byte
+	if b.tally == nil {
+		out = make([]byte, 0, len(infos)*200)
+	}
 	k := 0
 	for _, in := range infos {
 		if in.err != nil {
