@@ -11,9 +11,18 @@
 #       load and group join included), the detector's CPU seconds, and the
 #       key+value bytes of every output topic (alerts, incidents, incident
 #       changelog, stats, dead letters; read committed) against the input's;
-#   (c) latency at INC_RATE records/s (default 20000) for INC_SECONDS (30):
+#   (c) latency at INC_RATE records/s (default 20000) for INC_SECONDS (30),
+#       in incidents mode and then, for comparison under the same load, in
+#       records mode (record -> alert, bench/e2e's reader); incidents mode:
 #       from an incident's first record (its Kafka timestamp) to its
-#       "opened" message being readable (read committed), in incidents mode.
+#       "opened" message being readable (read committed), in incidents mode
+#       with --incident-quiet INC_LAT_QUIET (default 2s, so that incidents
+#       close and open again during the run: the KDD file repeats its keys).
+#       The detector restores its (empty) state on assignment, before the
+#       first record is published.
+#
+# Output topics, and the changelog (compacted), are created before each
+# detector starts, so that topic creation is not measured.
 #
 # The model is trained with `train` defaults on data/KDDTrain+.txt.gz and
 # cached in NETSENTINEL_BENCH_CACHE (default ${TMPDIR:-/tmp}/netsentinel-bench,
@@ -76,6 +85,7 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
 # detect MODE GROUP TOPIC PREFIX: starts a detector; sets DPID.
 detect() {
   "$E2E" topic -brokers "$B" -partitions 1 "$4.alerts" "$4.incidents" "$4.stats" "$4.dead"
+  "$T" compacted -brokers "$B" "$4.changelog"
   "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$4" --alerts "$1" \
     --alerts-topic "$4.alerts" --incidents-topic "$4.incidents" --incidents-changelog-topic "$4.changelog" \
     --stats-topic "$4.stats" --dead-letter-topic "$4.dead" --listen none --log-level warn "${DFLAGS[@]}" 2>>"$WORK/$4.log" &
@@ -85,18 +95,19 @@ detect() {
 stop() { kill -TERM "$1"; wait "$1" || log "detector $1 exited with $?"; }
 
 ROWS=()
-row() { ROWS+=("$(printf '| %s | %s | %s |' "$@")"); }
+row() { ROWS+=("$(printf '| %s | %s | %s |' "$@")"); log "${ROWS[-1]}"; }
 
 if [ "$ONLY" != latency ]; then
   "$E2E" topic -brokers "$B" -partitions 1 in
   log "publishing $N records of $DATA"
   "$NS" publish --brokers "$B" --topic in --file "$DATA" --loop --limit "$N" --key none >&2
   inb=$("$T" bytes -brokers "$B" in | sed -n 's/^total bytes=//p')
-  t0=$(now)
-  got=$(kcat -C -b "$B" -t in -o beginning -e -q | wc -l)
-  kc=$(since "$t0")
-  log "kcat -C read $got records in $kc s"
-  row "input: $N records, 1 partition" "$inb bytes" "kcat -C reads them in $kc s"
+  TIMEFORMAT='%R %U %S'
+  kt=$({ time kcat -C -b "$B" -t in -o beginning -e -q >/dev/null; } 2>&1 | tail -1)
+  kc=$(awk '{ print $1 }' <<<"$kt")
+  kcpu=$(awk '{ printf "%.1f", $2 + $3 }' <<<"$kt")
+  log "kcat -C: $kt (real user sys)"
+  row "input: $N records, 1 partition" "kcat -C reads them in $kc s (CPU $kcpu s)" "$inb bytes"
   for mode in $MODES; do
     t0=$(now)
     detect "$mode" "g-$mode" in "$mode"
@@ -114,19 +125,34 @@ if [ "$ONLY" != latency ]; then
 fi
 
 if [ "$ONLY" != size ]; then
-  "$E2E" topic -brokers "$B" -partitions 1 lat.in
-  detect incidents lat lat.in lat
-  sleep 3
-  "$T" latency -brokers "$B" -topic lat.incidents >"$WORK/lat.out" &
-  lpid=$!
-  PIDS+=("$lpid")
-  log "publishing at $RATE records/s for $SECS s"
-  "$NS" publish --brokers "$B" --topic lat.in --file "$DATA" --loop --limit $((RATE * SECS)) --rate "$RATE" --key none >&2
-  wait "$lpid"
-  lat=$(cat "$WORK/lat.out")
-  stop "$DPID"
-  row "latency at $RATE records/s for $SECS s, incidents mode: first record -> opened message read" \
-    "p50 $(field p50_ms "$lat") ms, p99 $(field p99_ms "$lat") ms, max $(field max_ms "$lat") ms" "$(sed 's/ p50.*//' <<<"$lat")"
+  # The same offered load in both modes, one after the other, so that the
+  # two latencies are measured under the same conditions.
+  DFLAGS+=(--incident-quiet "${INC_LAT_QUIET:-2s}")
+  for mode in incidents records; do
+    "$E2E" topic -brokers "$B" -partitions 1 "lat$mode.in"
+    detect "$mode" "lat$mode" "lat$mode.in" "lat$mode"
+    sleep 3
+    if [ "$mode" = incidents ]; then
+      "$T" latency -brokers "$B" -topic "lat$mode.incidents" >"$WORK/lat.out" &
+    else
+      "$E2E" latency -brokers "$B" -topic "lat$mode.alerts" >"$WORK/lat.out" &
+    fi
+    lpid=$!
+    PIDS+=("$lpid")
+    log "publishing at $RATE records/s for $SECS s ($mode)"
+    "$NS" publish --brokers "$B" --topic "lat$mode.in" --file "$DATA" --loop --limit $((RATE * SECS)) --rate "$RATE" --key none >&2
+    wait "$lpid" || log "latency reader failed"
+    lat=$(sed -n 's/^visible  //p; /^messages=/p' "$WORK/lat.out")
+    c=$(cpu "$DPID")
+    stop "$DPID"
+    if [ "$mode" = incidents ]; then
+      what="first record -> its incident's opened message read ($(sed 's/ p50.*//; s/.*opened=/opened /' <<<"$lat") incidents)"
+    else
+      what="record -> its alert read ($(sed -n 's/^alerts=\([0-9]*\).*/\1/p' "$WORK/lat.out") alerts)"
+    fi
+    row "latency at $RATE records/s for $SECS s, --alerts $mode: $what" \
+      "p50 $(field p50_ms "$lat") ms, p99 $(field p99_ms "$lat") ms, max $(field max_ms "$lat") ms" "detector CPU $c s"
+  done
 fi
 
 echo

@@ -2,6 +2,7 @@
 // the bytes in topics, waits for a consumer group to commit a topic, and
 // measures how soon an incident's first message follows its first record.
 //
+//	incidents compacted -brokers B TOPIC         creates a 1-partition compacted topic (a changelog)
 //	incidents bytes -brokers B TOPIC...          key+value bytes and records per topic (read committed)
 //	incidents wait -brokers B -group G -topic T -n N   seconds until G has committed N records of T
 //	incidents latency -brokers B -topic T        record -> "opened" message latency quantiles
@@ -35,6 +36,8 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
+	case "compacted":
+		err = compactedCmd(ctx, os.Args[2:])
 	case "bytes":
 		err = bytesCmd(ctx, os.Args[2:])
 	case "wait":
@@ -48,6 +51,37 @@ func main() {
 		fmt.Fprintln(os.Stderr, "incidents:", err)
 		os.Exit(1)
 	}
+}
+
+// compactedCmd creates a compacted topic with one partition, as detect
+// would create its changelog, so that the creation is not measured.
+func compactedCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("compacted", flag.ContinueOnError)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	compact := "compact"
+	adm := kadm.NewClient(cl)
+	for _, t := range fs.Args() {
+		if _, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, t); err != nil {
+			return err
+		}
+	}
+	// Wait until the topics have leaders.
+	for ctx.Err() == nil {
+		ends, err := adm.ListEndOffsets(ctx, fs.Args()...)
+		if err == nil && ends.Error() == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return ctx.Err()
 }
 
 // bytesCmd reads each topic from its start to its end offsets with a read
@@ -152,6 +186,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
 	topic := fs.String("topic", "", "incidents `topic`")
 	idle := fs.Duration("idle", 5*time.Second, "stop after no message for this long (once messages came)")
+	skip := fs.Duration("skip", 0, "leave out incidents whose first record is within this long of the first one (warm-up)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,7 +199,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 	defer cl.Close()
 	var lat []time.Duration
 	status := map[string]int{}
-	var lastRecv time.Time
+	var lastRecv, first time.Time
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		f := cl.PollFetches(pctx)
@@ -179,7 +214,13 @@ func latencyCmd(ctx context.Context, args []string) error {
 				return
 			}
 			status[m.Status]++
-			if m.Status == event.IncidentOpened {
+			if m.Status != event.IncidentOpened {
+				return
+			}
+			if first.IsZero() || m.FirstSeen.Before(first) {
+				first = m.FirstSeen
+			}
+			if m.FirstSeen.Sub(first) >= *skip {
 				lat = append(lat, now.Sub(m.FirstSeen))
 			}
 		})

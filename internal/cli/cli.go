@@ -58,7 +58,7 @@ type Env struct {
 }
 
 // commands lists the subcommands in the order -h shows them.
-var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
+var commands = []*Command{cmdTrain, cmdEval, cmdPredict, cmdExtract, cmdSensor, cmdPublish, cmdDetect, cmdBroker, cmdReport, cmdDashboard, cmdDemo}
 
 // usageError is a bad command line: it maps to ExitUsage.
 type usageError struct{ err error }
@@ -168,18 +168,28 @@ func runCommand(ctx context.Context, c *Command, args []string, env *Env) error 
 // applyEnvAndConfig sets every flag not given on the command line from the
 // environment or the config file.
 func applyEnvAndConfig(fs *flag.FlagSet, configPath string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if configPath == "" {
 		configPath = os.Getenv("NETSENTINEL_CONFIG")
 	}
-	fileValues := map[string]any{}
+	var data []byte
 	if configPath != "" {
 		b, err := os.ReadFile(configPath)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
-		if err := yaml.Unmarshal(b, &fileValues); err != nil {
+		data = b
+	}
+	return applyConfig(fs, configPath, data)
+}
+
+// applyConfig does the work of applyEnvAndConfig once the config file,
+// configPath ("" for none), has been read into data.
+func applyConfig(fs *flag.FlagSet, configPath string, data []byte) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fileValues := map[string]any{}
+	if configPath != "" {
+		if err := yaml.Unmarshal(data, &fileValues); err != nil {
 			return fmt.Errorf("config %s: %w", configPath, err)
 		}
 		var unknown []string

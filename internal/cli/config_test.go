@@ -58,13 +58,8 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("brokers: a:1\ntrees: 7\njson: true\nwindow: 1h\n"))
 	f.Add([]byte("trees: [1, 2]\nwindow: {a: b}\n"))
 	f.Add([]byte("- a\n- b\n"))
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(dir, "c.yaml")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 		fs, _, _, _, _ := configFlags()
-		_ = applyEnvAndConfig(fs, p)
+		_ = applyConfig(fs, "c.yaml", data)
 	})
 }

@@ -23,6 +23,7 @@ type storedAlert struct {
 	attack, category           string
 	flaggedBy, instance, label string
 	probability, novelty       float64
+	attackProbability          float64
 	src, dst, uid              string
 	srcPort, dstPort           int32
 	topic                      string
@@ -46,6 +47,10 @@ type alertHead struct {
 	DstPort  json.RawMessage `json:"dst_port"`
 	TS       json.RawMessage `json:"ts"`
 	UID      json.RawMessage `json:"uid"`
+	// NoveltyFeatures and Explanation are read by featureNames and
+	// reasons, which skip entries of other shapes.
+	NoveltyFeatures json.RawMessage `json:"novelty_features"`
+	Explanation     json.RawMessage `json:"explanation"`
 }
 
 // errNotObject is returned for alert messages that are not JSON objects.
@@ -64,23 +69,24 @@ func decodeAlert(raw []byte, intern func(string) string) (*storedAlert, error) {
 		return nil, err
 	}
 	a := &storedAlert{
-		time:        h.Time,
-		attack:      intern(h.Attack),
-		category:    intern(h.Category),
-		flaggedBy:   intern(h.FlaggedBy),
-		instance:    intern(h.Instance),
-		label:       intern(h.Label),
-		probability: finite(h.Probability),
-		novelty:     finite(h.Novelty),
-		src:         jsonString(h.SrcIP),
-		dst:         jsonString(h.DstIP),
-		srcPort:     jsonPort(h.SrcPort),
-		dstPort:     jsonPort(h.DstPort),
-		uid:         jsonString(h.UID),
-		topic:       intern(h.Topic),
-		partition:   h.Partition,
-		offset:      h.Offset,
-		raw:         raw,
+		time:              h.Time,
+		attack:            intern(h.Attack),
+		category:          intern(h.Category),
+		flaggedBy:         intern(h.FlaggedBy),
+		instance:          intern(h.Instance),
+		label:             intern(h.Label),
+		probability:       finite(h.Probability),
+		novelty:           finite(h.Novelty),
+		attackProbability: finite(h.AttackProbability),
+		src:               jsonString(h.SrcIP),
+		dst:               jsonString(h.DstIP),
+		srcPort:           jsonPort(h.SrcPort),
+		dstPort:           jsonPort(h.DstPort),
+		uid:               jsonString(h.UID),
+		topic:             intern(h.Topic),
+		partition:         h.Partition,
+		offset:            h.Offset,
+		raw:               raw,
 	}
 	if a.category == "" {
 		a.category = intern(record.CategoryOf(a.attack).String())
@@ -90,7 +96,7 @@ func decodeAlert(raw []byte, intern func(string) string) (*storedAlert, error) {
 		sb.WriteString(strings.ToLower(s))
 		sb.WriteByte('\n')
 	}
-	for _, s := range h.NoveltyFeatures {
+	for _, s := range featureNames(h.NoveltyFeatures) {
 		sb.WriteString(strings.ToLower(s))
 		sb.WriteByte('\n')
 	}
@@ -165,6 +171,32 @@ type Feature struct {
 	Standout bool `json:"standout,omitempty"`
 }
 
+// Reason is one entry of an alert's explanation.
+type Reason struct {
+	Feature      string  `json:"feature"`
+	Value        float64 `json:"value"`
+	Typical      float64 `json:"typical"`
+	Contribution float64 `json:"contribution"`
+}
+
+// reasons reads an explanation, skipping entries that are not objects
+// naming a feature.
+func reasons(v json.RawMessage) []Reason {
+	out := []Reason{}
+	var items []json.RawMessage
+	if len(v) == 0 || json.Unmarshal(v, &items) != nil {
+		return out
+	}
+	for _, it := range items {
+		var r Reason
+		if json.Unmarshal(it, &r) == nil && r.Feature != "" {
+			r.Value, r.Typical, r.Contribution = finite(r.Value), finite(r.Typical), finite(r.Contribution)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // ClassProbability is one of the classifier's top classes.
 type ClassProbability struct {
 	Name        string  `json:"name"`
@@ -183,6 +215,9 @@ type AlertDetail struct {
 	Features []Feature `json:"features"`
 	// Standout names the features that made the record stand out.
 	Standout []string `json:"standout"`
+	// Reasons is the alert's explanation: each feature that drove the
+	// verdict with its value, the typical value and its contribution.
+	Reasons []Reason `json:"reasons"`
 	// TopClasses lists the classifier's top classes with their
 	// probabilities, when the alert carries them.
 	TopClasses []ClassProbability `json:"top_classes"`
@@ -210,16 +245,15 @@ var standoutKeys = []string{"novelty_features", "top_features", "explanation", "
 // detail decodes the stored message in full.
 func (a *storedAlert) detail() AlertDetail {
 	d := AlertDetail{AlertRow: a.row(), Label: a.label, UID: a.uid, Topic: a.topic, Partition: a.partition, Offset: a.offset,
-		Features: []Feature{}, Standout: []string{}, TopClasses: []ClassProbability{}, Extra: map[string]string{}}
+		AttackProbability: a.attackProbability, Features: []Feature{}, Standout: []string{}, Reasons: []Reason{},
+		TopClasses: []ClassProbability{}, Extra: map[string]string{}}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(a.raw, &all); err != nil {
 		// decodeAlert accepted it, so this cannot fail; show why if it does.
 		d.Extra["error"] = err.Error()
 		return d
 	}
-	var h event.Alert
-	_ = json.Unmarshal(a.raw, &h) // decodeAlert succeeded on the same bytes
-	d.AttackProbability = finite(h.AttackProbability)
+	d.Reasons = reasons(all["explanation"])
 	for _, k := range standoutKeys {
 		for _, n := range featureNames(all[k]) {
 			if !slices.Contains(d.Standout, n) {

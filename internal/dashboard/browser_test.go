@@ -167,6 +167,7 @@ func relabel(line []byte, label string) []byte {
 // pipeline is an embedded broker, a detector and a dashboard over them.
 type pipeline struct {
 	t          *testing.T
+	broker     *broker.Broker
 	brokers    []string
 	producer   *kgo.Client
 	topic      string
@@ -192,7 +193,7 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	p := &pipeline{t: t, brokers: b.Addrs(), topic: tInput, group: tGroup}
+	p := &pipeline{t: t, broker: b, brokers: b.Addrs(), topic: tInput, group: tGroup}
 	p.producer, err = kgo.NewClient(kgo.SeedBrokers(p.brokers...), kgo.DefaultProduceTopic(tInput), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +277,8 @@ func waitText(t *testing.T, ctx context.Context, sel string, d time.Duration, ok
 			return text
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: text %q after %v", sel, text, d)
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`['live','banners','group-line','reader-line'].map(id => id + ': ' + document.getElementById(id).textContent).join('; ')`))
+			t.Fatalf("%s: text %q after %v (page: %s)", sel, text, d, state)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -310,6 +312,7 @@ func craftedAlert(src, dst string) []byte {
 		"time": time.Now().UTC(), "topic": tInput, "partition": 1, "offset": 4242,
 		"attack": "portsweep", "category": "probe", "probability": 0.91, "attack_probability": 0.95,
 		"novelty": 0.7, "flagged_by": "novelty", "novelty_features": []string{"src_bytes", "dst_host_count"},
+		"explanation": []map[string]any{{"feature": "src_bytes", "value": 5, "typical": 100, "contribution": 0.4}},
 		"top_classes": []map[string]any{{"name": "portsweep", "probability": 0.91}, {"name": "satan", "probability": 0.06}},
 		"features":    feats, "instance": injection,
 		"src_ip": src, "dst_ip": dst, "src_port": 31337, "dst_port": "443", "comment": injection,
@@ -319,7 +322,7 @@ func craftedAlert(src, dst string) []byte {
 
 func TestBrowser(t *testing.T) {
 	chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
 	p := startPipeline(t, ctx)
@@ -350,7 +353,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	t.Run("counts match the records sent", func(t *testing.T) {
-		waitText(t, bctx, "#records-count", 20*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
+		waitText(t, bctx, "#records-count", 45*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
 		waitText(t, bctx, "#attacks-count", 5*time.Second, func(s string) bool { return s == strconv.Itoa(attacks) })
 		waitText(t, bctx, "#dead-count", 5*time.Second, func(s string) bool { return s == strconv.Itoa(len(bad)) })
 		got := eval[string](t, bctx, `document.querySelector('#categories-body tr[data-category="normal"] td:nth-child(2)').textContent`)
@@ -360,6 +363,19 @@ func TestBrowser(t *testing.T) {
 		waitText(t, bctx, "#alerts-count", 5*time.Second, func(s string) bool {
 			return strings.HasPrefix(s, strconv.Itoa(attacks+3)+" matching")
 		})
+	})
+
+	t.Run("the span buttons switch the summary", func(t *testing.T) {
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#spans button[data-span="24h"]`))); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, bctx, "#span-label", 3*time.Second, func(s string) bool { return s == "last 24 hours" })
+		waitText(t, bctx, "#bucket-label", 3*time.Second, func(s string) bool { return strings.HasPrefix(s, "per 1h") })
+		waitText(t, bctx, "#records-count", 3*time.Second, func(s string) bool { return s == strconv.Itoa(len(lines)) })
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#spans button[data-span="5m"]`))); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, bctx, "#span-label", 3*time.Second, func(s string) bool { return s == "last 5 minutes" })
 	})
 
 	t.Run("input is shown as text, never run", func(t *testing.T) {
@@ -439,6 +455,9 @@ func TestBrowser(t *testing.T) {
 		if strings.Join(standout, ",") != "src_bytes,dst_host_count" {
 			t.Errorf("highlighted features = %q, want src_bytes, dst_host_count", standout)
 		}
+		if r := eval[string](t, bctx, `document.getElementById('detail-reasons').textContent`); r != "src_bytes51000.400" {
+			t.Errorf("explanation = %q, want src_bytes 5 100 0.400", r)
+		}
 		classes := eval[string](t, bctx, `document.getElementById('detail-classes').textContent`)
 		if !strings.Contains(classes, "portsweep0.9100") || !strings.Contains(classes, "satan0.0600") {
 			t.Errorf("top classes = %q", classes)
@@ -473,6 +492,11 @@ func TestBrowser(t *testing.T) {
 		<-p.detectDone
 		waitText(t, bctx, "#banners", 5*time.Second, func(s string) bool { return strings.Contains(s, "No detector is running") })
 	})
+	t.Run("the broker banner appears when the broker goes away", func(t *testing.T) {
+		p.broker.Close()
+		waitText(t, bctx, "#banners", 15*time.Second, func(s string) bool { return strings.Contains(s, "Cannot reach the Kafka brokers") })
+	})
+
 	if v := eval[[]string](t, bctx, `window.__csp`); len(v) > 0 {
 		t.Errorf("Content-Security-Policy violations: %q", v)
 	}

@@ -127,7 +127,7 @@ func BenchmarkHandlers24h(b *testing.B) {
 		d.st.cacheMu.Unlock()
 	}
 	pageTargets := []string{"/", "/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js",
-		"/static/vendor/uplot/uPlot.min.css", "/api/summary?span=24h", "/api/health", "/api/alerts?limit=50", "/api/dead-letters?limit=20"}
+		"/static/vendor/uplot/uPlot.min.css", "/api/summary?span=24h", "/api/health", "/api/alerts?limit=25", "/api/dead-letters?limit=20"}
 	b.Run("page", func(b *testing.B) {
 		var bytes int
 		for b.Loop() {
@@ -154,12 +154,12 @@ func BenchmarkHandlers24h(b *testing.B) {
 	})
 	b.Run("alerts-first-page", func(b *testing.B) {
 		for b.Loop() {
-			getOK("/api/alerts?limit=50")
+			getOK("/api/alerts?limit=25")
 		}
 	})
 	b.Run("alerts-text-filter", func(b *testing.B) {
 		for b.Loop() {
-			getOK("/api/alerts?q=SATAN&limit=50")
+			getOK("/api/alerts?q=SATAN&limit=25")
 		}
 	})
 	b.Run("alert-detail", func(b *testing.B) {

@@ -69,6 +69,13 @@ type ReaderStatus struct {
 	// the last one was and why.
 	Bad     int64  `json:"bad"`
 	LastBad string `json:"last_bad,omitempty"`
+	// OutOfRange counts statistics and alerts with addresses whose time
+	// lies outside the kept history (Options.History back, an hour ahead):
+	// they count in no span.
+	OutOfRange int64 `json:"out_of_range"`
+	// FetchError is the reader's last fetch error, at FetchErrorAt.
+	FetchError   string    `json:"fetch_error,omitempty"`
+	FetchErrorAt time.Time `json:"fetch_error_at"`
 }
 
 // InstanceHealth is one detector instance as its statistics show it.

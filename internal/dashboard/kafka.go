@@ -58,7 +58,7 @@ func (d *Dashboard) read(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			d.st.setBroker(fmt.Errorf("read %s/%d: %w", topic, p, err))
+			d.st.fetchError(fmt.Errorf("read %s/%d: %w", topic, p, err))
 			if time.Since(lastErrLog) > 5*time.Second {
 				lastErrLog = time.Now()
 				d.log.Warn("dashboard: fetch error", "topic", topic, "partition", p, "err", err)

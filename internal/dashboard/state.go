@@ -170,7 +170,11 @@ func (s *state) watch() (uint64, <-chan struct{}) {
 func (s *state) addStats(st event.Stats, written time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.agg.Add(st, written)
+	if s.inRange(st.Minute) {
+		s.agg.Add(st, written)
+	} else {
+		s.reader.OutOfRange++
+	}
 	var attacks int64
 	for k, v := range st.ByCategory {
 		if k != "normal" {
@@ -218,6 +222,14 @@ func rateOver(r *[rateSlots]rateSlot, now time.Time) (records, attacks float64) 
 	return records / rateSlots, attacks / rateSlots
 }
 
+// inRange reports whether t falls in the kept history (or at most an hour
+// ahead, for clocks that run fast). Counts for other times would never be
+// shown or pruned.
+func (s *state) inRange(t time.Time) bool {
+	now := s.opts.Now()
+	return !t.Before(now.Add(-s.opts.History)) && !t.After(now.Add(time.Hour))
+}
+
 // pruneLocked drops minutes older than the history, at most once a minute.
 func (s *state) pruneLocked() {
 	now := s.opts.Now()
@@ -255,7 +267,9 @@ func (s *state) addAlert(raw []byte) error {
 	} else {
 		s.alerts[(a.id-1)%uint64(s.opts.MaxAlerts)] = a
 	}
-	if a.src != "" || a.dst != "" {
+	if (a.src != "" || a.dst != "") && !s.inRange(a.time) {
+		s.reader.OutOfRange++
+	} else if a.src != "" || a.dst != "" {
 		k := a.time.Unix() / 60
 		m := s.addrs[k]
 		if m == nil {
@@ -308,6 +322,15 @@ func (s *state) badMessage(topic string, partition int32, offset int64, err erro
 	defer s.mu.Unlock()
 	s.reader.Bad++
 	s.reader.LastBad = fmt.Sprintf("%s/%d@%d: %v", topic, partition, offset, err)
+}
+
+// fetchError records the reader's last fetch error. Whether the brokers
+// are reachable is the group watcher's to say.
+func (s *state) fetchError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reader.FetchError = err.Error()
+	s.reader.FetchErrorAt = s.opts.Now()
 }
 
 // AddressCount is an address and its number of alerts.

@@ -168,6 +168,26 @@ func TestAlertsFilterAndPage(t *testing.T) {
 	}
 }
 
+func TestOutOfRangeCounted(t *testing.T) {
+	s, c := newTestState(t, Options{})
+	for _, m := range []time.Time{t0.Add(-40 * time.Hour), t0.Add(2 * time.Hour), t0.Add(-time.Minute)} {
+		s.addStats(event.Stats{Minute: m, Instance: "a", Records: 10, ByCategory: map[string]int64{"normal": 10}}, t0)
+		if err := s.addAlert(alertJSON(1, "neptune", "dos", "10.0.0.1", "", m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := s.health(c.t)
+	if h.Reader.OutOfRange != 4 || h.Reader.Stats != 3 || h.Reader.Alerts != 3 {
+		t.Errorf("reader = %+v, want 4 out of range of 3 statistics and 3 alerts", h.Reader)
+	}
+	if n := len(s.agg.Series()); n != 1 {
+		t.Errorf("%d minutes kept, want 1", n)
+	}
+	if n := len(s.addrs); n != 1 {
+		t.Errorf("address counts for %d minutes, want 1", n)
+	}
+}
+
 func TestTopAddressesBounded(t *testing.T) {
 	s, c := newTestState(t, Options{MaxAddresses: 3, TopAddresses: 2})
 	for i := range 10 {
@@ -231,7 +251,7 @@ func TestDecodeAlertTolerant(t *testing.T) {
 func TestAlertDetail(t *testing.T) {
 	raw := `{"time":"2026-11-26T13:59:00Z","topic":"in","partition":2,"offset":77,"attack":"ipsweep","category":"probe",
 		"probability":0.8,"attack_probability":0.95,"novelty":0.6,"flagged_by":"novelty","novelty_features":["count","src_bytes"],
-		"top_features":[{"feature":"flag","contribution":0.2}],
+		"explanation":[{"feature":"flag","value":3,"typical":9,"contribution":0.2},{"name":"bad"},7],
 		"class_probabilities":{"ipsweep":0.8,"nmap":0.15,"normal":0.05},
 		"features":{"src_bytes":10,"duration":0,"flag":"SF","count":3,"zz_extra":1},"instance":"d","label":"ipsweep","src_ip":"10.1.1.1","why":{"a":1}}`
 	a, err := decodeAlert([]byte(raw), func(s string) string { return s })
@@ -251,6 +271,9 @@ func TestAlertDetail(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"flag", "src_bytes", "count"}, standout); diff != "" {
 		t.Errorf("standout features (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]Reason{{"flag", 3, 9, 0.2}}, d.Reasons); diff != "" {
+		t.Errorf("reasons (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]ClassProbability{{"ipsweep", 0.8}, {"nmap", 0.15}, {"normal", 0.05}}, d.TopClasses); diff != "" {
 		t.Errorf("top classes (-want +got):\n%s", diff)

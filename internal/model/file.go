@@ -35,7 +35,7 @@ import (
 // The SHA-256 is the file's only integrity check: the sections carry none of
 // their own. Version 1 files differ only inside the sections (the forest and
 // novelty sections each ended with a CRC, and the novelty section stored an
-// index for every bucket); Load reads them too.
+// index for every bucket); Unmarshal and LoadFile read them too.
 //
 // Every size and count in the file is checked against the bytes that remain
 // before anything is allocated or looped over for it, so loading a file of

@@ -147,6 +147,7 @@ func TestHostileCounts(t *testing.T) {
 		{"novelty: 2^16-1 bucket groups", assemble(t, h, false, clf, put(nov, nvGroups, uint16(1<<16-1))), []error{ErrCorrupt, novelty.ErrFormat}},
 		{"novelty: 2^32-1 prototypes in a bucket", assemble(t, h, false, clf, put(nov, nvFirstCount, uint32(huge32))), []error{ErrCorrupt, novelty.ErrFormat}},
 		{"novelty: 2^31-2 prototypes in a bucket", assemble(t, h, false, clf, put(nov, nvFirstCount, uint32(1<<31-2))), []error{ErrCorrupt, novelty.ErrFormat}},
+		{"novelty: a NaN calibration score, then 2^30 prototypes declared", assemble(t, h, false, clf, put(put(nov, nvNCalib+4, uint32(0x7fc00000)), nvFirstCount, uint32(1<<30))), []error{ErrCorrupt, novelty.ErrFormat}},
 		{"novelty: 2^32-1 calibration scores", assemble(t, h, false, clf, put(put(nov, nvCalibN, uint64(1<<63-1)), nvNCalib, uint32(huge32))), []error{ErrCorrupt, novelty.ErrFormat}},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,8 @@ type LiveSource interface {
 }
 
 // Capture publishes the connections of a live capture until ctx is done;
-// then it finishes the open connections, publishes them and returns nil.
+// then it reads the packets already captured, finishes the open
+// connections, publishes them and returns nil.
 // The kernel's drop counter is read at every commit (Stats().Kernel) and
 // logged when it grows.
 func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
@@ -35,6 +36,15 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 	}
 	for {
 		if ctx.Err() != nil {
+			// Take in what the socket holds already (for at most a
+			// second), then finish every open connection.
+			for end := time.Now().Add(time.Second); time.Now().Before(end); {
+				f, err := src.Next()
+				if err != nil {
+					break
+				}
+				_ = tr.Packet(f.TS, f.Link, f.Data)
+			}
 			tr.Flush()
 			return commit(context.WithoutCancel(ctx))
 		}
@@ -48,7 +58,7 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 			tr.Flush()
 			return errors.Join(err, commit(context.WithoutCancel(ctx)))
 		}
-		if s.due() {
+		if ctx.Err() == nil && s.due() {
 			if err := commit(ctx); err != nil {
 				return err
 			}

@@ -94,7 +94,7 @@ func (s *Sensor) followFile(ctx context.Context, name string, cp *Checkpoint, fo
 		case err == nil:
 			s.add(&c)
 			s.pending = true
-			if s.due() {
+			if ctx.Err() == nil && s.due() {
 				if err := s.commit(ctx, t.cp()); err != nil {
 					return err
 				}
@@ -158,7 +158,7 @@ func (t *tail) Read(p []byte) (int, error) {
 				return 0, io.EOF
 			}
 		}
-		if t.s.due() {
+		if t.ctx.Err() == nil && t.s.due() {
 			if err := t.s.commit(t.ctx, t.cp()); err != nil {
 				return 0, err
 			}

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -66,6 +67,9 @@ type Options struct {
 	Poll time.Duration
 	// Logger receives progress and problems; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the sensor's metrics (see metrics.go); nil
+	// registers none.
+	Registerer prometheus.Registerer
 	// extraOpts are added to the Kafka client's options (tests).
 	extraOpts []kgo.Opt
 }
@@ -101,6 +105,7 @@ type Sensor struct {
 	stats   Stats
 	last    time.Time
 	pending bool // a checkpoint change not yet committed
+	metrics metrics
 }
 
 // New connects to Kafka (with a transactional producer) and returns a
@@ -136,14 +141,23 @@ func New(opt Options) (*Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sensor: %w", err)
 	}
-	return &Sensor{opt: opt, cl: cl, log: log, win: features.NewWindow(opt.Features), last: time.Now()}, nil
+	s := &Sensor{opt: opt, cl: cl, log: log, win: features.NewWindow(opt.Features), last: time.Now()}
+	s.publish()
+	if opt.Registerer != nil {
+		if err := s.register(opt.Registerer); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("sensor: metrics: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Close closes the Kafka client.
 func (s *Sensor) Close() { s.cl.Close() }
 
-// Stats returns the sensor's counters.
-func (s *Sensor) Stats() Stats { return s.stats }
+// Stats returns the sensor's counters as of the last commit; it is safe to
+// call from any goroutine.
+func (s *Sensor) Stats() Stats { return *s.metrics.snap.Load() }
 
 // add computes c's traffic features and queues its record.
 func (s *Sensor) add(c *features.Conn) {
@@ -160,6 +174,7 @@ func (s *Sensor) due() bool { return time.Since(s.last) >= s.opt.Interval }
 func (s *Sensor) commit(ctx context.Context, cp *Checkpoint) error {
 	s.last = time.Now()
 	if len(s.batch) == 0 && !s.pending {
+		s.publish()
 		return nil
 	}
 	if err := s.cl.BeginTransaction(); err != nil {
@@ -204,6 +219,7 @@ func (s *Sensor) commit(ctx context.Context, cp *Checkpoint) error {
 	s.stats.Transactions++
 	s.batch = s.batch[:0]
 	s.pending = false
+	s.publish()
 	return nil
 }
 
@@ -269,10 +285,12 @@ func (s *Sensor) LastCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	return last, nil
 }
 
-// ensureCheckpointTopic creates the checkpoint topic (one partition) if it
-// does not exist.
+// ensureCheckpointTopic creates the checkpoint topic if it does not exist:
+// one partition, compacted, so that it keeps about one checkpoint per
+// sensor and a restart reads little.
 func (s *Sensor) ensureCheckpointTopic(ctx context.Context) error {
-	resp, err := kadm.NewClient(s.cl).CreateTopic(ctx, 1, -1, nil, s.opt.CheckpointTopic)
+	compact := "compact"
+	resp, err := kadm.NewClient(s.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, s.opt.CheckpointTopic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/capture/capturetest"
 	"github.com/netsentinel/netsentinel/internal/conntrack"
 	"github.com/netsentinel/netsentinel/internal/features"
+	"github.com/netsentinel/netsentinel/internal/kafkatest"
 	"github.com/netsentinel/netsentinel/internal/stream"
 )
 
@@ -43,11 +44,17 @@ func appendFile(t *testing.T, path, s string) {
 	}
 }
 
+// kafka is where a test's sensor publishes.
+type kafka struct {
+	brokers            []string
+	topic, checkpoints string
+}
+
 // records reads the committed records of the topic: uid -> count, and
 // checks their keys.
-func records(t *testing.T, brokers []string) map[string]int {
+func records(t *testing.T, k kafka) map[string]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(stream.DefaultTopic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(k.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -77,11 +84,11 @@ func records(t *testing.T, brokers []string) map[string]int {
 }
 
 // waitRecords waits until the topic holds n committed records.
-func waitRecords(t *testing.T, brokers []string, n int) map[string]int {
+func waitRecords(t *testing.T, k kafka, n int) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := records(t, brokers)
+		got := records(t, k)
 		total := 0
 		for _, c := range got {
 			total += c
@@ -101,9 +108,10 @@ type running struct {
 	s      *Sensor
 }
 
-func start(t *testing.T, brokers []string, path string) *running {
+func start(t *testing.T, k kafka, path string) *running {
 	t.Helper()
-	s, err := New(Options{Client: stream.ClientConfig{Brokers: brokers}, ID: "test", Interval: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+	s, err := New(Options{Client: stream.ClientConfig{Brokers: k.brokers}, Topic: k.topic, CheckpointTopic: k.checkpoints,
+		ID: "test", Interval: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,14 +132,24 @@ func (r *running) stop(t *testing.T) {
 
 // TestFollowZeek follows a growing log through two rotations and two
 // restarts (one while the log was rotated): every connection is published
-// exactly once.
+// exactly once. It runs against the in-process kfake and, when the test
+// environment has one, a real Kafka broker.
 func TestFollowZeek(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, stream.DefaultTopic), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	t.Run("kfake", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, stream.DefaultTopic), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		followZeek(t, kafka{brokers: c.ListenAddrs(), topic: stream.DefaultTopic, checkpoints: DefaultCheckpointTopic})
+	})
+	t.Run("kafka", func(t *testing.T) {
+		brokers := kafkatest.Brokers(t)
+		followZeek(t, kafka{brokers: brokers, topic: kafkatest.NewTopic(t, 3), checkpoints: kafkatest.Name(t, "checkpoints")})
+	})
+}
+
+func followZeek(t *testing.T, brokers kafka) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "conn.log")
 	appendFile(t, path, logHeader+line(0)+line(1)+line(2))
@@ -155,7 +173,7 @@ func TestFollowZeek(t *testing.T) {
 	}
 	appendFile(t, path, logHeader+line(8))
 	r = start(t, brokers, path)
-	got := waitRecords(t, brokers, 9)
+	waitRecords(t, brokers, 9)
 	// A partial line is not published until it is complete.
 	l9 := line(9)
 	appendFile(t, path, l9[:10])
@@ -163,7 +181,7 @@ func TestFollowZeek(t *testing.T) {
 	r.stop(t)
 	r = start(t, brokers, path)
 	appendFile(t, path, l9[10:])
-	got = waitRecords(t, brokers, 10)
+	got := waitRecords(t, brokers, 10)
 	r.stop(t)
 	for i := range 10 {
 		if got[fmt.Sprintf("C%d", i)] != 1 {
@@ -232,7 +250,7 @@ func TestCapture(t *testing.T) {
 	if err := s.Capture(ctx, &frames{src: src, cancel: cancel}); err != nil {
 		t.Fatal(err)
 	}
-	got := records(t, c.ListenAddrs())
+	got := records(t, kafka{brokers: c.ListenAddrs(), topic: stream.DefaultTopic})
 	if len(got) != want || s.Stats().Records != uint64(want) || s.Stats().Kernel.Packets != 3000 {
 		t.Errorf("%d records (%d unique), want %d; stats %+v", s.Stats().Records, len(got), want, s.Stats())
 	}

@@ -47,8 +47,9 @@ func TestIntegrationCluster(t *testing.T) {
 		createLedBy(t, cl, leader, out, 1)
 	}
 
-	values := kddLines(t, 8000)
-	wait := producePaced(t, brokers, tp.in, values, 100, 40*time.Millisecond) // ~2,500 records/s for ~3 s, then paced
+	// About 1,000 records/s for 25 s: records keep coming after the kill.
+	values := kddLines(t, 25000)
+	wait := producePaced(t, brokers, tp.in, values, 50, 50*time.Millisecond)
 	var dets []*Detector
 	for _, inst := range []string{"a", "b"} {
 		o := tp.options(brokers, "g", inst)
@@ -66,17 +67,18 @@ func TestIntegrationCluster(t *testing.T) {
 			}
 		}()
 	}
-	w := &offsetWatch{adm: kadm.NewClient(cl), group: "g", topic: tp.in, partitions: 4, onFail: func() {
+	w := &offsetWatch{brokers: brokers, group: "g", topic: tp.in, partitions: 4, onFail: func() {
 		for _, d := range dets {
 			t.Logf("detector %s: %+v, health %v", d.Instance(), d.Totals(), d.Health())
 		}
 	}}
-	w.waitAdvance(t, time.Now(), 60*time.Second)
+	w.waitAdvance(t, time.Now(), nil, 60*time.Second)
 
+	base := w.offsets(t)
 	t0 := time.Now()
 	c.Node(int(leader)).Kill(t)
 	t.Logf("killed node %d (leader of every test partition) after %v", leader, time.Since(t0).Round(time.Millisecond))
-	stalls := w.waitAdvance(t, t0, 150*time.Second)
+	stalls := w.waitAdvance(t, t0, base, 150*time.Second)
 	worst := stalls[len(stalls)-1]
 	t.Logf("stall after kill -9 of the leader: %.1fs (per partition, sorted: %v)", worst.Seconds(), stalls)
 	if worst > 60*time.Second {
@@ -165,20 +167,50 @@ func createLedBy(t *testing.T, cl *kgo.Client, leader int32, topic string, parti
 	}
 }
 
-// offsetWatch polls a group's committed offsets every 100 ms.
+// offsetWatch polls a group's committed offsets every 100 ms, each time
+// with a new client: one that has cached a dead node as the group's
+// coordinator keeps dialling it.
 type offsetWatch struct {
-	adm          *kadm.Client
+	brokers      []string
 	group, topic string
 	partitions   int
 	onFail       func() // run before failing the test
 }
 
-// waitAdvance waits until every partition's committed offset has moved past
-// its value at the first successful read after since, and returns the times
-// from since to each partition's first move, sorted.
-func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Duration) []time.Duration {
+// offsets returns the group's committed offsets of the topic.
+func (w *offsetWatch) offsets(t *testing.T) map[int32]int64 {
 	t.Helper()
-	base := map[int32]int64{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		offs, err := w.fetch()
+		if err == nil {
+			err = offs.Error()
+		}
+		if err == nil {
+			out := map[int32]int64{}
+			offs.Each(func(o kadm.OffsetResponse) {
+				if o.Topic == w.topic {
+					out[o.Partition] = o.At
+				}
+			})
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets of group %s: %v", w.group, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitAdvance waits until every partition's committed offset has moved past
+// its value in base (or, for partitions base lacks, at the first successful
+// read), and returns the times from since to each partition's first move,
+// sorted.
+func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, base map[int32]int64, timeout time.Duration) []time.Duration {
+	t.Helper()
+	if base == nil {
+		base = map[int32]int64{}
+	}
 	moved := map[int32]time.Duration{}
 	deadline := time.Now().Add(timeout)
 	var lastErr error
@@ -187,9 +219,7 @@ func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Du
 			w.onFail()
 			t.Fatalf("only %d of %d partitions committed within %v (base %v, last offset fetch error %v)", len(moved), w.partitions, timeout, base, lastErr)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		offs, err := w.adm.FetchOffsets(ctx, w.group)
-		cancel()
+		offs, err := w.fetch()
 		now := time.Now()
 		if err == nil {
 			err = offs.Error()
@@ -215,4 +245,15 @@ func (w *offsetWatch) waitAdvance(t *testing.T, since time.Time, timeout time.Du
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+func (w *offsetWatch) fetch() (kadm.OffsetResponses, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return kadm.NewClient(cl).FetchOffsets(ctx, w.group)
 }

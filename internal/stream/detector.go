@@ -879,7 +879,7 @@ func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v 
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
-		Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
+		Connection: event.ConnectionOf(rec.ID), Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
 	var x [record.NumFeatures]float32
 	for i, f := range rec.Features {
 		x[i] = float32(f)

@@ -478,3 +478,147 @@ func TestAppendAlertNoveltyFeatures(t *testing.T) {
 		})
 	}
 }
+
+// flagAll calls every record an attack.
+type flagAll struct{}
+
+func (flagAll) PredictRecord(*record.Record) model.Verdict {
+	return model.Verdict{Attack: "unknown", Category: record.CategoryUnknown, IsAttack: true, FlaggedBy: "novelty", Novelty: 1}
+}
+
+// TestDetectorSetScorer swaps the scorer between two batches: each record's
+// verdict and its stats come from the model that was current for it.
+func TestDetectorSetScorer(t *testing.T) {
+	brokers := newFake(t, 1)
+	lines := kddLines(t, 400)
+	cl := producer(t, brokers)
+	opts := testOptions(brokers, "swap")
+	opts.Model = "model-a"
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceAll(t, cl, inTopic, lines[:200])
+	stop := runDetector(t, d)
+	waitFor(t, 20*time.Second, "first half", func() bool { return d.Totals().Records == 200 })
+	d.SetScorer(flagAll{}, "model-b")
+	produceAll(t, cl, inTopic, lines[200:])
+	waitFor(t, 20*time.Second, "second half", func() bool { return d.Totals().Records == 400 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, 400, 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, 400)
+	for p, a := range b.alerts {
+		want := "model-a"
+		if p.Offset >= 200 {
+			want = "model-b"
+		}
+		if a.Model != want || (want == "model-b") != (a.FlaggedBy == "novelty") {
+			t.Errorf("alert at offset %d: model %q flagged by %q, want %q", p.Offset, a.Model, a.FlaggedBy, want)
+		}
+	}
+	for o := int64(200); o < 400; o++ {
+		if _, ok := b.alerts[pos{0, o}]; !ok {
+			t.Errorf("no alert for offset %d after the swap to a model that flags everything", o)
+		}
+	}
+	byModel := map[string]int64{}
+	for _, s := range b.stats {
+		byModel[s.Model] += s.Records
+	}
+	if byModel["model-a"] != 200 || byModel["model-b"] != 200 {
+		t.Errorf("stats records by model %v, want 200 each", byModel)
+	}
+}
+
+// TestDetectorUnseen checks that records with a service or flag the
+// vocabulary lacks are scored, counted in the stats and metrics, and named
+// in their alerts.
+func TestDetectorUnseen(t *testing.T) {
+	brokers := newFake(t, 1)
+	lines := kddLines(t, 100)
+	var values [][]byte
+	unseen := 0
+	for i, l := range lines {
+		if i%10 == 0 {
+			l = []byte(strings.Replace(string(l), ",tcp,"+strings.Split(string(l), ",")[2]+",", ",tcp,quic,", 1))
+			if strings.Contains(string(l), ",quic,") {
+				unseen++
+			}
+		}
+		values = append(values, l)
+	}
+	if unseen == 0 {
+		t.Fatal("no record rewritten")
+	}
+	produceAll(t, producer(t, brokers), inTopic, values)
+	opts := testOptions(brokers, "unseen")
+	opts.Scorer = flagAll{}
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 20*time.Second, "records", func() bool { return d.Totals().Records == int64(len(values)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, int64(len(values)), 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, int64(len(values)))
+	var counted int64
+	for _, s := range b.stats {
+		counted += s.Unseen["service"]
+	}
+	alerts := 0
+	for _, a := range b.alerts {
+		if a.UnseenService != "" {
+			alerts++
+			if a.UnseenService != "quic" || a.Features["service"] != "other" {
+				t.Errorf("alert: unseen_service %q, features.service %v", a.UnseenService, a.Features["service"])
+			}
+		}
+	}
+	if counted != int64(unseen) || alerts != unseen {
+		t.Errorf("unseen services: stats count %d, alerts %d, want %d", counted, alerts, unseen)
+	}
+	if got := testutil.ToFloat64(d.m.unseen.WithLabelValues("service")); got != float64(unseen) {
+		t.Errorf("unseen_values_total{feature=service} = %v, want %d", got, unseen)
+	}
+}
+
+// TestDetectorConnectionIdentity checks that an alert carries the
+// connection identity of a JSON record that has one, and none otherwise.
+func TestDetectorConnectionIdentity(t *testing.T) {
+	brokers := newFake(t, 1)
+	var rec record.Record
+	if err := record.DecodeCSV(kddLines(t, 1)[0], &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.ID = record.Identity{SrcPort: -1, DstPort: -1} // none: AppendJSON writes no identity keys
+	plain := rec.AppendJSON(nil)
+	withID := append([]byte(`{"ts":1700000000.25,"src_ip":"10.0.0.1","src_port":40000,"dst_ip":"10.0.0.2","dst_port":80,"uid":"Cabc",`), plain[1:]...)
+	produceAll(t, producer(t, brokers), inTopic, [][]byte{withID, plain})
+	opts := testOptions(brokers, "id")
+	opts.Scorer = flagAll{}
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 20*time.Second, "records", func() bool { return d.Totals().Records == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := readBooks(t, brokers, alertTopic, statsTopic, deadTopic, 2, 300*time.Millisecond, 20*time.Second)
+	checkBooks(t, b, 2)
+	want := event.Connection{TS: 1700000000.25, SrcIP: "10.0.0.1", SrcPort: 40000, DstIP: "10.0.0.2", DstPort: 80, UID: "Cabc"}
+	if a := b.alerts[pos{0, 0}]; a.Connection == nil || *a.Connection != want {
+		t.Errorf("alert of the record with an identity: connection %+v, want %+v", a.Connection, want)
+	}
+	if a := b.alerts[pos{0, 1}]; a.Connection != nil {
+		t.Errorf("alert of the record without an identity: connection %+v, want none", a.Connection)
+	}
+}

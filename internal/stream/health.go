@@ -26,9 +26,7 @@ var ErrStalled = errors.New("detector stalled")
 type health struct {
 	mu       sync.Mutex
 	progress time.Time // last progress
-	commit   time.Time // last committed transaction
 	err      error     // last error since progress
-	errAt    time.Time
 	warned   time.Time // last "no progress" warning
 	joined   bool      // the session has an assignment (possibly empty)
 	owned    map[int32]*owned
@@ -74,13 +72,13 @@ func (h *health) noteErr(err error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.err, h.errAt = err, time.Now()
+	h.err = err
 }
 
 func (h *health) noteCommit(now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.progress, h.commit, h.err = now, now, nil
+	h.progress, h.err = now, nil
 }
 
 func (h *health) assign(ps []int32, add bool) {
@@ -106,6 +104,9 @@ func (h *health) assign(ps []int32, add bool) {
 func (h *health) status(now time.Time, stall time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.progress.IsZero() {
+		return nil // Run has not started
+	}
 	since := now.Sub(h.progress)
 	if since <= stall {
 		return nil
@@ -168,9 +169,9 @@ func (d *Detector) noteErr(err error) {
 }
 
 // warnIfStuck logs a warning naming the last error when the detector has an
-// error since its last progress, at most once per CheckInterval (or once
-// after each progress, when first is false). It also updates the stalled
-// gauge.
+// error since its last progress: the first time after each progress, and
+// then, from the periodic check, once per CheckInterval. It also updates the
+// stalled gauge.
 func (d *Detector) warnIfStuck(now time.Time, periodic bool) {
 	h := &d.health
 	h.mu.Lock()

@@ -199,10 +199,10 @@ func (d *Detector) captureIncident(res *result, rec *record.Record, v *model.Ver
 	}
 }
 
-// identityOf returns the connection identity a decoded record carries.
-// Records decoded from KDD'99 CSV or JSON carry none; the incident key then
-// falls back to attack, service and flag.
-func identityOf(*record.Record) record.Identity { return record.Identity{} }
+// identityOf returns the connection identity a decoded record carries
+// (JSON records with "src_ip", "dst_ip"...; KDD'99 CSV lines carry none, and
+// their incident key falls back to attack, service and flag).
+func identityOf(r *record.Record) record.Identity { return r.ID }
 
 // prepare readies the tables for a batch: drops revoked partitions, reads
 // the rules, and restores from the changelog every partition of the batch
@@ -525,6 +525,7 @@ func (d *Detector) idleIncidents(ctx context.Context, sess *kgo.GroupTransactSes
 		x.committed(counts, nil)
 	}
 	if err != nil {
+		d.outBuf = nil // the failed client may still hold the records
 		return fmt.Errorf("end incident flush: %w", err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/incident"
 	"github.com/netsentinel/netsentinel/internal/kafkatest"
+	"github.com/netsentinel/netsentinel/internal/record"
 )
 
 // testIncidentRules withhold some of the shipped file's attacks: every
@@ -166,6 +167,17 @@ func TestIntegrationIncidents(t *testing.T) {
 	tp := newTopics(t, 2)
 	incTopic, changelog := kafkatest.NewTopic(t, 1), kafkatest.Name(t, "changelog")
 	values := kddLines(t, 5000)
+	// Every fifth record as JSON with its connection's addresses: those
+	// group by attack, source and destination.
+	var rec record.Record
+	for i := 0; i < len(values); i += 5 {
+		if err := record.DecodeCSV(values[i], &rec); err != nil {
+			t.Fatal(err)
+		}
+		js := rec.AppendJSON(nil)
+		id := record.Identity{SrcIP: fmt.Sprintf("10.0.0.%d", i%2+1), DstIP: fmt.Sprintf("192.168.1.%d", i%3+1), SrcPort: int32(1024 + i), DstPort: 80}
+		values[i] = append(record.AppendJSONIdentity(js[:len(js)-1], id), '}')
+	}
 	cl := kafkatest.Client(t)
 	produceAll(t, cl, tp.in, values)
 	opts := tp.options(brokers, kafkatest.Name(t, "g"), "inc")
@@ -185,16 +197,36 @@ func TestIntegrationIncidents(t *testing.T) {
 	if b.byRule["scanner"] == 0 || b.byRule["neptune-limit"] == 0 {
 		t.Errorf("rules withheld nothing: %v", b.byRule)
 	}
-	if b.messages*10 > int(b.alerts) {
-		t.Errorf("%d incident messages for %d attack verdicts: not grouped", b.messages, b.alerts)
+	if int64(len(b.last))*3 > b.closedCount {
+		t.Errorf("%d incidents for %d grouped verdicts: hardly grouped", len(b.last), b.closedCount)
 	}
+	addressed := 0
 	for _, m := range b.last {
 		if m.Attack == "satan" {
 			t.Errorf("suppressed attack has an incident: %+v", m)
 		}
-		if m.Count <= 0 || m.FirstSeen.After(m.LastSeen) || len(m.Samples) == 0 || m.Service == "" || m.Instance != "inc" {
+		if m.Count <= 0 || m.FirstSeen.After(m.LastSeen) || len(m.Samples) == 0 || m.Instance != "inc" {
 			t.Errorf("incident %s: %+v", m.ID, m)
 		}
+		switch {
+		case m.Src == "":
+			if m.Service == "" || m.Dst != "" || len(m.TopPorts) != 0 {
+				t.Errorf("incident %s without addresses: %+v", m.ID, m)
+			}
+		case m.Category == "probe":
+			addressed++
+			if m.Dst != "" || len(m.TopDestinations) == 0 {
+				t.Errorf("probe incident %s is keyed by destination: %+v", m.ID, m)
+			}
+		default:
+			addressed++
+			if m.Dst == "" || m.Service != "" || len(m.TopPorts) != 1 || m.TopPorts[0].Value != "80" {
+				t.Errorf("incident %s with addresses: %+v", m.ID, m)
+			}
+		}
+	}
+	if addressed == 0 {
+		t.Error("no incident keyed by addresses")
 	}
 }
 

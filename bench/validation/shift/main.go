@@ -75,15 +75,31 @@ type rule struct {
 	t1, t2, qLow, qHigh float64
 }
 
+// show lists extra rules printed per fold (-show).
+var show []rule
+
 // adaptCfg configures the adapted runs.
 var adaptCfg novelty.AdaptConfig
 
-var qs = []float64{0, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05}
+var qs = []float64{0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05}
 
 func main() {
 	data := flag.String("data", "data/KDDTrain+.txt.gz", "training `file`")
 	keep := flag.Float64("keep", 0.05, "services folds: fraction of the held services' normal rows kept in training")
 	noTypes := flag.Bool("no-types", false, "skip the leave-attack-types-out folds")
+	noShift := flag.Bool("no-shift", false, "skip the services and time folds")
+	only := flag.String("folds", "", "comma-separated leave-types-out fold `names` to run (default all)")
+	flag.Func("show", "also print per fold the rule `t1,t2,qLow,qHigh` (repeatable)", func(v string) error {
+		var r rule
+		if _, err := fmt.Sscanf(v, "%g,%g,%g,%g", &r.t1, &r.t2, &r.qLow, &r.qHigh); err != nil {
+			return fmt.Errorf("rule %q: want t1,t2,qLow,qHigh: %w", v, err)
+		}
+		if !slices.Contains(qs, r.qLow) || !slices.Contains(qs, r.qHigh) {
+			return fmt.Errorf("rule %q: qLow and qHigh must be among %v", v, qs)
+		}
+		show = append(show, r)
+		return nil
+	})
 	flag.Float64Var(&adaptCfg.MinShare, "adapt-min-share", 0, "adapted runs: novelty.AdaptConfig.MinShare (0 = default)")
 	flag.Float64Var(&adaptCfg.Radius, "adapt-radius", 0, "adapted runs: novelty.AdaptConfig.Radius (0 = default)")
 	flag.IntVar(&adaptCfg.MaxPerService, "adapt-per-service", 0, "adapted runs: novelty.AdaptConfig.MaxPerService (0 = default)")
@@ -104,6 +120,9 @@ func main() {
 	for k, f := range typeFolds(ds.Labels) {
 		if *noTypes {
 			break
+		}
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.name) {
+			continue
 		}
 		rng := rand.New(rand.NewPCG(uint64(k)+7, 3))
 		var train []int
@@ -126,7 +145,9 @@ func main() {
 		}
 		folds = append(folds, run(ds, "types", f.name, train, groups))
 	}
-	if nsl {
+	if *noShift {
+		// nothing more
+	} else if nsl {
 		for k, svc := range serviceGroups(ds, 5) {
 			rng := rand.New(rand.NewPCG(uint64(k)+11, 5))
 			var train []int
@@ -308,6 +329,9 @@ func report(folds []*fold, nsl bool) {
 		for g, rs := range f.rows {
 			if len(rs) > 0 {
 				fmt.Printf(" %s=%.4f (%.4f)", groupNames[g], shipped.flagged(rs, f.thr), old.flagged(rs, f.thr))
+				for _, r := range show {
+					fmt.Printf(" [%v,%v,%v,%v: %.4f]", r.t1, r.t2, r.qLow, r.qHigh, r.flagged(rs, f.thr))
+				}
 			}
 		}
 		fmt.Println()

@@ -156,7 +156,9 @@
       el('td', {}, fmtTime(p.last_commit)))), '', 5);
     const r = h.reader;
     $('reader-line').textContent = 'read ' + fmtInt(r.stats) + ' statistics, ' + fmtInt(r.alerts) + ' alerts, ' +
-      fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '');
+      fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '') +
+      (r.out_of_range ? '; ' + fmtInt(r.out_of_range) + ' for times outside the kept history (in no span)' : '') +
+      (r.fetch_error ? '; last read error at ' + fmtTime(r.fetch_error_at) + ': ' + r.fetch_error : '');
   }
 
   // --- alerts table ---
@@ -231,6 +233,9 @@
     ];
     $('detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     $('detail-standout').textContent = d.standout.length ? d.standout.join(', ') : 'the alert names no standout features';
+    fill($('detail-reasons'), d.reasons.map((r) => el('tr', {}, el('td', {}, r.feature), el('td', { class: 'num' }, String(r.value)),
+      el('td', { class: 'num' }, String(r.typical)), el('td', { class: 'num' }, r.contribution.toFixed(3)))));
+    $('detail-reasons-table').hidden = d.reasons.length === 0;
     fill($('detail-classes'), d.top_classes.map((c) => el('tr', {}, el('td', {}, c.name), el('td', { class: 'num' }, c.probability.toFixed(4)))),
       'the alert carries no class probabilities', 2);
     fill($('detail-features'), d.features.map((f) => el('tr', { class: f.standout ? 'standout' : '', 'data-feature': f.name },

@@ -155,9 +155,44 @@ func NewAdaptive(m *Model, cfg AdaptConfig) (*Adaptive, error) {
 }
 
 // Score returns the novelty of x under the trained and the site profile
-// (see Adaptive), learning nothing.
+// (see Adaptive). It learns nothing and does not count x in its service's
+// forgetting clock.
 func (a *Adaptive) Score(x []float32) float64 {
-	return a.ScoreLearn(x, false)
+	if len(x) != record.NumFeatures {
+		return 1
+	}
+	z, k, d := a.static(x)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	s := &a.svc[k.s]
+	best := d
+	for i := range s.protos {
+		p := &s.protos[i]
+		if p.p == k.p && p.f == k.f && p.w >= a.cfg.MinShare*s.total {
+			best = min(best, math.Sqrt(dist2(z[:], p.z[:])))
+		}
+	}
+	return a.fromDistance(a.relieve(d, best))
+}
+
+// static returns the standardised vector of x, its key and its distance
+// to the trained profile.
+func (a *Adaptive) static(x []float32) (z [Dims]float32, k key, d float64) {
+	raw((*[record.NumFeatures]float32)(x), &z)
+	for i := range z {
+		z[i] = (z[i] - a.mean[i]) * a.inv[i]
+	}
+	k = keyOf(x)
+	return z, k, a.distance(&z, k)
+}
+
+// relieve returns the distance d to the trained profile shortened to best,
+// the distance to the site profile, within the safeguards.
+func (a *Adaptive) relieve(d, best float64) float64 {
+	if best < d && d < a.maxDistance {
+		return max(best, d*(1-a.cfg.MaxRelief))
+	}
+	return d
 }
 
 // ScoreLearn returns the novelty of x as Score does, then, if learn is true
@@ -167,13 +202,7 @@ func (a *Adaptive) ScoreLearn(x []float32, learn bool) float64 {
 	if len(x) != record.NumFeatures {
 		return 1
 	}
-	var z [Dims]float32
-	raw((*[record.NumFeatures]float32)(x), &z)
-	for k := range z {
-		z[k] = (z[k] - a.mean[k]) * a.inv[k]
-	}
-	k := keyOf(x)
-	d := a.distance(&z, k)
+	z, k, d := a.static(x)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := &a.svc[k.s]
@@ -195,14 +224,11 @@ func (a *Adaptive) ScoreLearn(x []float32, learn bool) float64 {
 			best = min(best, math.Sqrt(float64(d2)))
 		}
 	}
-	if best < d && d < a.maxDistance {
-		d = max(best, d*(1-a.cfg.MaxRelief))
-	}
 	if learn && d < a.maxDistance && s.tokens >= 1 {
 		s.tokens--
 		a.learn(s, &z, k, near, nearD2)
 	}
-	return a.fromDistance(d)
+	return a.fromDistance(a.relieve(d, best))
 }
 
 // learn adds the standardised record z with key k to the site profile s;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -155,4 +156,41 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestAdaptiveConcurrent scores and learns from several goroutines at once
+// (run with -race), and checks that Score learns nothing.
+func TestAdaptiveConcurrent(t *testing.T) {
+	m := testModel(t)
+	ds := load(t)
+	_, heldNormal, _ := split(ds)
+	a, err := NewAdaptive(m, AdaptConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x [record.NumFeatures]float32
+	ds.Row(heldNormal[0], &x)
+	for range 50 {
+		a.Score(x[:])
+	}
+	if learned, _ := a.SitePrototypes(); len(learned) != 0 {
+		t.Fatalf("Score learned %v", learned)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			var x [record.NumFeatures]float32
+			for k := w; k < min(len(heldNormal), 2000); k += 4 {
+				ds.Row(heldNormal[k], &x)
+				if s := a.ScoreLearn(x[:], true); !(s >= 0 && s <= 1) {
+					t.Errorf("score %v", s)
+				}
+				a.Score(x[:])
+			}
+		})
+	}
+	wg.Wait()
+	if learned, _ := a.SitePrototypes(); len(learned) == 0 {
+		t.Error("nothing learned from 2000 normal records")
+	}
 }

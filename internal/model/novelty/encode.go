@@ -193,8 +193,11 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%w: calibration scores not decreasing in [0,1]", ErrFormat)
 		}
 	}
+	if r.err != nil {
+		return r.err
+	}
 	nProto := int(out.start[numBuckets])
-	if r.err == nil && (nProto < 1 || nProto > len(r.b)/(4*Dims)) {
+	if nProto < 1 || nProto > len(r.b)/(4*Dims) {
 		return fmt.Errorf("%w: %d prototypes in %d bytes", ErrFormat, nProto, len(r.b))
 	}
 	out.protos = make([]float32, nProto*Dims)
