@@ -191,10 +191,18 @@ func TestDemoServe(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var h struct{ Group struct{ Members []any } }
-	getJSON(t, url+"api/health", &h)
-	if len(h.Group.Members) != 2 {
-		t.Errorf("demo group members while serving = %d, want 2", len(h.Group.Members))
+	// The group is polled on its own interval: wait for a poll that sees
+	// both detectors.
+	for {
+		var h struct{ Group struct{ Members []any } }
+		getJSON(t, url+"api/health", &h)
+		if len(h.Group.Members) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo group members while serving = %d, want 2", len(h.Group.Members))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
 	if code := <-done; code != ExitOK {

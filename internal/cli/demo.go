@@ -196,7 +196,7 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		b.Close()
 	}()
 	addrs := b.Addrs()
-	d.say("embedded broker on %s\n", strings.Join(addrs, ","))
+	d.say("embedded broker on %s (in memory for the demo; netsentinel broker --data-dir DIR keeps records across restarts and stays exactly-once through kill -9)\n", strings.Join(addrs, ","))
 	ccfg := stream.ClientConfig{Brokers: addrs}
 	opts, err := stream.ClientOptions(ccfg)
 	if err != nil {

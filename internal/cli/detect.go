@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -225,29 +222,13 @@ func loadModel(path string, adapt bool) (*model.Detector, string, error) {
 // part starts learning afresh. A file that fails to load is reported and
 // the current model kept.
 func reloadOnHUP(path string, adapt bool, d *stream.Detector, log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-hup:
-				m, fp, err := loadModel(path, adapt)
-				if err != nil {
-					log.Error("model reload failed; keeping the current model", "model", path, "err", err)
-					continue
-				}
-				d.SetScorer(m, fp)
-				log.Info("model reloaded", "model", path, "fingerprint", fp)
-			}
+	return onHUP(func() {
+		m, fp, err := loadModel(path, adapt)
+		if err != nil {
+			log.Error("model reload failed; keeping the current model", "model", path, "err", err)
+			return
 		}
+		d.SetScorer(m, fp)
+		log.Info("model reloaded", "model", path, "fingerprint", fp)
 	})
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		wg.Wait()
-	}
 }

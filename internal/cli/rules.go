@@ -76,6 +76,16 @@ func (s *reloadableRules) load(path string, log *slog.Logger) error {
 // fails to parse is reported and the rules in force kept) until the
 // returned stop function is called.
 func (s *reloadableRules) reloadOnHUP(path string, log *slog.Logger) (stop func()) {
+	return onHUP(func() {
+		if err := s.load(path, log); err != nil {
+			log.Error("rules reload failed; keeping the rules in force", "err", err)
+		}
+	})
+}
+
+// onHUP calls f on every SIGHUP until the returned stop function is
+// called; stop returns once f is no longer running.
+func onHUP(f func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -86,9 +96,7 @@ func (s *reloadableRules) reloadOnHUP(path string, log *slog.Logger) (stop func(
 			case <-done:
 				return
 			case <-hup:
-				if err := s.load(path, log); err != nil {
-					log.Error("rules reload failed; keeping the rules in force", "err", err)
-				}
+				f()
 			}
 		}
 	})

@@ -139,7 +139,7 @@ func TestBinaryKillRestart(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("published %d records", n)) {
 		t.Fatalf("publish: %s", out)
 	}
-	args := []string{"--brokers", b, "--topic", in, "--group", group, "--model", modelPath, "--alerts-topic", alerts,
+	args := []string{"--brokers", b, "--topic", in, "--group", group, "--model", modelPath, "--alerts", "records", "--alerts-topic", alerts,
 		"--stats-topic", stats, "--dead-letter-topic", dead, "--instance", "e2e", "--static-membership",
 		"--max-poll-records", "100", "--session-timeout", "6s"}
 	adm := kafkatest.Admin(t)

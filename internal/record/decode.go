@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // maxCount is 2^53, the first integer from which float64 no longer holds
@@ -197,10 +198,16 @@ func symbolCode(i int, v []byte) (float64, error) {
 		if c, ok := serviceCode[string(v)]; ok {
 			return float64(c), nil
 		}
+		if !utf8.Valid(v) {
+			return 0, ErrNotUTF8 // it could not be shown or written back
+		}
 		return float64(otherService), nil
 	default:
 		if c, ok := flagCode[string(v)]; ok {
 			return float64(c), nil
+		}
+		if !utf8.Valid(v) {
+			return 0, ErrNotUTF8
 		}
 		return float64(otherFlag), nil
 	}

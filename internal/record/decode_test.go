@@ -162,6 +162,7 @@ func TestDecodeCSVBad(t *testing.T) {
 		{"binary 0.5", csvWith(11, "0.5"), ErrNotBinary, "logged_in", "0.5"},
 		{"binary -1", csvWith(20, "-1"), ErrNotBinary, "is_host_login", "-1"},
 		{"empty label", csvWith(-1, "", ""), ErrLabel, "label", ""},
+		{"service not UTF-8", csvWith(Service, "ht\xfftp", ""), ErrNotUTF8, "service", "ht\xfftp"},
 		{"label only a dot", csvWith(-1, "", "."), ErrLabel, "label", "."},
 		{"label with space", csvWith(-1, "", "nep tune"), ErrLabel, "label", "nep tune"},
 		{"label two dots", csvWith(-1, "", "normal.."), ErrLabel, "label", "normal.."},

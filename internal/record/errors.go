@@ -22,6 +22,7 @@ var (
 	ErrSyntax     = errors.New("malformed JSON")
 	ErrType       = errors.New("wrong JSON type")
 	ErrLabel      = errors.New("bad label")
+	ErrNotUTF8    = errors.New("not valid UTF-8")
 )
 
 // FieldError reports why a record failed to decode: which field, which

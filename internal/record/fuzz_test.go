@@ -30,7 +30,7 @@ func checkFieldError(t *testing.T, err error) {
 		t.Fatalf("error %v is %T, want *FieldError", err, err)
 	}
 	for _, s := range []error{ErrEmpty, ErrFieldCount, ErrNotNumber, ErrNegative, ErrNotInteger, ErrOverflow,
-		ErrRate, ErrNotBinary, ErrProtocol, ErrMissingKey, ErrDuplicate, ErrSyntax, ErrType, ErrLabel} {
+		ErrRate, ErrNotBinary, ErrProtocol, ErrMissingKey, ErrDuplicate, ErrSyntax, ErrType, ErrLabel, ErrNotUTF8} {
 		if errors.Is(err, s) {
 			if len(fe.Value) > 64 {
 				t.Errorf("FieldError.Value is %d bytes, want at most 64", len(fe.Value))

@@ -89,3 +89,17 @@ func TestDetectorHealthyWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHealthBeforeRun checks that a detector whose Run has not started is
+// not reported stalled.
+func TestHealthBeforeRun(t *testing.T) {
+	d, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "in", Group: "g", Scorer: labelScorer{},
+		StallTimeout: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if err := d.Health(); err != nil {
+		t.Errorf("Health() before Run = %v, want nil", err)
+	}
+}

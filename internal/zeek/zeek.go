@@ -422,6 +422,10 @@ func (r *Reader) conn(c *features.Conn) error {
 		}
 		c.Set(record.Duration, math.Floor(dur))
 	}
+	if tsKnown && ts+dur >= maxEnd {
+		// The connection's end must fit a time in nanoseconds.
+		return r.lineErr(fDuration, r.vals[fDuration], ErrBadValue)
+	}
 	var bytes [2]float64
 	for k, f := range []int{fOrigBytes, fRespBytes} {
 		if !r.present[f] {
@@ -473,6 +477,10 @@ func (r *Reader) conn(c *features.Conn) error {
 	return nil
 }
 
+// maxEnd is the last second since the epoch whose nanoseconds fit an
+// int64 (in the year 2262).
+const maxEnd = math.MaxInt64 / 1e9
+
 func parsePort(v []byte) (uint16, error) {
 	x, err := strconv.ParseUint(string(v), 10, 16)
 	return uint16(x), err
@@ -490,7 +498,7 @@ func parseNonNeg(v []byte) (float64, error) {
 // writer with JSON::TS_ISO8601).
 func parseTime(v []byte) (float64, error) {
 	if x, err := parseNonNeg(v); err == nil {
-		if x > 1e11 {
+		if x >= maxEnd {
 			return 0, ErrBadValue
 		}
 		return x, nil
