@@ -21,8 +21,8 @@ type Contribution struct {
 // that contribute most to its distance from the nearest normal prototype of
 // its service, largest first, at most n of them. For a service without
 // normal rows, the service comes first with share 1 and then the features
-// furthest from the normal rows' mean. Unlike Score it allocates and
-// searches exhaustively; it is meant for the few records that get flagged.
+// furthest from the normal rows' mean. Unlike Score it allocates; it is
+// meant for the few records that get flagged.
 func (m *Model) Explain(x []float32, n int) []Contribution {
 	if len(x) != record.NumFeatures || n <= 0 {
 		return nil
@@ -61,8 +61,10 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 }
 
 // nearestPrototype returns the standardised vector of x and its key, and
-// the nearest prototype of x's service (searched exhaustively, one-hot
-// mismatch included) with its key, or -1 when the service has none.
+// the nearest prototype of x's service (one-hot mismatch included) with its
+// key, or -1 when the service has none. The search prunes as Score's does
+// (triangle inequality within a bucket, the mismatch across buckets) and
+// finds the same distance as an exhaustive one.
 func (m *Model) nearestPrototype(x []float32) (z [Dims]float32, k key, best int, bestKey key) {
 	raw((*[record.NumFeatures]float32)(x), &z)
 	for d := range z {
@@ -70,16 +72,23 @@ func (m *Model) nearestPrototype(x []float32) (z [Dims]float32, k key, best int,
 	}
 	k = keyOf(x)
 	best, bestKey = -1, k
-	bd := float32(math.MaxFloat32)
+	// The record's own bucket first: its bound prunes most of the others.
+	bd, c := m.nearest(&z, bucketOf(k.s, k.p, k.f), 0, math.MaxFloat32)
+	if c >= 0 {
+		best = c
+	}
 	for p := range numProtocols {
 		for f := range numFlags {
 			o := key{k.s, p, f}
-			b := bucketOf(k.s, p, f)
+			if o == k {
+				continue
+			}
 			off := m.mismatch(k, o)
-			for c := m.start[b]; c < m.start[b+1]; c++ {
-				if d := off + float32(dist2(z[:], m.protos[int(c)*Dims:(int(c)+1)*Dims])); d < bd {
-					bd, best, bestKey = d, int(c), o
-				}
+			if off >= bd {
+				continue
+			}
+			if d, c := m.nearest(&z, bucketOf(k.s, p, f), off, bd); c >= 0 {
+				bd, best, bestKey = d, c, o
 			}
 		}
 	}
@@ -93,7 +102,7 @@ func (m *Model) nearestPrototype(x []float32) (z [Dims]float32, k key, best int,
 // be whole). The service is x's; protocol and flag are the prototype's.
 // For a service without normal rows it writes the normal rows' mean (on
 // the log scale) with x's symbolic features and returns false. Like
-// Explain it allocates nothing but searches exhaustively.
+// Explain it allocates nothing.
 func (m *Model) Typical(x, out []float32) bool {
 	if len(x) != record.NumFeatures || len(out) != record.NumFeatures {
 		return false

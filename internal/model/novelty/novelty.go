@@ -680,7 +680,7 @@ const saturation = 3
 // saturation*scale (plus the penalty for an unseen service).
 func (m *Model) distance(z *[Dims]float32, k key) float64 {
 	sat := saturation * m.scale
-	best := m.nearest(z, bucketOf(k.s, k.p, k.f), 0, sat*sat)
+	best, _ := m.nearest(z, bucketOf(k.s, k.p, k.f), 0, sat*sat)
 	any := m.start[bucketOf(k.s, 0, 0)] < m.start[bucketOf(k.s+1, 0, 0)]
 	for p := range numProtocols {
 		for f := range numFlags {
@@ -692,7 +692,7 @@ func (m *Model) distance(z *[Dims]float32, k key) float64 {
 				continue
 			}
 			if off := m.mismatch(k, key{k.s, p, f}); off < best {
-				best = m.nearest(z, b, off, best)
+				best, _ = m.nearest(z, b, off, best)
 			}
 		}
 	}
@@ -711,20 +711,24 @@ func (m *Model) distance(z *[Dims]float32, k key) float64 {
 }
 
 // nearest returns min(bound, off + the smallest squared distance from z to
-// a prototype of bucket b).
+// a prototype of bucket b), and the index of that prototype when it is
+// below bound (else -1).
 //
 // The bucket's first prototype is its pivot, and the prototypes are sorted
 // by their distance r to it. By the triangle inequality a prototype is at
 // least |dz - r| from z, dz being z's distance to the pivot, so the search
 // starts at r = dz and walks outwards, stopping on each side once that
 // bound rules out the rest.
-func (m *Model) nearest(z *[Dims]float32, b int, off, bound float32) float32 {
+func (m *Model) nearest(z *[Dims]float32, b int, off, bound float32) (float32, int) {
 	lo, hi := int(m.start[b]), int(m.start[b+1])
 	if lo == hi {
-		return bound
+		return bound, -1
 	}
+	best := -1
 	d0 := dist2(z[:], m.protos[lo*Dims:(lo+1)*Dims])
-	bound = min(bound, off+float32(d0))
+	if off+float32(d0) < bound {
+		bound, best = off+float32(d0), lo
+	}
 	dz := float32(math.Sqrt(d0))
 	r := m.radius
 	// First prototype whose radius is >= dz.
@@ -760,10 +764,10 @@ func (m *Model) nearest(z *[Dims]float32, b int, off, bound float32) float32 {
 		}
 		p := (*[Dims]float32)(m.protos[c*Dims:])
 		if d := off + partialDist2(z, p, bound-off); d < bound {
-			bound = d
+			bound, best = d, c
 		}
 	}
-	return bound
+	return bound, best
 }
 
 // partialDist2 returns the squared distance between z and p, or a value at
