@@ -30,12 +30,14 @@ const defaultReportDir = "netsentinel-report"
 
 var cmdReport = &Command{
 	Name:      "report",
-	UsageLine: "report --brokers HOST:PORT,... [--stats-topic S] [--alerts-topic A] [--dead-letter-topic D] [--window 1h|24h|...] [--end TIME] [--tz ZONE] [--out DIR] [--every 1h|24h [--at HH:MM]] [--smtp HOST:PORT --mail-to ADDR,... --mail-from ADDR ...]",
+	UsageLine: "report --brokers HOST:PORT,... [--stats-topic S] [--alerts-topic A] [--dead-letter-topic D] [--incidents-topic I] [--window 1h|24h|...] [--end TIME] [--tz ZONE] [--out DIR] [--every 1h|24h [--at HH:MM]] [--smtp HOST:PORT --mail-to ADDR,... --mail-from ADDR ...]",
 	Short:     "report on a time window (or every hour/day): charts, spikes, HTML, email",
 	Long: `
 Report reads the detector's per-minute statistics from --stats-topic (and,
-if named, the most novel alerts from --alerts-topic and the dead-letter
-reasons from --dead-letter-topic) by timestamp, so it sums any number of
+if named, the most novel alerts from --alerts-topic, the dead-letter
+reasons from --dead-letter-topic and the incidents from --incidents-topic:
+the top ones of the window, and under each spike those active in it) by
+timestamp, so it sums any number of
 detector instances and survives their restarts. For the window it writes
 to --out: report.html (self-contained, charts embedded), summary.json and
 the PNG charts - a pie of verdicts by category, a bar chart of attack types
@@ -198,6 +200,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 	mf := addMailFlags(fs)
 	statsTopic := fs.String("stats-topic", stream.DefaultStatsTopic, "`topic` of the detector's per-minute statistics")
 	alertsTopic := fs.String("alerts-topic", stream.DefaultAlertsTopic, "`topic` of the detector's alerts, for the most novel ones (empty: skip)")
+	incidentsTopic := fs.String("incidents-topic", stream.DefaultIncidentsTopic, "`topic` of the detector's incidents, for the top incidents and each spike's (empty: skip)")
 	deadTopic := fs.String("dead-letter-topic", stream.DefaultDeadLetterTopic, "`topic` of dead letters, for their reasons (empty: skip)")
 	window := fs.Duration("window", 0, "window `length` (default: --every, else 1h)")
 	endFlag := fs.String("end", "", "window end `time` (RFC 3339 or YYYY-MM-DD HH:MM in --tz; default: the last boundary)")
@@ -255,7 +258,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 		if err != nil {
 			return Usagef("kafka: %w", err)
 		}
-		src := &stream.StatsReader{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, MaxExtras: *maxExtras, Logger: log}
+		src := &stream.StatsReader{Opts: opts, StatsTopic: *statsTopic, AlertsTopic: *alertsTopic, DeadLetterTopic: *deadTopic, IncidentsTopic: *incidentsTopic, MaxExtras: *maxExtras, Logger: log}
 
 		// With --every, a cache reads the week of history once and then only
 		// what is new; a one-off report reads its span directly.
@@ -286,6 +289,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 				return nil, err
 			}
 			rep.TopAlerts, rep.DeadLetterReasons = ex.TopAlerts, ex.DeadLetterReasons
+			report.AddIncidents(rep, ex.Incidents, 10)
 			for _, t := range ex.Truncated {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("Only the first %d messages of topic %s in the window were examined for this report.", *maxExtras, t))
 			}

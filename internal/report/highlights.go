@@ -22,13 +22,15 @@ type AlertSummary struct {
 }
 
 // Highlights collects what the optional topics add to a report: the most
-// novel alerts and the most frequent dead-letter reasons. Its memory stays
-// bounded however many messages it is given. The zero value is not ready;
+// novel alerts, the most frequent dead-letter reasons and the incidents.
+// Its memory for alerts and reasons stays bounded however many messages it
+// is given; it keeps one entry per incident. The zero value is not ready;
 // use NewHighlights. It is not safe for concurrent use.
 type Highlights struct {
-	n       int
-	alerts  []AlertSummary
-	reasons map[string]int64
+	n         int
+	alerts    []AlertSummary
+	reasons   map[string]int64
+	incidents map[string]event.Incident // latest state by ID
 }
 
 // NewHighlights returns a collector keeping the n most novel alerts and the
@@ -103,4 +105,81 @@ func reasonKey(s string) string {
 		s = s[:80] + "…"
 	}
 	return s
+}
+
+// IncidentSummary is the part of an incident a report shows: its latest
+// state.
+type IncidentSummary struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Attack    string    `json:"attack"`
+	Category  string    `json:"category"`
+	Src       string    `json:"src,omitempty"`
+	Dst       string    `json:"dst,omitempty"`
+	Service   string    `json:"service,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Count     int64     `json:"count"`
+}
+
+// What says what the incident is about: its attack and whom, or the
+// service it was keyed by.
+func (s IncidentSummary) What() string {
+	switch {
+	case s.Src != "" && s.Dst != "":
+		return fmt.Sprintf("%s %s → %s", s.Attack, s.Src, s.Dst)
+	case s.Src != "":
+		return fmt.Sprintf("%s from %s", s.Attack, s.Src)
+	case s.Service != "":
+		return fmt.Sprintf("%s on %s", s.Attack, s.Service)
+	}
+	return s.Attack
+}
+
+// AddIncident keeps the latest state (highest Seq) of each incident.
+func (h *Highlights) AddIncident(m event.Incident) {
+	if h.incidents == nil {
+		h.incidents = map[string]event.Incident{}
+	}
+	if old, ok := h.incidents[m.ID]; !ok || m.Seq > old.Seq {
+		h.incidents[m.ID] = m
+	}
+}
+
+// Incidents returns the latest state of every incident given to
+// AddIncident whose verdicts fall in [from, to), most verdicts first.
+func (h *Highlights) Incidents(from, to time.Time) []IncidentSummary {
+	var out []IncidentSummary
+	for _, m := range h.incidents {
+		if !m.LastSeen.Before(from) && m.FirstSeen.Before(to) {
+			out = append(out, IncidentSummary{ID: m.ID, Status: m.Status, Attack: m.Attack, Category: m.Category,
+				Src: m.Src, Dst: m.Dst, Service: m.Service, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Count: m.Count})
+		}
+	}
+	slices.SortFunc(out, func(a, b IncidentSummary) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// AddIncidents puts the n incidents with the most verdicts into rep, and
+// names under each spike the incidents active during its bucket (at most
+// n). incs must be sorted as Highlights.Incidents sorts them.
+func AddIncidents(rep *Report, incs []IncidentSummary, n int) {
+	rep.TopIncidents = incs[:min(n, len(incs))]
+	for i := range rep.Spikes {
+		sp := &rep.Spikes[i]
+		sp.Incidents = nil
+		for _, in := range incs {
+			if len(sp.Incidents) == n {
+				break
+			}
+			if !in.LastSeen.Before(sp.Start) && in.FirstSeen.Before(sp.End) {
+				sp.Incidents = append(sp.Incidents, fmt.Sprintf("%s (%d)", in.What(), in.Count))
+			}
+		}
+	}
 }

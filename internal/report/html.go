@@ -150,6 +150,9 @@ func PlainText(rep *Report) string {
 					fmt.Fprintf(&b, " %s %d", a.Address, a.Count)
 				}
 			}
+			if len(s.Incidents) > 0 {
+				b.WriteString("; incidents: " + strings.Join(s.Incidents, "; "))
+			}
 			b.WriteString("\n")
 		}
 	}
@@ -174,6 +177,13 @@ func PlainText(rep *Report) string {
 		for _, in := range rep.Instances {
 			fmt.Fprintf(&b, "  %-20s %-8s %d records, last minute %s, max lag %v\n",
 				in.Name, in.Status, in.Records, in.LastSeen.Format("15:04"), time.Duration(in.MaxLag).Round(time.Second))
+		}
+	}
+	if len(rep.TopIncidents) > 0 {
+		b.WriteString("\nTop incidents (verdicts):\n")
+		for _, in := range rep.TopIncidents {
+			fmt.Fprintf(&b, "  %10d  %-8s %s (%s, %s–%s)\n", in.Count, in.Category, in.What(), in.Status,
+				in.FirstSeen.Format("15:04"), in.LastSeen.Format("15:04"))
 		}
 	}
 	if len(rep.DeadLetterReasons) > 0 {
@@ -295,8 +305,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{with .Pie}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{else}}<p class="sub">No records were scored in this window.</p>{{end}}
 <h2>Attack rate over time</h2>
 {{with .Line}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{end}}
-{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th></tr>
-{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td></tr>
+{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th><th>Incidents (verdicts)</th></tr>
+{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td><td>{{range $i, $n := .Incidents}}{{if $i}}; {{end}}{{$n}}{{end}}</td></tr>
 {{end}}</table>
 <p class="sub">Baselines: {{range $i, $s := .Spikes}}{{if $i}}; {{end}}{{$s.BaselineSource}}{{end}}.</p>
 {{else}}<p>No spikes: every bucket stayed within its baseline.</p>{{end}}
@@ -312,6 +322,10 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{if .TopAlerts}}<h2>Most novel alerts</h2>
 <table><tr><th>Time</th><th>Attack</th><th>Category</th><th class="n">Probability</th><th class="n">Novelty</th><th>Flagged by</th><th>Source</th></tr>
 {{range .TopAlerts}}<tr><td>{{time .Time}}</td><td>{{.Attack}}</td><td>{{.Category}}</td><td class="n">{{z2 .Probability}}</td><td class="n">{{z2 .Novelty}}</td><td>{{.FlaggedBy}}</td><td>{{.Source}}</td></tr>
+{{end}}</table>{{end}}
+{{if .TopIncidents}}<h2>Top incidents</h2>
+<table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>ID</th></tr>
+{{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{.ID}}</td></tr>
 {{end}}</table>{{end}}
 {{if .DeadLetterReasons}}<h2>Dead letters by reason</h2>
 <table>{{range .DeadLetterReasons}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}

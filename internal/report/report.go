@@ -53,6 +53,9 @@ type Report struct {
 	// TopAlerts lists the window's most novel alerts, when the alerts
 	// topic was read.
 	TopAlerts []AlertSummary `json:"top_alerts,omitempty"`
+	// TopIncidents lists the incidents active in the window with the most
+	// verdicts, when the incidents topic was read (see AddIncidents).
+	TopIncidents []IncidentSummary `json:"top_incidents,omitempty"`
 	// TopSources lists the connection addresses that originated the most
 	// alerts in the window (at most Config.TopAddresses), most first, and
 	// TopDestinations the addresses most attacked. Each count is summed
@@ -154,6 +157,9 @@ type Spike struct {
 	// spike's bucket (at most Config.TopAttacks), as Report.TopSources;
 	// Share is over the bucket's attacks.
 	Sources []AddressCount `json:"sources,omitempty"`
+	// Incidents names the incidents active during the spike's bucket, most
+	// verdicts first (see AddIncidents).
+	Incidents []string `json:"incidents,omitempty"`
 }
 
 // Instance is one detector instance's activity.

@@ -31,6 +31,8 @@ type StatsReader struct {
 	AlertsTopic string
 	// DeadLetterTopic (optional) holds the event.DeadLetter messages.
 	DeadLetterTopic string
+	// IncidentsTopic (optional) holds the event.Incident messages.
+	IncidentsTopic string
 	// MaxLate bounds how long after a window's end statistics for it are
 	// still looked for; zero means an hour.
 	MaxLate time.Duration
@@ -131,6 +133,9 @@ type Extras struct {
 	TopAlerts []report.AlertSummary
 	// DeadLetterReasons are the most frequent dead-letter reasons.
 	DeadLetterReasons []report.AttackCount
+	// Incidents are the incidents with verdicts in the window (their
+	// latest state), most verdicts first.
+	Incidents []report.IncidentSummary
 	// Truncated names the topics whose reading stopped at MaxExtras
 	// records.
 	Truncated []string
@@ -143,8 +148,9 @@ func (s *StatsReader) maxExtras() int {
 	return s.MaxExtras
 }
 
-// Extras reads the optional alerts and dead-letter topics for window w:
-// the n most novel alerts and the n most frequent dead-letter reasons. A
+// Extras reads the optional alerts, dead-letter and incidents topics for
+// window w: the n most novel alerts, the n most frequent dead-letter
+// reasons and the incidents with verdicts in the window. A
 // topic left empty in s, or missing on the brokers, is skipped. Each topic
 // is read for at most MaxExtras records (the alerts topic holds a message
 // for every attack, so a busy hour can hold millions).
@@ -152,12 +158,12 @@ func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extra
 	var ex Extras
 	h := report.NewHighlights(n)
 	in := func(t time.Time) bool { return !t.Before(w.Start) && t.Before(w.End) }
-	readOptional := func(topic, what string, fn func(*kgo.Record)) error {
+	readOptional := func(topic, what string, until time.Time, fn func(*kgo.Record)) error {
 		if topic == "" {
 			return nil
 		}
 		read := 0
-		_, err := scan(ctx, s.Opts, topic, w.Start, w.End, nil, func(r *kgo.Record) bool {
+		_, err := scan(ctx, s.Opts, topic, w.Start, until, nil, func(r *kgo.Record) bool {
 			fn(r)
 			read++
 			return read < s.maxExtras()
@@ -171,7 +177,7 @@ func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extra
 		}
 		return err
 	}
-	err := readOptional(s.AlertsTopic, "alerts", func(r *kgo.Record) {
+	err := readOptional(s.AlertsTopic, "alerts", w.End, func(r *kgo.Record) {
 		var a event.Alert
 		if json.Unmarshal(r.Value, &a) == nil && in(a.Time) {
 			h.AddAlert(a)
@@ -180,7 +186,7 @@ func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extra
 	if err != nil {
 		return ex, err
 	}
-	err = readOptional(s.DeadLetterTopic, "dead-letter", func(r *kgo.Record) {
+	err = readOptional(s.DeadLetterTopic, "dead-letter", w.End, func(r *kgo.Record) {
 		var d event.DeadLetter
 		if json.Unmarshal(r.Value, &d) == nil && in(d.Time) {
 			h.AddDeadLetter(d)
@@ -189,7 +195,19 @@ func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extra
 	if err != nil {
 		return ex, err
 	}
+	// An incident's messages are written while it lasts and once when it
+	// closes (up to its quiet period later): read past the window's end.
+	err = readOptional(s.IncidentsTopic, "incidents", w.End.Add(s.maxLate()), func(r *kgo.Record) {
+		var m event.Incident
+		if json.Unmarshal(r.Value, &m) == nil {
+			h.AddIncident(m)
+		}
+	})
+	if err != nil {
+		return ex, err
+	}
 	ex.TopAlerts, ex.DeadLetterReasons = h.TopAlerts(), h.DeadLetterReasons()
+	ex.Incidents = h.Incidents(w.Start, w.End)
 	return ex, nil
 }
 

@@ -156,11 +156,11 @@ func testStatsReaderStats(t *testing.T, opts []kgo.Opt, topics []string) {
 }
 
 func TestStatsReaderExtras(t *testing.T) {
-	forEachBackend(t, 2, testStatsReaderExtras)
+	forEachBackend(t, 3, testStatsReaderExtras)
 }
 
 func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
-	alertsTopic, deadTopic := topics[0], topics[1]
+	alertsTopic, deadTopic, incTopic := topics[0], topics[1], topics[2]
 	tx := kafkaTxID(t)
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	var alerts, dead []*kgo.Record
@@ -177,7 +177,19 @@ func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	}
 	produceTx(t, opts, tx+"a", alertsTopic, true, alerts...)
 	produceTx(t, opts, tx+"a", deadTopic, true, dead...)
-	src := &StatsReader{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic}
+	// Incident "a" opens in the window and closes after it (its last
+	// message is written after the window's end); "b" is after the window.
+	var incs []*kgo.Record
+	for _, m := range []event.Incident{
+		{ID: "flows/0/5", Seq: 1, Status: event.IncidentOpened, Attack: "neptune", Src: "10.0.0.1", Dst: "10.0.0.2", FirstSeen: start.Add(5 * time.Minute), LastSeen: start.Add(5 * time.Minute), Count: 1},
+		{ID: "flows/0/5", Seq: 2, Status: event.IncidentClosed, Attack: "neptune", Src: "10.0.0.1", Dst: "10.0.0.2", FirstSeen: start.Add(5 * time.Minute), LastSeen: start.Add(19 * time.Minute), Count: 40},
+		{ID: "flows/0/25", Seq: 1, Status: event.IncidentOpened, Attack: "smurf", FirstSeen: start.Add(25 * time.Minute), LastSeen: start.Add(25 * time.Minute), Count: 1},
+	} {
+		b, _ := json.Marshal(m)
+		incs = append(incs, &kgo.Record{Value: b, Timestamp: m.LastSeen.Add(time.Minute)})
+	}
+	produceTx(t, opts, tx+"a", incTopic, true, incs...)
+	src := &StatsReader{Opts: opts, StatsTopic: "unused", AlertsTopic: alertsTopic, DeadLetterTopic: deadTopic, IncidentsTopic: incTopic}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	ex, err := src.Extras(ctx, report.Window{Start: start, End: start.Add(20 * time.Minute)}, 3)
@@ -185,6 +197,9 @@ func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 		t.Fatal(err)
 	}
 	top, reasons := ex.TopAlerts, ex.DeadLetterReasons
+	if len(ex.Incidents) != 1 || ex.Incidents[0].ID != "flows/0/5" || ex.Incidents[0].Count != 40 || ex.Incidents[0].Status != event.IncidentClosed {
+		t.Errorf("incidents = %+v, want flows/0/5 closed with 40 verdicts", ex.Incidents)
+	}
 	if len(ex.Truncated) != 0 {
 		t.Errorf("truncated %v", ex.Truncated)
 	}
