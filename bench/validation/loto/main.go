@@ -20,39 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netsentinel/netsentinel/bench/validation/folds"
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/eval"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
-
-type fold struct {
-	name string
-	held []string
-}
-
-func folds(labels []string) []fold {
-	byCat := map[record.Category][]string{}
-	seen := map[string]bool{}
-	for _, l := range labels {
-		if l != "normal" && !seen[l] {
-			seen[l] = true
-			c := record.CategoryOf(l)
-			byCat[c] = append(byCat[c], l)
-		}
-	}
-	var fs []fold
-	for _, c := range []record.Category{record.CategoryR2L, record.CategoryU2R, record.CategoryProbe, record.CategoryDoS} {
-		slices.Sort(byCat[c])
-		fs = append(fs, fold{c.String(), byCat[c]})
-	}
-	return append(fs,
-		fold{"mixA", []string{"satan", "back", "warezclient", "buffer_overflow"}},
-		fold{"mixB", []string{"portsweep", "smurf", "guess_passwd", "rootkit"}},
-		fold{"mixC", []string{"ipsweep", "teardrop", "warezmaster", "imap", "loadmodule"}},
-		fold{"mixD", []string{"nmap", "pod", "land", "ftp_write", "multihop", "phf", "spy", "perl"}},
-	)
-}
 
 type rule struct {
 	pNormal float64 // flag when P(normal) < pNormal
@@ -85,8 +58,8 @@ func main() {
 	sum := make([]result, len(rules))
 	nf := 0
 	fmt.Printf("data=%s rows=%d\n", *data, ds.Len())
-	for k, f := range folds(ds.Labels) {
-		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.name) {
+	for k, f := range folds.ByType(ds.Labels) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.Name) {
 			continue
 		}
 		nf++
@@ -96,7 +69,7 @@ func main() {
 		for i, l := range ds.Labels {
 			test := rng.Float64() < 0.2
 			switch {
-			case slices.Contains(f.held, l):
+			case slices.Contains(f.Held, l):
 				held = append(held, i)
 			case test && l == "normal":
 				testNormal = append(testNormal, i)
@@ -188,8 +161,8 @@ func main() {
 				pos = append(pos, ds.Labels[i] != "normal")
 			}
 		}
-		fmt.Printf("%-6s held=%6d %s\n       novelty AUC (held vs normal) = %.3f  (%s)\n", f.name, len(held),
-			strings.Join(f.held, ","), eval.AUC(scores, pos), time.Since(start).Round(time.Second))
+		fmt.Printf("%-6s held=%6d %s\n       novelty AUC (held vs normal) = %.3f  (%s)\n", f.Name, len(held),
+			strings.Join(f.Held, ","), eval.AUC(scores, pos), time.Since(start).Round(time.Second))
 		for j, r := range rules {
 			res := eval3(r)
 			s := &sum[j]

@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 
+	heldout "github.com/netsentinel/netsentinel/bench/validation/folds"
 	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
@@ -117,11 +118,11 @@ func main() {
 	nsl := diff != nil
 	fmt.Printf("data=%s rows=%d\n", *data, ds.Len())
 	var folds []*fold
-	for k, f := range typeFolds(ds.Labels) {
+	for k, f := range heldout.ByType(ds.Labels) {
 		if *noTypes {
 			break
 		}
-		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.name) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.Name) {
 			continue
 		}
 		rng := rand.New(rand.NewPCG(uint64(k)+7, 3))
@@ -130,7 +131,7 @@ func main() {
 		for i, l := range ds.Labels {
 			test := rng.Float64() < 0.2
 			switch {
-			case slices.Contains(f.held, l):
+			case slices.Contains(f.Held, l):
 				groups[gHeld] = append(groups[gHeld], i)
 			case test && l == "normal":
 				groups[gNormal] = append(groups[gNormal], i)
@@ -143,7 +144,7 @@ func main() {
 				train = append(train, i)
 			}
 		}
-		folds = append(folds, run(ds, "types", f.name, train, groups))
+		folds = append(folds, run(ds, "types", f.Name, train, groups))
 	}
 	if *noShift {
 		// nothing more
@@ -366,35 +367,6 @@ func difficulty(path string, n int) ([]int, error) {
 		return nil, fmt.Errorf("%s: %d difficulty values for %d rows", path, len(d), n)
 	}
 	return d, nil
-}
-
-type typeFold struct {
-	name string
-	held []string
-}
-
-// typeFolds are bench/validation/loto's folds.
-func typeFolds(labels []string) []typeFold {
-	byCat := map[record.Category][]string{}
-	seen := map[string]bool{}
-	for _, l := range labels {
-		if l != "normal" && !seen[l] {
-			seen[l] = true
-			c := record.CategoryOf(l)
-			byCat[c] = append(byCat[c], l)
-		}
-	}
-	var fs []typeFold
-	for _, c := range []record.Category{record.CategoryR2L, record.CategoryU2R, record.CategoryProbe, record.CategoryDoS} {
-		slices.Sort(byCat[c])
-		fs = append(fs, typeFold{c.String(), byCat[c]})
-	}
-	return append(fs,
-		typeFold{"mixA", []string{"satan", "back", "warezclient", "buffer_overflow"}},
-		typeFold{"mixB", []string{"portsweep", "smurf", "guess_passwd", "rootkit"}},
-		typeFold{"mixC", []string{"ipsweep", "teardrop", "warezmaster", "imap", "loadmodule"}},
-		typeFold{"mixD", []string{"nmap", "pod", "land", "ftp_write", "multihop", "phf", "spy", "perl"}},
-	)
 }
 
 // serviceGroups deals the services with normal rows into k groups, by
