@@ -1,6 +1,7 @@
 package novelty
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -45,27 +46,13 @@ func DefaultAdaptConfig() AdaptConfig {
 
 func (c AdaptConfig) withDefaults() (AdaptConfig, error) {
 	d := DefaultAdaptConfig()
-	if c.MaxPerService == 0 {
-		c.MaxPerService = d.MaxPerService
-	}
-	if c.Radius == 0 {
-		c.Radius = d.Radius
-	}
-	if c.HalfLife == 0 {
-		c.HalfLife = d.HalfLife
-	}
-	if c.MinShare == 0 {
-		c.MinShare = d.MinShare
-	}
-	if c.MaxRate == 0 {
-		c.MaxRate = d.MaxRate
-	}
-	if c.MaxScore == 0 {
-		c.MaxScore = d.MaxScore
-	}
-	if c.MaxRelief == 0 {
-		c.MaxRelief = d.MaxRelief
-	}
+	c.MaxPerService = cmp.Or(c.MaxPerService, d.MaxPerService)
+	c.Radius = cmp.Or(c.Radius, d.Radius)
+	c.HalfLife = cmp.Or(c.HalfLife, d.HalfLife)
+	c.MinShare = cmp.Or(c.MinShare, d.MinShare)
+	c.MaxRate = cmp.Or(c.MaxRate, d.MaxRate)
+	c.MaxScore = cmp.Or(c.MaxScore, d.MaxScore)
+	c.MaxRelief = cmp.Or(c.MaxRelief, d.MaxRelief)
 	var errs []error
 	if c.MaxPerService < 1 || c.MaxPerService > 1024 {
 		errs = append(errs, fmt.Errorf("prototypes per service %d: must be in [1, 1024]", c.MaxPerService))

@@ -109,21 +109,11 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if c.Prototypes == 0 {
-		c.Prototypes = d.Prototypes
-	}
-	if c.MaxRows == 0 {
-		c.MaxRows = d.MaxRows
-	}
-	if c.Iterations == 0 {
-		c.Iterations = d.Iterations
-	}
-	if c.Holdout == 0 {
-		c.Holdout = d.Holdout
-	}
-	if c.Quantile == 0 {
-		c.Quantile = d.Quantile
-	}
+	c.Prototypes = cmp.Or(c.Prototypes, d.Prototypes)
+	c.MaxRows = cmp.Or(c.MaxRows, d.MaxRows)
+	c.Iterations = cmp.Or(c.Iterations, d.Iterations)
+	c.Holdout = cmp.Or(c.Holdout, d.Holdout)
+	c.Quantile = cmp.Or(c.Quantile, d.Quantile)
 	var errs []error
 	if c.Prototypes < 1 || c.Prototypes > 1<<20 {
 		errs = append(errs, fmt.Errorf("prototypes %d: must be in [1, %d]", c.Prototypes, 1<<20))
