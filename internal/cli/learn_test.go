@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netsentinel/netsentinel/internal/dataset"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
@@ -304,4 +305,84 @@ func TestLearnMatchesTrain(t *testing.T) {
 	if fl != ft || fl >= fb {
 		t.Errorf("flagged: %d before, %d learned, %d train --baseline: want learned = train < before", fb, fl, ft)
 	}
+}
+
+// kddRecords decodes KDD lines, keeping those whose category keep accepts.
+func kddRecords(t *testing.T, lines []string, keep func(record.Category) bool) []record.Record {
+	t.Helper()
+	var recs []record.Record
+	for _, l := range lines {
+		var r record.Record
+		if err := record.Decode([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if keep(record.CategoryOf(r.Label)) {
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+// TestCheckHeldBack compares a model with one that learned the
+// denial-of-service rows as normal (what a successful poisoning does): the
+// check refuses it, naming dos, and accepts the model itself.
+func TestCheckHeldBack(t *testing.T) {
+	train := kddRecords(t, kddLines(t, 0, 3000), func(record.Category) bool { return true })
+	ds, poisoned := &dataset.Dataset{}, &dataset.Dataset{}
+	for i := range train {
+		r := train[i]
+		ds.Append(&r)
+		if record.CategoryOf(r.Label) == record.CategoryDoS {
+			r.Label = "normal"
+		}
+		poisoned.Append(&r)
+	}
+	hold := &dataset.Dataset{}
+	for _, r := range kddRecords(t, kddLines(t, 3000, 4000), func(record.Category) bool { return true }) {
+		hold.Append(&r)
+	}
+	opts := model.DefaultTrainOptions()
+	opts.Forest.Trees = 5
+	first, err := model.Train(context.Background(), ds, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := model.Train(context.Background(), poisoned, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per, normal, _, _, refusal := checkHeldBack(first, bad, hold, 0.95)
+	if !strings.HasPrefix(refusal, "dos ") || strings.Contains(refusal, "probe") {
+		t.Errorf("refusal %q, want dos alone; per category %+v", refusal, per)
+	}
+	if normal == 0 || len(per) < 3 {
+		t.Errorf("%d normal rows, categories %+v", normal, per)
+	}
+	if _, _, _, _, refusal := checkHeldBack(first, first, hold, 0.95); refusal != "" {
+		t.Errorf("the model against itself: %q", refusal)
+	}
+	t.Logf("per category: %+v; refusal: %s", per, refusal)
+}
+
+// TestLearnPoisoned learns from a "site" whose traffic is mostly an
+// attacker's denial-of-service and probe records from many addresses, with
+// the trim nearly off: the remaining guards keep the old model.
+func TestLearnPoisoned(t *testing.T) {
+	attacks := kddRecords(t, kddLines(t, 3000, 12000), func(c record.Category) bool {
+		return c == record.CategoryDoS || c == record.CategoryProbe
+	})
+	_, site := siteRecords(t, 3000)
+	for i := range attacks {
+		attacks[i].Label, attacks[i].Difficulty = "", -1
+		attacks[i].ID = record.Identity{SrcIP: fmt.Sprintf("10.9.%d.%d", i%7, i%31), DstIP: fmt.Sprintf("10.2.0.%d", i%40), SrcPort: -1, DstPort: -1}
+	}
+	cfg := defaultTestLearnConfig()
+	cfg.Trim = 1
+	l, log, swapped := testLearner(t, cfg)
+	recs := append(append([]record.Record{}, site...), attacks...)
+	err := l.learn(context.Background(), sample{recs: recs, seen: int64(len(recs))}, time.Now())
+	if _, ok := err.(refusal); !ok || len(*swapped) > 0 {
+		t.Errorf("learn: %v, swaps %v; want a refusal; log:\n%s", err, *swapped, log)
+	}
+	t.Logf("%d site and %d attack records: %v", len(site), len(attacks), err)
 }
