@@ -73,27 +73,26 @@ const (
 
 // learnFlags are detect's flags of the learning period.
 type learnFlags struct {
-	period                  *time.Duration
-	data                    stringList
-	out, baselineOut        *string
-	maxRecords              *int
-	sourceShare, destShare  *float64
-	minRecords, minSources  *int
-	check, minDetect, trim  *float64
-	learnDataFlagName, none string
+	period                 *time.Duration
+	data                   stringList
+	out, baselineOut       *string
+	maxRecords             *int
+	sourceShare, destShare *float64
+	minRecords, minSources *int
+	check, minDetect, trim *float64
 }
 
 func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 	lf := &learnFlags{}
-	lf.period = fs.Duration("learn", 0, "learn this site's normal traffic for this `duration` from the start, then retrain the model with it as a baseline and score with the new model (0: off; see LEARNING below)")
+	lf.period = fs.Duration("learn", 0, "learn this site's normal traffic for this `duration` from the start, then retrain the model with it as a baseline and score with the new model (0: off; see LEARNING above)")
 	fs.Var(&lf.data, "learn-data", "labelled training `file` the model is retrained on with the learned baseline, as 'train --data' (required with --learn); repeat for several")
 	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; SIGHUP then reloads this file)")
 	lf.baselineOut = fs.String("learn-baseline-out", "", "`path` the learned baseline is written to as JSON lines, for 'train --baseline' (default: --learn-out with .baseline.jsonl appended; none: not written)")
-	lf.maxRecords = fs.Int("learn-max-records", defaultLearnMaxRecords, "most records kept while learning (a uniform random sample of those consumed; about 0.5 KiB each)")
+	lf.maxRecords = fs.Int("learn-max-records", defaultLearnMaxRecords, "most `records` kept while learning (a uniform random sample of those consumed; about 0.5 KiB each)")
 	lf.sourceShare = fs.Float64("learn-max-source-share", defaultLearnSourceShare, "largest `share` of the baseline one source address may make up; its excess records are dropped at random (1: no cap)")
 	lf.destShare = fs.Float64("learn-max-dest-share", defaultLearnDestShare, "largest `share` of the baseline one destination service (address and service) may make up (1: no cap)")
-	lf.minRecords = fs.Int("learn-min-records", minBaseline, "least connections the baseline must hold, after the caps and the trim, for the model to be replaced")
-	lf.minSources = fs.Int("learn-min-sources", defaultLearnMinSources, "least distinct source addresses the baseline must hold for the model to be replaced (0 for records without addresses)")
+	lf.minRecords = fs.Int("learn-min-records", minBaseline, "least `count` of connections the baseline must hold, after the caps and the trim, for the model to be replaced")
+	lf.minSources = fs.Int("learn-min-sources", defaultLearnMinSources, "least `count` of distinct source addresses the baseline must hold for the model to be replaced (0 for records without addresses)")
 	lf.check = fs.Float64("learn-check", defaultLearnCheck, "`fraction` of the --learn-data rows held back from retraining to check the learned model on (0: no check)")
 	lf.minDetect = fs.Float64("learn-min-detection", defaultLearnMinDetection, "the learned model must flag at least this `share` of each attack category's held-back rows (or as many as the model trained without the baseline, if fewer), else it is refused")
 	lf.trim = fs.Float64("learn-trim", DefaultBaselineTrim, "baseline records that a model trained on --learn-data alone flags with at least this attack `probability` are left out, as 'train --baseline-trim'")

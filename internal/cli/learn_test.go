@@ -386,3 +386,29 @@ func TestLearnPoisoned(t *testing.T) {
 	}
 	t.Logf("%d site and %d attack records: %v", len(site), len(attacks), err)
 }
+
+func TestDetectLearnUsage(t *testing.T) {
+	m := trainSmall(t)
+	data := writeLines(t, "train.csv", kddLines(t, 0, 300))
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--learn", "1m"}, ExitUsage, "--learn needs --learn-data FILE"},
+		{[]string{"--learn", "1m", "--learn-data", data}, ExitUsage, "--learn needs --learn-out FILE"},
+		{[]string{"--learn-data", data}, ExitUsage, "need --learn DURATION"},
+		{[]string{"--learn", "-1s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "positive duration"},
+		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-max-source-share", "0"}, ExitUsage, "--learn-max-source-share 0"},
+		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-check", "0.9"}, ExitUsage, "--learn-check 0.9"},
+		{[]string{"--learn", "1m", "--learn-data", "/nonexistent/kdd.csv", "--learn-out", "x"}, ExitFailure, "/nonexistent/kdd.csv"},
+		{[]string{"--learn", "1m", "--learn-data", writeLines(t, "bad.csv", []string{"1,2,3"}), "--learn-out", "x"}, ExitFailure, "bad.csv:1"},
+	}
+	for _, tt := range tests {
+		args := append([]string{"detect", "--model", m, "--brokers", "127.0.0.1:1", "--listen", "none"}, tt.args...)
+		code, _, stderr := run(t, "", args...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("detect %v: exit %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+	}
+}
