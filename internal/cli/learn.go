@@ -694,7 +694,7 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 		return refuse("the baseline holds %d distinct source addresses, want at least %d (--learn-min-sources): %s", sources, cfg.MinSources, why)
 	}
 
-	train, hold := l.data, (*dataset.Dataset)(nil)
+	var train, hold *dataset.Dataset
 	if cfg.Check > 0 {
 		train, hold = model.StratifiedSplit(l.data, cfg.Check, seed)
 		opts.Validation = hold
