@@ -534,6 +534,20 @@ func writeBaseline(path string, recs []record.Record) error {
 	return err
 }
 
+// checkWritable checks that a file can be created in path's directory
+// ("" passes).
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".check*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // Learning states, the values of the netsentinel_detect_learning metric's
 // state label.
 var learnStates = []string{"collecting", "training", "learned", "refused", "failed", "stopped"}
@@ -558,6 +572,11 @@ type learner struct {
 // newLearner loads the training data (so that a bad file stops detect at
 // once) and registers the learning metrics.
 func newLearner(env *Env, cfg learnConfig, log *slog.Logger, reg prometheus.Registerer) (*learner, error) {
+	for _, f := range [][2]string{{"--learn-out", cfg.Out}, {"--learn-baseline-out", cfg.BaselineOut}} {
+		if err := checkWritable(f[1]); err != nil {
+			return nil, fmt.Errorf("%s %s: cannot write there (%w): the learned files would be lost at the end of the period", f[0], f[1], err)
+		}
+	}
 	ds, err := loadData(&Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: io.Discard}, cfg.Data, false)
 	if err != nil {
 		return nil, fmt.Errorf("--learn-data: %w", err)

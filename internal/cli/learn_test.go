@@ -401,8 +401,9 @@ func TestDetectLearnUsage(t *testing.T) {
 		{[]string{"--learn", "-1s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "positive duration"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-max-source-share", "0"}, ExitUsage, "--learn-max-source-share 0"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-check", "0.9"}, ExitUsage, "--learn-check 0.9"},
-		{[]string{"--learn", "1m", "--learn-data", "/nonexistent/kdd.csv", "--learn-out", "x"}, ExitFailure, "/nonexistent/kdd.csv"},
-		{[]string{"--learn", "1m", "--learn-data", writeLines(t, "bad.csv", []string{"1,2,3"}), "--learn-out", "x"}, ExitFailure, "bad.csv:1"},
+		{[]string{"--learn", "1m", "--learn-data", "/nonexistent/kdd.csv", "--learn-out", filepath.Join(t.TempDir(), "x")}, ExitFailure, "/nonexistent/kdd.csv"},
+		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "/nonexistent/dir/m.model"}, ExitFailure, "--learn-out /nonexistent/dir/m.model: cannot write there"},
+		{[]string{"--learn", "1m", "--learn-data", writeLines(t, "bad.csv", []string{"1,2,3"}), "--learn-out", filepath.Join(t.TempDir(), "x")}, ExitFailure, "bad.csv:1"},
 	}
 	for _, tt := range tests {
 		args := append([]string{"detect", "--model", m, "--brokers", "127.0.0.1:1", "--listen", "none"}, tt.args...)
