@@ -653,6 +653,8 @@ func (l *learner) run(ctx context.Context) {
 	err := l.learn(ctx, s, start)
 	l.data = nil // the training data is not needed any more
 	switch {
+	case err == nil:
+		l.setState("learned")
 	case ctx.Err() != nil:
 		l.setState("stopped")
 		l.log.Warn("learning stopped while training; nothing learned")
@@ -660,12 +662,10 @@ func (l *learner) run(ctx context.Context) {
 		l.setState("refused")
 		_, cur := l.current()
 		l.log.Error("learned model refused; the detector keeps its model", "model", cur, "reason", err)
-	case err != nil:
+	default:
 		l.setState("failed")
 		_, cur := l.current()
 		l.log.Error("learning failed; the detector keeps its model", "model", cur, "err", err)
-	default:
-		l.setState("learned")
 	}
 }
 
