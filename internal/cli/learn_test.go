@@ -441,3 +441,22 @@ func BenchmarkCollectorTap(b *testing.B) {
 		}
 	})
 }
+
+// TestLearnStopped stops detect during the period: nothing is learned or
+// written, and the state says so.
+func TestLearnStopped(t *testing.T) {
+	l, log, swapped := testLearner(t, defaultTestLearnConfig())
+	l.cfg.Period = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx); close(done) }()
+	waitUntil(t, 10*time.Second, "learning start", func() bool { return strings.Contains(log.String(), "learning this site's traffic") }, log)
+	cancel()
+	<-done
+	if got := testutil.ToFloat64(l.state.WithLabelValues("stopped")); got != 1 || len(*swapped) != 0 {
+		t.Errorf("state stopped = %v, swaps %v", got, *swapped)
+	}
+	if _, err := os.Stat(l.cfg.Out); err == nil {
+		t.Error("a model was written")
+	}
+}
