@@ -196,7 +196,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		cur := newCurrentModel(*modelPath, m, fingerprint, reg)
 		var lrn *learner
 		if learnOn {
-			if lrn, err = newLearner(env, lcfg, log, reg); err != nil {
+			if lrn, err = newLearner(lcfg, log, reg); err != nil {
 				return err
 			}
 		}

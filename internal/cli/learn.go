@@ -557,10 +557,9 @@ var learnStates = []string{"collecting", "training", "learned", "refused", "fail
 // retrains the model with them as its baseline, checks the new model and
 // hands it to the detector.
 type learner struct {
-	cfg  learnConfig
-	log  *slog.Logger
-	data *dataset.Dataset
-	col  *collector
+	cfg learnConfig
+	log *slog.Logger
+	col *collector
 	// current returns the model the detector scores with and its
 	// fingerprint; swap loads the model file at path and makes the
 	// detector score with it, returning its fingerprint.
@@ -569,15 +568,9 @@ type learner struct {
 	state   *prometheus.GaugeVec
 }
 
-// newLearner loads the training data (so that a bad file stops detect at
-// once) and registers the learning metrics.
-func newLearner(env *Env, cfg learnConfig, log *slog.Logger, reg prometheus.Registerer) (*learner, error) {
-	for _, f := range [][2]string{{"--learn-out", cfg.Out}, {"--learn-baseline-out", cfg.BaselineOut}} {
-		if err := checkWritable(f[1]); err != nil {
-			return nil, fmt.Errorf("%s %s: cannot write there (%w): the learned files would be lost at the end of the period", f[0], f[1], err)
-		}
-	}
-	ds, err := loadData(&Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: io.Discard}, cfg.Data, false)
+// loadLearnData loads --learn-data and checks that it can be trained on.
+func loadLearnData(cfg learnConfig) (*dataset.Dataset, error) {
+	ds, err := loadData(&Env{Stdout: io.Discard, Stderr: io.Discard}, cfg.Data, false)
 	if err != nil {
 		return nil, fmt.Errorf("--learn-data: %w", err)
 	}
@@ -593,7 +586,23 @@ func newLearner(env *Env, cfg learnConfig, log *slog.Logger, reg prometheus.Regi
 	if normal < 2 {
 		return nil, fmt.Errorf("--learn-data: %d normal rows; the training data needs normal traffic", normal)
 	}
-	l := &learner{cfg: cfg, log: log, data: ds, col: newCollector(cfg.MaxRecords, 1)}
+	return ds, nil
+}
+
+// newLearner checks that the output files can be written and that the
+// training data loads (so that a mistake stops detect at once rather than
+// at the end of the period; the data is loaded again then, and not kept
+// in memory meanwhile), and registers the learning metrics.
+func newLearner(cfg learnConfig, log *slog.Logger, reg prometheus.Registerer) (*learner, error) {
+	for _, f := range [][2]string{{"--learn-out", cfg.Out}, {"--learn-baseline-out", cfg.BaselineOut}} {
+		if err := checkWritable(f[1]); err != nil {
+			return nil, fmt.Errorf("%s %s: cannot write there (%w): the learned files would be lost at the end of the period", f[0], f[1], err)
+		}
+	}
+	if _, err := loadLearnData(cfg); err != nil {
+		return nil, err
+	}
+	l := &learner{cfg: cfg, log: log, col: newCollector(cfg.MaxRecords, 1)}
 	l.col.onFull = func(n int) {
 		log.Info("learning: the sample is full; each further record now replaces a random one (uniform sample of all records)", "records", n)
 	}
@@ -651,7 +660,6 @@ func (l *learner) run(ctx context.Context) {
 	s := l.col.stop()
 	l.setState("training")
 	err := l.learn(ctx, s, start)
-	l.data = nil // the training data is not needed any more
 	switch {
 	case err == nil:
 		l.setState("learned")
@@ -713,16 +721,14 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 		return refuse("the baseline holds %d distinct source addresses, want at least %d (--learn-min-sources): %s", sources, cfg.MinSources, why)
 	}
 
-	var train, hold *dataset.Dataset
+	train, err := loadLearnData(cfg)
+	if err != nil {
+		return err
+	}
+	var hold *dataset.Dataset
 	if cfg.Check > 0 {
-		train, hold = model.StratifiedSplit(l.data, cfg.Check, seed)
+		train, hold = model.StratifiedSplit(train, cfg.Check, seed)
 		opts.Validation = hold
-	} else {
-		all := make([]int, l.data.Len())
-		for i := range all {
-			all[i] = i
-		}
-		train = l.data.Subset(all)
 	}
 	opts.Sources = append(baseNames(cfg.Data), fmt.Sprintf("%s (learned %s to %s)", cfg.Topic, start.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339)))
 	trained := time.Now()

@@ -192,7 +192,7 @@ func testLearner(t *testing.T, cfg learnConfig) (*learner, *lockedBuffer, *[]str
 	cfg.MaxRecords = max(cfg.MaxRecords, 1)
 	var logBuf lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	l, err := newLearner(&Env{Stdout: &logBuf, Stderr: &logBuf}, cfg, log, prometheus.NewRegistry())
+	l, err := newLearner(cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
