@@ -146,7 +146,8 @@ func (lf *learnFlags) config(topic string) (cfg learnConfig, ok bool, err error)
 
 // collector keeps a uniform random sample of at most max of the records
 // the detector commits while it is on (reservoir sampling, Algorithm R):
-// memory stays bounded however long the period and fast the traffic.
+// memory stays bounded however long the period and fast the traffic. The
+// sample is kept in chunks, so that it grows without copying.
 type collector struct {
 	mu     sync.Mutex
 	on     bool
@@ -154,11 +155,15 @@ type collector struct {
 	rng    *rand.Rand
 	seen   int64 // records offered while on
 	bad    int64 // sampled records that did not decode
-	recs   []record.Record
+	chunks [][]record.Record
+	n      int // records in the sample
 	parts  map[int32]int64
 	full   time.Time // when the sample filled up
 	onFull func(n int)
 }
+
+// sampleChunk is the number of records in one chunk of the sample.
+const sampleChunk = 1024
 
 func newCollector(max int, seed uint64) *collector {
 	return &collector{max: max, rng: rand.New(rand.NewPCG(seed, 0x1ea54)), parts: map[int32]int64{}}
@@ -182,24 +187,30 @@ func (c *collector) tap(partition int32, value []byte) {
 	}
 	c.seen++
 	c.parts[partition]++
-	j := len(c.recs)
+	j := c.n
 	if j >= c.max {
 		if j = int(c.rng.Int64N(c.seen)); j >= c.max {
 			return
 		}
+	} else if j%sampleChunk == 0 && j/sampleChunk == len(c.chunks) {
+		c.chunks = append(c.chunks, make([]record.Record, min(sampleChunk, c.max-j)))
 	}
-	var r record.Record
-	if err := record.DecodePartial(value, &r); err != nil {
+	r := &c.chunks[j/sampleChunk][j%sampleChunk]
+	if err := record.DecodePartial(value, r); err != nil {
 		c.bad++
+		if j < c.n {
+			// The slot held a sampled record, now overwritten: take it out
+			// by moving the last one in.
+			c.n--
+			*r = c.chunks[c.n/sampleChunk][c.n%sampleChunk]
+		}
 		return
 	}
 	r.Label, r.Difficulty = "", -1
-	if j < len(c.recs) {
-		c.recs[j] = r
+	if j < c.n {
 		return
 	}
-	c.recs = append(c.recs, r)
-	if len(c.recs) == c.max {
+	if c.n++; c.n == c.max {
 		c.full = time.Now()
 		if c.onFull != nil {
 			c.onFull(c.max)
@@ -220,12 +231,15 @@ func (c *collector) stop() sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.on = false
-	s := sample{recs: c.recs, seen: c.seen, bad: c.bad, full: c.full}
+	s := sample{recs: make([]record.Record, 0, c.n), seen: c.seen, bad: c.bad, full: c.full}
+	for _, ch := range c.chunks {
+		s.recs = append(s.recs, ch[:min(len(ch), c.n-len(s.recs))]...)
+	}
 	for p := range c.parts {
 		s.partitions = append(s.partitions, p)
 	}
 	slices.Sort(s.partitions)
-	c.recs = nil
+	c.chunks, c.n = nil, 0
 	return s
 }
 
@@ -233,7 +247,7 @@ func (c *collector) stop() sample {
 func (c *collector) counts() (seen int64, kept int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.seen, len(c.recs)
+	return c.seen, c.n
 }
 
 // capped is one key whose records a share cap cut.
