@@ -83,11 +83,12 @@ LEARNING. With --learn DURATION detect learns this site's own normal
 traffic, as 'train --baseline' does from a file: for DURATION from its
 start it scores and alerts with its model as usual and keeps a uniform
 random sample (at most --learn-max-records) of the records it commits.
-Then, in the background on half the cores, while it goes on scoring with
-the old model, it retrains on --learn-data with the sample as the baseline
-(the same code as 'train --baseline', with the current model's algorithm,
-hyper-parameters, seed and thresholds and train's novelty defaults),
-writes the model to --learn-out atomically and the baseline to
+Then, in the background (the forest on half the cores), while it goes on
+scoring with the old model, it retrains on --learn-data with the sample
+as the baseline (the same code as 'train --baseline', with the current
+model's algorithm, hyper-parameters, seed and thresholds and train's
+novelty defaults), writes the model to --learn-out atomically and the
+baseline to
 --learn-baseline-out, and scores with the new model from the next
 transaction on: every record is scored once, by one model, and the
 statistics and alerts name the new fingerprint. The log shows the
