@@ -120,7 +120,9 @@ attacker included. The guards, each with its limit:
   - memory: the sample is bounded by --learn-max-records (about 0.5 KiB a
     record); the log says when it is full.
 The state is in netsentinel_detect_learning{state} (collecting, training,
-learned, refused, failed, stopped).
+learned, refused, failed, stopped); netsentinel_detect_learn_seen_records
+and netsentinel_detect_learn_sample_records count the records consumed
+during the period and kept in the sample.
 
 Several detectors in one group each see only their partitions (the
 sensor keys records by destination host). A detector with --learn learns
