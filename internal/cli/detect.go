@@ -82,7 +82,10 @@ fingerprint of the model in use.
 LEARNING. With --learn DURATION detect learns this site's own normal
 traffic, as 'train --baseline' does from a file: for DURATION from its
 start it scores and alerts with its model as usual and keeps a uniform
-random sample (at most --learn-max-records) of the records it commits.
+random sample (at most --learn-max-records) of the records it commits:
+every record that decodes, with or without a connection identity (those
+without addresses escape the source cap and count as no source), its
+label, if any, ignored.
 Then, in the background (the forest on half the cores), while it goes on
 scoring with the old model, it retrains on --learn-data with the sample
 as the baseline (the same code as 'train --baseline', with the current
