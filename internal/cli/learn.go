@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,8 +150,10 @@ func (lf *learnFlags) config(topic string) (cfg learnConfig, ok bool, err error)
 // memory stays bounded however long the period and fast the traffic. The
 // sample is kept in chunks, so that it grows without copying.
 type collector struct {
+	// on is read without mu first, so that the tap costs one atomic load
+	// a record once the period is over.
+	on     atomic.Bool
 	mu     sync.Mutex
-	on     bool
 	max    int
 	rng    *rand.Rand
 	seen   int64 // records offered while on
@@ -169,20 +172,19 @@ func newCollector(max int, seed uint64) *collector {
 	return &collector{max: max, rng: rand.New(rand.NewPCG(seed, 0x1ea54)), parts: map[int32]int64{}}
 }
 
-func (c *collector) start() {
-	c.mu.Lock()
-	c.on = true
-	c.mu.Unlock()
-}
+func (c *collector) start() { c.on.Store(true) }
 
 // tap offers one committed input record (stream.Options.Tap). A record is
 // decoded only when the sample takes it; one that does not decode is
 // counted and leaves the sample as it was. Labels are dropped: the
 // baseline is unlabelled.
 func (c *collector) tap(partition int32, value []byte) {
+	if !c.on.Load() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.on {
+	if !c.on.Load() {
 		return
 	}
 	c.seen++
@@ -230,7 +232,7 @@ type sample struct {
 func (c *collector) stop() sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on = false
+	c.on.Store(false)
 	s := sample{recs: make([]record.Record, 0, c.n), seen: c.seen, bad: c.bad, full: c.full}
 	for _, ch := range c.chunks {
 		s.recs = append(s.recs, ch[:min(len(ch), c.n-len(s.recs))]...)

@@ -261,7 +261,7 @@ func TestLearnMatchesTrain(t *testing.T) {
 	for i := range site {
 		l.col.tap(0, site[i].AppendJSON(nil))
 	}
-	l.col.on = false // run starts it again, with the same sample
+	l.col.on.Store(false) // run starts it again, with the same sample
 	l.run(context.Background())
 	if got := testutil.ToFloat64(l.state.WithLabelValues("learned")); got != 1 || len(*swapped) != 1 {
 		t.Fatalf("state learned = %v, swaps %v; log:\n%s", got, *swapped, log)
