@@ -87,7 +87,7 @@ func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 	lf := &learnFlags{}
 	lf.period = fs.Duration("learn", 0, "learn this site's normal traffic for this `duration` from the start, then retrain the model with it as a baseline and score with the new model (0: off; see LEARNING above)")
 	fs.Var(&lf.data, "learn-data", "labelled training `file` the model is retrained on with the learned baseline, as 'train --data' (required with --learn); repeat for several")
-	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; SIGHUP then reloads this file)")
+	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; once the learned model is in use, SIGHUP reloads this file)")
 	lf.baselineOut = fs.String("learn-baseline-out", "", "`path` the learned baseline is written to as JSON lines, for 'train --baseline' (default: --learn-out with .baseline.jsonl appended; none: not written)")
 	lf.maxRecords = fs.Int("learn-max-records", defaultLearnMaxRecords, "most `records` kept while learning (a uniform random sample of those consumed; about 0.5 KiB each)")
 	lf.sourceShare = fs.Float64("learn-max-source-share", defaultLearnSourceShare, "largest `share` of the baseline one source address may make up; its excess records are dropped at random (1: no cap)")
