@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/event"
 )
 
 // The changelog encoding. Keys start with a kind byte: keyIncident, then
@@ -14,15 +16,19 @@ import (
 // value. Strings are a uvarint length and the bytes. Values start with the
 // format version; times are Unix nanoseconds (0 for the zero time) as
 // varints, counts varints, floats their IEEE bits as 8 little-endian bytes.
+// A state of version 2 ends with its explanation (a count, then per reason
+// the feature and three floats); version 1 has none and still decodes.
 const (
 	keyIncident = 'i'
 	keyTracker  = 't'
 
-	stateVersion   = 1
+	stateVersion   = 2
 	trackerVersion = 1
 
 	// maxSamples bounds the sample list a decoder accepts.
 	maxSamples = 1000
+	// maxReasons bounds the explanation a decoder accepts.
+	maxReasons = 64
 )
 
 // ErrCorrupt is returned (wrapped in a *CodecError) for a changelog entry
@@ -96,6 +102,13 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s.Samples)))
 	for _, o := range s.Samples {
 		dst = binary.AppendVarint(dst, o)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.Explanation)))
+	for _, r := range s.Explanation {
+		dst = appendString(dst, r.Feature)
+		for _, f := range [...]float64{r.Value, r.Typical, r.Contribution} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
 	}
 	return dst
 }
@@ -232,8 +245,9 @@ func decodeTrackerKey(b []byte) (trackKey, error) {
 // returned state has no Key.
 func DecodeState(b []byte) (*State, error) {
 	r := reader{b: b}
-	if v := r.byte1("version"); r.err == nil && v != stateVersion {
-		r.fail("version", fmt.Sprintf("%d, want %d", v, stateVersion))
+	v := r.byte1("version")
+	if r.err == nil && v != 1 && v != stateVersion {
+		r.fail("version", fmt.Sprintf("%d, want 1 or %d", v, stateVersion))
 	}
 	s := &State{Category: r.str("category"), FirstOffset: r.varint("first offset")}
 	s.FirstSeen, s.LastSeen = r.time("first seen"), r.time("last seen")
@@ -254,6 +268,13 @@ func DecodeState(b []byte) (*State, error) {
 	n := r.count("samples", maxSamples)
 	for range n {
 		s.Samples = append(s.Samples, r.varint("samples"))
+	}
+	if v >= 2 {
+		n := r.count("explanation", maxReasons)
+		for range n {
+			s.Explanation = append(s.Explanation, event.Reason{Feature: r.str("explanation"),
+				Value: r.float("explanation"), Typical: r.float("explanation"), Contribution: r.float("explanation")})
+		}
 	}
 	if err := r.end(); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"time"
 
@@ -296,7 +297,7 @@ func (t *Table) message(st *State, status string, now time.Time) event.Incident 
 		FirstSeen: st.FirstSeen.UTC(), LastSeen: st.LastSeen.UTC(), Count: st.Count, Rate: st.Rate(),
 		MaxProbability: st.MaxProbability,
 		TopSources:     st.Srcs.Most(n), TopDestinations: st.Dsts.Most(n), TopPorts: st.Ports.Most(n),
-		TopServices: st.Svcs.Most(n), Features: st.Features.Most(n),
+		TopServices: st.Svcs.Most(n), Features: st.Features.Most(n), Explanation: slices.Clone(st.Explanation),
 		Samples: append([]int64(nil), st.Samples...), Updated: now.UTC(), Instance: t.cfg.Instance,
 	}
 }
