@@ -65,6 +65,11 @@ type Incident struct {
 	// part). It is computed once per incident and repeated in every
 	// message.
 	Explanation []Reason `json:"explanation,omitempty"`
+	// Withheld counts, by rule name (most first), the verdicts of the
+	// incident's key that a rule (a threshold, a suppression or an
+	// allow-list entry) kept out of the incident while it was open; they
+	// are not in Count.
+	Withheld []Count `json:"withheld,omitempty"`
 	// Samples are the input offsets of the incident's first verdicts.
 	Samples []int64 `json:"samples"`
 	// Updated is when this message was made (the detector's clock).
@@ -113,7 +118,7 @@ func (in *Incident) AppendJSON(dst []byte) []byte {
 		key string
 		cs  []Count
 	}{{`,"top_sources":`, in.TopSources}, {`,"top_destinations":`, in.TopDestinations}, {`,"top_ports":`, in.TopPorts},
-		{`,"top_services":`, in.TopServices}, {`,"features":`, in.Features}} {
+		{`,"top_services":`, in.TopServices}, {`,"features":`, in.Features}, {`,"withheld":`, in.Withheld}} {
 		if len(l.cs) == 0 {
 			continue
 		}

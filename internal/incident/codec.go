@@ -16,8 +16,9 @@ import (
 // value. Strings are a uvarint length and the bytes. Values start with the
 // format version; times are Unix nanoseconds (0 for the zero time) as
 // varints, counts varints, floats their IEEE bits as 8 little-endian bytes.
-// A state of version 2 ends with its explanation (a count, then per reason
-// the feature and three floats); version 1 has none and still decodes.
+// A state of version 2 ends with its withheld counts (a top list) and its
+// explanation (a count, then per reason the feature and three floats);
+// version 1 has neither and still decodes.
 const (
 	keyIncident = 'i'
 	keyTracker  = 't'
@@ -92,17 +93,13 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	}
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.MaxProbability))
 	for _, t := range [...]*Top{&s.Srcs, &s.Dsts, &s.Ports, &s.Svcs, &s.Features} {
-		dst = binary.AppendUvarint(dst, uint64(len(t.Values)))
-		for i, v := range t.Values {
-			dst = appendString(dst, v)
-			dst = binary.AppendVarint(dst, t.Counts[i])
-		}
-		dst = binary.AppendVarint(dst, t.Other)
+		dst = appendTop(dst, t)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.Samples)))
 	for _, o := range s.Samples {
 		dst = binary.AppendVarint(dst, o)
 	}
+	dst = appendTop(dst, &s.Withheld)
 	dst = binary.AppendUvarint(dst, uint64(len(s.Explanation)))
 	for _, r := range s.Explanation {
 		dst = appendString(dst, r.Feature)
@@ -111,6 +108,15 @@ func (s *State) AppendBinary(dst []byte) []byte {
 		}
 	}
 	return dst
+}
+
+func appendTop(dst []byte, t *Top) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(t.Values)))
+	for i, v := range t.Values {
+		dst = appendString(dst, v)
+		dst = binary.AppendVarint(dst, t.Counts[i])
+	}
+	return binary.AppendVarint(dst, t.Other)
 }
 
 func (tr *tracker) appendBinary(dst []byte) []byte {
@@ -215,6 +221,15 @@ func (r *reader) float(field string) float64 {
 	return x
 }
 
+func (r *reader) top(field string, t *Top) {
+	n := r.count(field, topCap)
+	for range n {
+		t.Values = append(t.Values, r.str(field))
+		t.Counts = append(t.Counts, r.varint(field))
+	}
+	t.Other = r.varint(field)
+}
+
 func (r *reader) end() error {
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("end", strconv.Itoa(len(r.b))+" trailing bytes")
@@ -258,18 +273,14 @@ func DecodeState(b []byte) (*State, error) {
 		name string
 		t    *Top
 	}{{"top sources", &s.Srcs}, {"top destinations", &s.Dsts}, {"top ports", &s.Ports}, {"top services", &s.Svcs}, {"features", &s.Features}} {
-		n := r.count(f.name, topCap)
-		for range n {
-			f.t.Values = append(f.t.Values, r.str(f.name))
-			f.t.Counts = append(f.t.Counts, r.varint(f.name))
-		}
-		f.t.Other = r.varint(f.name)
+		r.top(f.name, f.t)
 	}
 	n := r.count("samples", maxSamples)
 	for range n {
 		s.Samples = append(s.Samples, r.varint("samples"))
 	}
 	if v >= 2 {
+		r.top("withheld", &s.Withheld)
 		n := r.count("explanation", maxReasons)
 		for range n {
 			s.Explanation = append(s.Explanation, event.Reason{Feature: r.str("explanation"),

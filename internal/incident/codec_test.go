@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func sampleState() *State {
 		Svcs:     Top{Values: []string{"ecr_i"}, Counts: []int64{99}},
 		Features: Top{Values: []string{"src_bytes"}, Counts: []int64{3}},
 		Samples:  []int64{1234567, 1234568, -1},
+		Withheld: Top{Values: []string{"neptune-limit"}, Counts: []int64{12}},
 		Explanation: []event.Reason{{Feature: "count", Value: 511, Typical: 2, Contribution: 0.5},
 			{Feature: "srv_count", Value: 511, Typical: 3, Contribution: 0.25}},
 	}
@@ -31,12 +33,12 @@ func sampleState() *State {
 // kept (version 1: no explanation at the end) still decodes.
 func TestStateVersion1(t *testing.T) {
 	s := sampleState()
-	s.Explanation = nil
+	s.Explanation, s.Withheld = nil, Top{}
 	b := s.AppendBinary(nil)
-	if b[len(b)-1] != 0 {
-		t.Fatalf("state without explanation ends with %d, want the count 0", b[len(b)-1])
+	if !bytes.HasSuffix(b, []byte{0, 0, 0}) {
+		t.Fatalf("state without withheld counts and explanation ends with %v, want three zeros", b[len(b)-3:])
 	}
-	v1 := append([]byte{1}, b[1:len(b)-1]...)
+	v1 := append([]byte{1}, b[1:len(b)-3]...)
 	got, err := DecodeState(v1)
 	if err != nil {
 		t.Fatalf("DecodeState(version 1): %v", err)

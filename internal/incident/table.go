@@ -144,6 +144,10 @@ func (t *Table) Observe(v *Verdict, rules *Rules, now time.Time) Decision {
 	k := KeyOf(v)
 	if rules != nil {
 		if d, ok := t.apply(rules, v, k, now); ok {
+			if st := t.open[k]; st != nil {
+				st.Withheld.Add(d.Rule)
+				t.dirty[k] = struct{}{}
+			}
 			return d
 		}
 	}
@@ -298,7 +302,8 @@ func (t *Table) message(st *State, status string, now time.Time) event.Incident 
 		MaxProbability: st.MaxProbability,
 		TopSources:     st.Srcs.Most(n), TopDestinations: st.Dsts.Most(n), TopPorts: st.Ports.Most(n),
 		TopServices: st.Svcs.Most(n), Features: st.Features.Most(n), Explanation: slices.Clone(st.Explanation),
-		Samples: append([]int64(nil), st.Samples...), Updated: now.UTC(), Instance: t.cfg.Instance,
+		Withheld: st.Withheld.Most(n),
+		Samples:  append([]int64(nil), st.Samples...), Updated: now.UTC(), Instance: t.cfg.Instance,
 	}
 }
 
