@@ -151,18 +151,33 @@ func (h *Highlights) AddIncident(m event.Incident) {
 func (h *Highlights) Incidents(from, to time.Time) []IncidentSummary {
 	var out []IncidentSummary
 	for _, m := range h.incidents {
-		if !m.LastSeen.Before(from) && m.FirstSeen.Before(to) {
-			out = append(out, IncidentSummary{ID: m.ID, Status: m.Status, Attack: m.Attack, Category: m.Category,
-				Src: m.Src, Dst: m.Dst, Service: m.Service, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Count: m.Count})
+		if in, ok := SummarizeIncident(&m, from, to); ok {
+			out = append(out, in)
 		}
 	}
-	slices.SortFunc(out, func(a, b IncidentSummary) int {
+	SortIncidents(out)
+	return out
+}
+
+// SummarizeIncident returns what a report shows of the incident message m,
+// and whether its verdicts fall in [from, to).
+func SummarizeIncident(m *event.Incident, from, to time.Time) (IncidentSummary, bool) {
+	if m.LastSeen.Before(from) || !m.FirstSeen.Before(to) {
+		return IncidentSummary{}, false
+	}
+	return IncidentSummary{ID: m.ID, Status: m.Status, Attack: m.Attack, Category: m.Category,
+		Src: m.Src, Dst: m.Dst, Service: m.Service, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Count: m.Count}, true
+}
+
+// SortIncidents sorts incidents as Incidents returns them: most verdicts
+// first, then by ID.
+func SortIncidents(incs []IncidentSummary) {
+	slices.SortFunc(incs, func(a, b IncidentSummary) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out
 }
 
 // AddIncidents puts the n incidents with the most verdicts into rep, and
