@@ -468,6 +468,7 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	report.AddIncidents(rep, incs, s.opts.TopAddresses)
+	report.AddSpikeFeatures(rep, incs, nil, 3)
 	return &Summary{
 		Span: span.Name, Start: w.Start, End: w.End, Bucket: bucket.String(),
 		Records: rep.Records, Attacks: rep.Attacks, Unknown: rep.Unknown, DeadLetters: rep.DeadLetters,

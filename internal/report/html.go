@@ -153,6 +153,12 @@ func PlainText(rep *Report) string {
 			if len(s.Incidents) > 0 {
 				b.WriteString("; incidents: " + strings.Join(s.Incidents, "; "))
 			}
+			if len(s.Features) > 0 {
+				b.WriteString("; features:")
+				for _, f := range s.Features {
+					fmt.Fprintf(&b, " %s %d", f.Name, f.Count)
+				}
+			}
 			b.WriteString("\n")
 		}
 	}
@@ -305,8 +311,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{with .Pie}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{else}}<p class="sub">No records were scored in this window.</p>{{end}}
 <h2>Attack rate over time</h2>
 {{with .Line}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{end}}
-{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th><th>Incidents (verdicts)</th></tr>
-{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td><td>{{range $i, $n := .Incidents}}{{if $i}}; {{end}}{{$n}}{{end}}</td></tr>
+{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th><th>Incidents (verdicts)</th><th>Top features (verdicts)</th></tr>
+{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td><td>{{range $i, $n := .Incidents}}{{if $i}}; {{end}}{{$n}}{{end}}</td><td>{{range $i, $f := .Features}}{{if $i}}, {{end}}{{$f.Name}} {{$f.Count}}{{end}}</td></tr>
 {{end}}</table>
 <p class="sub">Baselines: {{range $i, $s := .Spikes}}{{if $i}}; {{end}}{{$s.BaselineSource}}{{end}}.</p>
 {{else}}<p>No spikes: every bucket stayed within its baseline.</p>{{end}}

@@ -160,6 +160,9 @@ type Spike struct {
 	// Incidents names the incidents active during the spike's bucket, most
 	// verdicts first (see AddIncidents).
 	Incidents []string `json:"incidents,omitempty"`
+	// Features lists the features that drove the most verdicts in the
+	// spike's bucket, with those verdicts' number (see AddSpikeFeatures).
+	Features []AttackCount `json:"features,omitempty"`
 }
 
 // Instance is one detector instance's activity.

@@ -87,7 +87,8 @@
     fill($('spikes'), s.spikes.map((k) => el('li', {},
       fmtTime(k.start) + ': ' + k.metric + ' ' + fmtPct(k.rate) + ' against a baseline of ' + fmtPct(k.baseline) +
       ' (z ' + k.z.toFixed(1) + ')' + (k.drivers && k.drivers.length ? ', mostly ' + k.drivers.map((d) => d.name).join(', ') : '') +
-      (k.incidents && k.incidents.length ? '; incidents: ' + k.incidents.join('; ') : ''))));
+      (k.incidents && k.incidents.length ? '; incidents: ' + k.incidents.join('; ') : '') +
+      (k.features && k.features.length ? '; features: ' + k.features.map((f) => f.name + ' ' + fmtInt(f.count)).join(', ') : ''))));
 
     const addrRows = (list) => list.map((a) => el('tr', {}, el('td', {}, a.address), el('td', { class: 'num' }, fmtInt(a.alerts))));
     fill($('sources-body'), addrRows(s.top_sources), 'no alert with a source address in this span', 2);
