@@ -147,6 +147,7 @@ func TestBrowserIncidents(t *testing.T) {
 			t.Errorf("missing incident rows %v (rows %q)", want, counts)
 		}
 		waitText(t, bctx, "#incidents-open", 3*time.Second, func(s string) bool { return s == "3" })
+		waitText(t, bctx, "#alerts-body", 3*time.Second, func(s string) bool { return strings.Contains(s, "the detectors write incidents") })
 		top := eval[string](t, bctx, `document.querySelector('#sources-body tr td:nth-child(2)').textContent`)
 		if src := eval[string](t, bctx, `document.querySelector('#sources-body tr td').textContent`); src != "10.9.0.1" || top != "200" {
 			t.Errorf("top source %s with %s verdicts, want 10.9.0.1 with 200 (not the sum of its messages' counts)", src, top)

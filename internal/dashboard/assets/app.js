@@ -91,10 +91,10 @@
       (k.features && k.features.length ? '; features: ' + k.features.map((f) => f.name + ' ' + fmtInt(f.count)).join(', ') : ''))));
 
     const addrRows = (list) => list.map((a) => el('tr', {}, el('td', {}, a.address), el('td', { class: 'num' }, fmtInt(a.alerts))));
-    fill($('sources-body'), addrRows(s.top_sources), 'no alert with a source address in this span', 2);
-    fill($('targets-body'), addrRows(s.top_targets), 'no alert with a destination address in this span', 2);
-    $('sources-note').textContent = s.untracked_sources ? fmtInt(s.untracked_sources) + ' alerts from further addresses not counted by name' : '';
-    $('targets-note').textContent = s.untracked_targets ? fmtInt(s.untracked_targets) + ' alerts to further addresses not counted by name' : '';
+    fill($('sources-body'), addrRows(s.top_sources), 'no verdict with a source address in this span', 2);
+    fill($('targets-body'), addrRows(s.top_targets), 'no verdict with a destination address in this span', 2);
+    $('sources-note').textContent = s.untracked_sources ? fmtInt(s.untracked_sources) + ' verdicts from further addresses not counted by name' : '';
+    $('targets-note').textContent = s.untracked_targets ? fmtInt(s.untracked_targets) + ' verdicts to further addresses not counted by name' : '';
 
     drawRate(s);
     drawCategories(s);
@@ -206,7 +206,9 @@
       tr.addEventListener('click', () => openAlert(a.id));
       tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openAlert(a.id); });
       return tr;
-    }), 'no alert matches', 7);
+    }), page.total === 0 && incidentMessages > 0
+      ? 'no per-record alerts: the detectors write incidents (detect --alerts incidents, the default), listed above'
+      : 'no alert matches', 7);
   }
 
   let filterTimer = null;
@@ -374,6 +376,7 @@
       if (u.incident_messages !== incidentMessages) {
         incidentMessages = u.incident_messages;
         if (!incidentsBefore) loadIncidents();
+        if (alertsTotal === 0 && !alertsBefore) loadAlerts(); // says why the table is empty
       }
       if (u.dead_letters_total !== deadTotal) {
         deadTotal = u.dead_letters_total;
