@@ -55,10 +55,20 @@ func TestBrowserIncidents(t *testing.T) {
 	in, stats, dead, incs := kafkatest.NewTopic(t, 1), kafkatest.NewTopic(t, 1), kafkatest.NewTopic(t, 1), kafkatest.NewTopic(t, 1)
 	group := kafkatest.Name(t, "g")
 
+	// A threshold lets the first 150 neptune verdicts of a source into
+	// their incident and withholds the rest.
+	rules, err := incident.ParseRules([]byte(`
+thresholds:
+  - {name: neptune-limit, match: {attack: neptune}, type: limit, track: by_src, count: 150, seconds: 3600, reason: a test}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	det, err := stream.New(stream.Options{
 		Client: stream.ClientConfig{Brokers: brokers}, Topic: in, Group: group, Instance: "detector-1",
 		StatsTopic: stats, DeadLetterTopic: dead, Scorer: explainedScorer{}, SessionTimeout: 6 * time.Second,
 		Incidents: stream.IncidentOptions{Topic: incs, ChangelogTopic: kafkatest.Name(t, "changelog"), IdleFlush: 200 * time.Millisecond,
+			Rules: func() *incident.Rules { return rules },
 			Table: incident.Config{UpdateInterval: 500 * time.Millisecond, QuietPeriod: 4 * time.Second}},
 	})
 	if err != nil {
@@ -91,8 +101,9 @@ func TestBrowserIncidents(t *testing.T) {
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(srv.Close)
 
-	// 200 neptune verdicts from one host to another, a sweep of 30
-	// portsweep verdicts over 3 hosts, 100 normal records.
+	// 200 neptune verdicts from one host to another (150 of them let into
+	// the incident), a sweep of 30 portsweep verdicts over 3 hosts, 100
+	// normal records.
 	lines := kddLines(t, 330)
 	var values [][]byte
 	for i, l := range lines {
@@ -132,11 +143,11 @@ func TestBrowserIncidents(t *testing.T) {
 	t.Run("incidents grow to their verdicts, counted once", func(t *testing.T) {
 		waitText(t, bctx, "#attacks-count", 45*time.Second, func(s string) bool { return s == "230" })
 		waitText(t, bctx, "#incidents-body", 10*time.Second, func(s string) bool {
-			return strings.Contains(s, "neptune") && strings.Contains(s, "10.9.0.1 → 10.0.0.5") && strings.Contains(s, "200") &&
-				strings.Contains(s, "192.0.2.66 → many")
+			return strings.Contains(s, "neptune") && strings.Contains(s, "10.9.0.1 → 10.0.0.5") && strings.Contains(s, "150") &&
+				strings.Contains(s, "192.0.2.66 → many") && strings.Contains(s, "neptune-limit 50")
 		})
 		counts := eval[[]string](t, bctx, `[...document.querySelectorAll('#incidents-body tr[data-incident]')].map(tr => tr.children[1].textContent + '=' + tr.children[6].textContent)`)
-		want := map[string]bool{"neptune=200": true, "portsweep=30": true, injection + "=1": true}
+		want := map[string]bool{"neptune=150": true, "portsweep=30": true, injection + "=1": true}
 		for _, c := range counts {
 			if !want[c] {
 				t.Errorf("incident row %q; want one of %v", c, want)
@@ -149,9 +160,10 @@ func TestBrowserIncidents(t *testing.T) {
 		waitText(t, bctx, "#incidents-open", 3*time.Second, func(s string) bool { return s == "3" })
 		waitText(t, bctx, "#alerts-body", 3*time.Second, func(s string) bool { return strings.Contains(s, "the detectors write incidents") })
 		top := eval[string](t, bctx, `document.querySelector('#sources-body tr td:nth-child(2)').textContent`)
-		if src := eval[string](t, bctx, `document.querySelector('#sources-body tr td').textContent`); src != "10.9.0.1" || top != "200" {
-			t.Errorf("top source %s with %s verdicts, want 10.9.0.1 with 200 (not the sum of its messages' counts)", src, top)
+		if src := eval[string](t, bctx, `document.querySelector('#sources-body tr td').textContent`); src != "10.9.0.1" || top != "150" {
+			t.Errorf("top source %s with %s verdicts, want 10.9.0.1 with 150 (its incident's, not the sum of its messages' counts)", src, top)
 		}
+		waitText(t, bctx, "#withheld-line", 3*time.Second, func(s string) bool { return strings.HasSuffix(s, "neptune-limit 50") })
 		sweep := eval[string](t, bctx, `[...document.querySelectorAll('#incidents-body tr')].find(tr => tr.textContent.includes('portsweep')).children[8].textContent`)
 		for _, h := range []string{"10.0.0.20 10", "10.0.0.21 10", "10.0.0.22 10"} {
 			if !strings.Contains(sweep, h) {
@@ -204,8 +216,9 @@ func TestBrowserIncidents(t *testing.T) {
 			t.Errorf("explanation rows = %d, want 2", n)
 		}
 		facts := eval[string](t, bctx, `document.getElementById('incident-facts').textContent`)
-		if !strings.Contains(facts, in+" partition ") || !strings.Contains(facts, "offsets 0, 1, 2, 3, 4") || !strings.Contains(facts, "200 (") {
-			t.Errorf("incident facts = %q, want its topic, sample offsets 0-4 and 200 verdicts", facts)
+		if !strings.Contains(facts, in+" partition ") || !strings.Contains(facts, "offsets 0, 1, 2, 3, 4") || !strings.Contains(facts, "150 (") ||
+			!strings.Contains(facts, "neptune-limit 50") {
+			t.Errorf("incident facts = %q, want its topic, sample offsets 0-4, 150 verdicts and 50 withheld by neptune-limit", facts)
 		}
 		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#incident-detail .close`))); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
 // incidentMsg is an incident message as the detector writes it.
@@ -51,7 +52,7 @@ func TestIncidentsLatestStateAndVerdicts(t *testing.T) {
 	addIncident(t, s, sweep)
 	// The statistics count the verdicts: 300 smurf and 5 portsweep.
 	s.addStats(event.Stats{Minute: t0, Instance: "d1", Records: 1000, ByCategory: map[string]int64{"normal": 695, "dos": 300, "probe": 5},
-		ByAttack: map[string]int64{"smurf": 300, "portsweep": 5}}, t0.Add(50*time.Second))
+		ByAttack: map[string]int64{"smurf": 300, "portsweep": 5}, ByRule: map[string]int64{"scanner-limit": 40}}, t0.Add(50*time.Second))
 	c.t = t0.Add(50 * time.Second)
 
 	sum, err := s.summary(Spans[0], c.t)
@@ -61,6 +62,9 @@ func TestIncidentsLatestStateAndVerdicts(t *testing.T) {
 	if sum.Attacks != 305 || sum.Incidents != 2 || sum.IncidentsOpen != 1 {
 		t.Errorf("summary: %d attacks, %d incidents, %d open; want 305 (the statistics' verdicts, not the messages), 2, 1",
 			sum.Attacks, sum.Incidents, sum.IncidentsOpen)
+	}
+	if d := cmp.Diff([]report.AttackCount{{Name: "scanner-limit", Count: 40}}, sum.Withheld); d != "" {
+		t.Errorf("withheld (-want +got):\n%s", d)
 	}
 	if len(sum.TopIncidents) != 2 || sum.TopIncidents[0].ID != "in/0/10" || sum.TopIncidents[0].Count != 300 {
 		t.Errorf("top incidents = %+v", sum.TopIncidents)

@@ -381,6 +381,9 @@ type Summary struct {
 	// (at most Options.TopAddresses); each spike also names those active
 	// in its bucket.
 	TopIncidents []report.IncidentSummary `json:"top_incidents"`
+	// Withheld counts, by rule, the verdicts rules kept out of incidents
+	// in the span (from the statistics; counted in Attacks all the same).
+	Withheld []report.AttackCount `json:"withheld"`
 
 	// TopSources and TopTargets are the addresses with the most alerts in
 	// the span, from alerts whose records carried addresses; in a minute
@@ -474,7 +477,7 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 		Records: rep.Records, Attacks: rep.Attacks, Unknown: rep.Unknown, DeadLetters: rep.DeadLetters,
 		AttackShare: rep.AttackShare, RecordsPerSecond: rec, AttacksPerSecond: att,
 		Categories: rep.Categories, Buckets: rep.Buckets, Spikes: rep.Spikes,
-		IncidentsOpen: open, Incidents: len(incs), TopIncidents: nonNil(rep.TopIncidents),
+		IncidentsOpen: open, Incidents: len(incs), TopIncidents: nonNil(rep.TopIncidents), Withheld: nonNil(rep.Withheld),
 		TopSources: top(src, s.opts.TopAddresses), TopTargets: top(dst, s.opts.TopAddresses),
 		UntrackedSources: srcOther, UntrackedTargets: dstOther,
 		GeneratedAt: now,

@@ -232,4 +232,11 @@ thresholds:
 	if len(msgs) != 1 || msgs[0].Count != 2 || !cmp.Equal(msgs[0].Withheld, want) {
 		t.Fatalf("messages %+v, want one of 2 verdicts with 3 withheld by first-two", msgs)
 	}
+	// A withheld verdict alone brings an update (after the interval).
+	tb.Observe(verdict("smurf", "10.0.0.1", "10.0.0.2", at(6)), r, at(6))
+	msgs = tb.Due(at(11))
+	want[0].Count = 4
+	if len(msgs) != 1 || msgs[0].Status != event.IncidentUpdated || msgs[0].Count != 2 || !cmp.Equal(msgs[0].Withheld, want) {
+		t.Fatalf("messages %+v, want an update with 4 withheld", msgs)
+	}
 }

@@ -145,7 +145,10 @@ func (t *Table) Observe(v *Verdict, rules *Rules, now time.Time) Decision {
 	if rules != nil {
 		if d, ok := t.apply(rules, v, k, now); ok {
 			if st := t.open[k]; st != nil {
+				// Counted in the incident and published with its next
+				// update, as a verdict that joins it would be.
 				st.Withheld.Add(d.Rule)
+				t.pending[k] = struct{}{}
 				t.dirty[k] = struct{}{}
 			}
 			return d

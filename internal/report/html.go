@@ -192,6 +192,12 @@ func PlainText(rep *Report) string {
 				in.FirstSeen.Format("15:04"), in.LastSeen.Format("15:04"))
 		}
 	}
+	if len(rep.Withheld) > 0 {
+		b.WriteString("\nWithheld by rules (verdicts kept out of incidents, counted above all the same):\n")
+		for _, r := range rep.Withheld {
+			fmt.Fprintf(&b, "  %10d  %s\n", r.Count, r.Name)
+		}
+	}
 	if len(rep.DeadLetterReasons) > 0 {
 		b.WriteString("\nDead letters by reason:\n")
 		for _, r := range rep.DeadLetterReasons {
@@ -332,6 +338,11 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{if .TopIncidents}}<h2>Top incidents</h2>
 <table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>ID</th></tr>
 {{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{.ID}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Withheld}}<h2>Withheld by rules</h2>
+<p class="sub">Verdicts the detector's rules kept out of incidents; they are counted in the totals above all the same.</p>
+<table id="withheld"><tr><th>Rule</th><th class="n">Verdicts</th></tr>
+{{range .Withheld}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>
 {{end}}</table>{{end}}
 {{if .DeadLetterReasons}}<h2>Dead letters by reason</h2>
 <table>{{range .DeadLetterReasons}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}

@@ -123,3 +123,33 @@ func TestSpikeFeatures(t *testing.T) {
 		t.Errorf("spike JSON %s (%v) lacks its features", b, err)
 	}
 }
+
+// TestWithheld checks that the verdicts rules kept out of incidents are
+// summed by rule over the window (not before it) and shown in the text
+// and HTML reports.
+func TestWithheld(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var a Aggregator
+	for i, r := range []map[string]int64{{"scanner": 40}, {"scanner": 2, "backup-host": 7}, nil} {
+		a.Add(event.Stats{Minute: t0.Add(time.Duration(i) * time.Minute), Instance: "d", Records: 100,
+			ByCategory: map[string]int64{"normal": 50, "probe": 50}, ByAttack: map[string]int64{"satan": 50}, ByRule: r}, time.Time{})
+	}
+	a.Add(event.Stats{Minute: t0.Add(-time.Minute), Instance: "d", Records: 1, ByCategory: map[string]int64{"probe": 1}, ByRule: map[string]int64{"scanner": 1000}}, time.Time{})
+	rep, err := Build(a.Series(), Window{Start: t0, End: t0.Add(time.Hour), Location: time.UTC}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]AttackCount{{Name: "scanner", Count: 42}, {Name: "backup-host", Count: 7}}, rep.Withheld); d != "" {
+		t.Errorf("withheld (-want +got):\n%s", d)
+	}
+	if text := PlainText(rep); !strings.Contains(text, "Withheld by rules") || !strings.Contains(text, "42  scanner") {
+		t.Errorf("text report lacks the withheld verdicts:\n%s", text)
+	}
+	var html strings.Builder
+	if err := WriteHTML(&html, rep, nil, DataURI); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "<td>backup-host</td><td class=\"n\">7</td>") {
+		t.Errorf("HTML report lacks the withheld verdicts")
+	}
+}

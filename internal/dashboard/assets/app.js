@@ -77,6 +77,8 @@
     $('unknown-share').textContent = s.records ? fmtPct(s.unknown / s.records) + ' of records' : '';
     $('incidents-open').textContent = fmtInt(s.incidents_open);
     $('incidents-span').textContent = fmtInt(s.incidents) + ' with verdicts in the span';
+    $('withheld-line').textContent = s.withheld.length ? 'withheld by rules in the span (kept out of incidents, counted in the attacks): ' +
+      s.withheld.map((r) => r.name + ' ' + fmtInt(r.count)).join(', ') : '';
     $('span-label').textContent = 'last ' + { '5m': '5 minutes', '1h': 'hour', '24h': '24 hours' }[s.span];
     $('bucket-label').textContent = 'per ' + s.bucket.replace(/0s$/, '').replace(/0m$/, '') + ', spikes in red';
 
