@@ -188,8 +188,12 @@ func PlainText(rep *Report) string {
 	if len(rep.TopIncidents) > 0 {
 		b.WriteString("\nTop incidents (verdicts):\n")
 		for _, in := range rep.TopIncidents {
-			fmt.Fprintf(&b, "  %10d  %-8s %s (%s, %s–%s)\n", in.Count, in.Category, in.What(), in.Status,
+			fmt.Fprintf(&b, "  %10d  %-8s %s (%s, %s–%s)", in.Count, in.Category, in.What(), in.Status,
 				in.FirstSeen.Format("15:04"), in.LastSeen.Format("15:04"))
+			if len(in.Features) > 0 {
+				b.WriteString("; driven by " + strings.Join(in.Features, ", "))
+			}
+			b.WriteString("\n")
 		}
 	}
 	if len(rep.Withheld) > 0 {
@@ -336,8 +340,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{range .TopAlerts}}<tr><td>{{time .Time}}</td><td>{{.Attack}}</td><td>{{.Category}}</td><td class="n">{{z2 .Probability}}</td><td class="n">{{z2 .Novelty}}</td><td>{{.FlaggedBy}}</td><td>{{.Source}}</td></tr>
 {{end}}</table>{{end}}
 {{if .TopIncidents}}<h2>Top incidents</h2>
-<table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>ID</th></tr>
-{{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{.ID}}</td></tr>
+<table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>Driven by</th><th>ID</th></tr>
+{{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{range $i, $f := .Features}}{{if $i}}, {{end}}{{$f}}{{end}}</td><td>{{.ID}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Withheld}}<h2>Withheld by rules</h2>
 <p class="sub">Verdicts the detector's rules kept out of incidents; they are counted in the totals above all the same.</p>

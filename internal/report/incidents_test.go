@@ -103,6 +103,16 @@ func TestSpikeFeatures(t *testing.T) {
 			t.Errorf("spike %d features (-want +got):\n%s", i, d)
 		}
 	}
+	if got := incs[0].Features; strings.Join(got, ",") != "src_bytes,count" {
+		t.Errorf("smurf incident driven by %q, want its explanation's src_bytes, count", got)
+	}
+	if got := incs[1].Features; strings.Join(got, ",") != "duration" {
+		t.Errorf("unexplained incident driven by %q, want its novelty feature duration", got)
+	}
+	AddIncidents(rep, incs, 10)
+	if text := PlainText(rep); !strings.Contains(text, "smurf from 10.0.0.1 (closed, 10:15–10:45); driven by src_bytes, count") {
+		t.Errorf("text report's top incidents lack what drove them:\n%s", text)
+	}
 	AddSpikeFeatures(rep, incs, h.AlertFeatures(), 5)
 	if got := rep.Spikes[0].Features; len(got) != 4 || got[3] != (AttackCount{Name: "src_bytes", Count: 10}) {
 		t.Errorf("spike 0 with n=5: %+v, want the novelty feature src_bytes 10 last", got)
@@ -115,7 +125,8 @@ func TestSpikeFeatures(t *testing.T) {
 	if err := WriteHTML(&html, rep, nil, DataURI); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(html.String(), "<th>Top features (verdicts)</th>") || !strings.Contains(html.String(), "<td>count 600, src_bytes 600, duration 7</td>") {
+	if !strings.Contains(html.String(), "<th>Top features (verdicts)</th>") || !strings.Contains(html.String(), "<td>count 600, src_bytes 600, duration 7</td>") ||
+		!strings.Contains(html.String(), "<td>src_bytes, count</td>") {
 		t.Errorf("HTML report lacks the spikes' features")
 	}
 	b, err := json.Marshal(rep.Spikes[1])
