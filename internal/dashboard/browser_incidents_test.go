@@ -163,6 +163,9 @@ thresholds:
 		if src := eval[string](t, bctx, `document.querySelector('#sources-body tr td').textContent`); src != "10.9.0.1" || top != "150" {
 			t.Errorf("top source %s with %s verdicts, want 10.9.0.1 with 150 (its incident's, not the sum of its messages' counts)", src, top)
 		}
+		if got := eval[string](t, bctx, `document.querySelector('#categories-body tr[data-category="probe"] td:nth-child(4)').textContent`); got != "1" {
+			t.Errorf("probe incidents in the categories table = %q, want 1", got)
+		}
 		waitText(t, bctx, "#withheld-line", 3*time.Second, func(s string) bool { return strings.HasSuffix(s, "neptune-limit 50") })
 		sweep := eval[string](t, bctx, `[...document.querySelectorAll('#incidents-body tr')].find(tr => tr.textContent.includes('portsweep')).children[8].textContent`)
 		for _, h := range []string{"10.0.0.20 10", "10.0.0.21 10", "10.0.0.22 10"} {

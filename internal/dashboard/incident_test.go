@@ -63,6 +63,9 @@ func TestIncidentsLatestStateAndVerdicts(t *testing.T) {
 		t.Errorf("summary: %d attacks, %d incidents, %d open; want 305 (the statistics' verdicts, not the messages), 2, 1",
 			sum.Attacks, sum.Incidents, sum.IncidentsOpen)
 	}
+	if d := cmp.Diff(map[string]int{"dos": 1, "probe": 1}, sum.IncidentsByCategory); d != "" {
+		t.Errorf("incidents by category (-want +got):\n%s", d)
+	}
 	if d := cmp.Diff([]report.AttackCount{{Name: "scanner-limit", Count: 40}}, sum.Withheld); d != "" {
 		t.Errorf("withheld (-want +got):\n%s", d)
 	}

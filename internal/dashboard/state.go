@@ -374,9 +374,11 @@ type Summary struct {
 	Spikes     []report.Spike         `json:"spikes"`
 
 	// IncidentsOpen is the number of incidents open now; Incidents the
-	// number with verdicts in the span.
-	IncidentsOpen int `json:"incidents_open"`
-	Incidents     int `json:"incidents"`
+	// number with verdicts in the span, IncidentsByCategory the same by
+	// category.
+	IncidentsOpen       int            `json:"incidents_open"`
+	Incidents           int            `json:"incidents"`
+	IncidentsByCategory map[string]int `json:"incidents_by_category"`
 	// TopIncidents are the incidents with the most verdicts in the span
 	// (at most Options.TopAddresses); each spike also names those active
 	// in its bucket.
@@ -472,12 +474,16 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 	}
 	report.AddIncidents(rep, incs, s.opts.TopAddresses)
 	report.AddSpikeFeatures(rep, incs, nil, 3)
+	byCat := map[string]int{}
+	for _, in := range incs {
+		byCat[in.Category]++
+	}
 	return &Summary{
 		Span: span.Name, Start: w.Start, End: w.End, Bucket: bucket.String(),
 		Records: rep.Records, Attacks: rep.Attacks, Unknown: rep.Unknown, DeadLetters: rep.DeadLetters,
 		AttackShare: rep.AttackShare, RecordsPerSecond: rec, AttacksPerSecond: att,
 		Categories: rep.Categories, Buckets: rep.Buckets, Spikes: rep.Spikes,
-		IncidentsOpen: open, Incidents: len(incs), TopIncidents: nonNil(rep.TopIncidents), Withheld: nonNil(rep.Withheld),
+		IncidentsOpen: open, Incidents: len(incs), IncidentsByCategory: byCat, TopIncidents: nonNil(rep.TopIncidents), Withheld: nonNil(rep.Withheld),
 		TopSources: top(src, s.opts.TopAddresses), TopTargets: top(dst, s.opts.TopAddresses),
 		UntrackedSources: srcOther, UntrackedTargets: dstOther,
 		GeneratedAt: now,

@@ -84,6 +84,7 @@
 
     fill($('categories-body'), s.categories.map((c) => el('tr', { 'data-category': c.name },
       el('td', {}, c.name), el('td', { class: 'num' }, fmtInt(c.count)), el('td', { class: 'num' }, fmtPct(c.share)),
+      el('td', { class: 'num' }, c.name === 'normal' ? '' : fmtInt(s.incidents_by_category[c.name] || 0)),
       el('td', {}, (c.attacks || []).slice(0, 3).map((a) => a.name + ' ' + fmtInt(a.count)).join(', ')))));
 
     fill($('spikes'), s.spikes.map((k) => el('li', {},
