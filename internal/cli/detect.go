@@ -96,8 +96,11 @@ baseline to
 transaction on: every record is scored once, by one model, and the
 statistics and alerts name the new fingerprint. The log shows the
 progress, every guard's decision and the 'netsentinel train' command that
-gives the same model. A later SIGHUP reloads --learn-out. A restart with
---learn learns afresh: the new baseline replaces the learned one.
+gives the same model. A later SIGHUP reloads --learn-out. With
+--learn-every, a new period starts that long after the previous one's
+start, and a restart with --learn learns afresh: each time the model is
+retrained from --learn-data, and the new baseline replaces the last one
+(each period faces the guards below anew).
 
 Whatever is on the network while detect learns is taken for normal, an
 attacker included. The guards, each with its limit:

@@ -35,6 +35,9 @@ import (
 type learnConfig struct {
 	// Period is how long records are collected, from the detector's start.
 	Period time.Duration
+	// Every, when above 0, starts a new learning period this long after
+	// the start of the previous one.
+	Every time.Duration
 	// Data are the labelled training files the model is retrained on.
 	Data []string
 	// Out is where the learned model is written; BaselineOut where the
@@ -74,7 +77,7 @@ const (
 
 // learnFlags are detect's flags of the learning period.
 type learnFlags struct {
-	period                 *time.Duration
+	period, every          *time.Duration
 	data                   stringList
 	out, baselineOut       *string
 	maxRecords             *int
@@ -86,6 +89,7 @@ type learnFlags struct {
 func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 	lf := &learnFlags{}
 	lf.period = fs.Duration("learn", 0, "learn this site's normal traffic for this `duration` from the start, then retrain the model with it as a baseline and score with the new model (0: off; see LEARNING above)")
+	lf.every = fs.Duration("learn-every", 0, "start a new learning period this `long` after the start of the previous one, so that the baseline follows the site (0: learn once)")
 	fs.Var(&lf.data, "learn-data", "labelled training `file` the model is retrained on with the learned baseline, as 'train --data' (required with --learn); repeat for several")
 	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; once the learned model is in use, SIGHUP reloads this file)")
 	lf.baselineOut = fs.String("learn-baseline-out", "", "`path` the learned baseline is written to as JSON lines, for 'train --baseline' (default: --learn-out with .baseline.jsonl appended; none: not written)")
@@ -103,18 +107,20 @@ func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 // config checks the flags; ok is false when --learn is off.
 func (lf *learnFlags) config(topic string) (cfg learnConfig, ok bool, err error) {
 	if *lf.period == 0 {
-		if len(lf.data) > 0 || *lf.out != "" {
-			return cfg, false, Usagef("--learn-data and --learn-out need --learn DURATION")
+		if len(lf.data) > 0 || *lf.out != "" || *lf.every != 0 {
+			return cfg, false, Usagef("--learn-data, --learn-out and --learn-every need --learn DURATION")
 		}
 		return cfg, false, nil
 	}
-	cfg = learnConfig{Period: *lf.period, Data: lf.data, Out: *lf.out, BaselineOut: *lf.baselineOut,
+	cfg = learnConfig{Period: *lf.period, Every: *lf.every, Data: lf.data, Out: *lf.out, BaselineOut: *lf.baselineOut,
 		MaxRecords: *lf.maxRecords, MaxSourceShare: *lf.sourceShare, MaxDestShare: *lf.destShare,
 		MinRecords: *lf.minRecords, MinSources: *lf.minSources, Check: *lf.check, MinDetection: *lf.minDetect,
 		Trim: *lf.trim, Topic: topic}
 	switch {
 	case cfg.Period < 0:
 		return cfg, false, Usagef("--learn %v: want a positive duration", cfg.Period)
+	case cfg.Every != 0 && cfg.Every <= cfg.Period:
+		return cfg, false, Usagef("--learn-every %v: want 0 or more than --learn %v", cfg.Every, cfg.Period)
 	case len(cfg.Data) == 0:
 		return cfg, false, Usagef("--learn needs --learn-data FILE: the labelled training data (e.g. data/KDDTrain+.txt.gz) the model is retrained on with the learned baseline")
 	case cfg.Out == "":
@@ -172,7 +178,14 @@ func newCollector(max int, seed uint64) *collector {
 	return &collector{max: max, rng: rand.New(rand.NewPCG(seed, 0x1ea54)), parts: map[int32]int64{}}
 }
 
-func (c *collector) start() { c.on.Store(true) }
+// start starts a new collection.
+func (c *collector) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen, c.bad, c.full = 0, 0, time.Time{}
+	clear(c.parts)
+	c.on.Store(true)
+}
 
 // tap offers one committed input record (stream.Options.Tap). A record is
 // decoded only when the sample takes it; one that does not decode is
@@ -651,11 +664,28 @@ func (l *learner) setState(s string) {
 // run collects for the learning period, then learns; it returns when the
 // new model is in use, refused, or ctx is cancelled.
 func (l *learner) run(ctx context.Context) {
-	start := time.Now()
+	for {
+		start := time.Now()
+		if !l.period(ctx, start) || l.cfg.Every == 0 {
+			return
+		}
+		next := start.Add(l.cfg.Every)
+		l.log.Info("next learning period", "at", next.Format(time.RFC3339))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+	}
+}
+
+// period runs one learning period from start: it collects, then learns;
+// it returns false when ctx was cancelled.
+func (l *learner) period(ctx context.Context, start time.Time) bool {
+	l.setState("collecting")
 	l.col.start()
 	l.log.Info("learning this site's traffic", "period", l.cfg.Period, "until", start.Add(l.cfg.Period).Format(time.RFC3339), "max_records", l.cfg.MaxRecords)
-	every := min(max(l.cfg.Period/5, time.Second), time.Minute)
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(min(max(l.cfg.Period/5, time.Second), time.Minute))
 	defer tick.Stop()
 	end := time.NewTimer(l.cfg.Period)
 	defer end.Stop()
@@ -665,7 +695,7 @@ func (l *learner) run(ctx context.Context) {
 			s := l.col.stop()
 			l.setState("stopped")
 			l.log.Warn("learning stopped before the end of its period; nothing learned", "seen", s.seen)
-			return
+			return false
 		case <-tick.C:
 			seen, kept := l.col.counts()
 			l.log.Info("learning", "seen", seen, "sampled", kept, "left", time.Until(start.Add(l.cfg.Period)).Round(time.Second))
@@ -682,6 +712,7 @@ func (l *learner) run(ctx context.Context) {
 	case ctx.Err() != nil:
 		l.setState("stopped")
 		l.log.Warn("learning stopped while training; nothing learned")
+		return false
 	case errors.As(err, new(refusal)):
 		l.setState("refused")
 		_, cur := l.current()
@@ -691,6 +722,7 @@ func (l *learner) run(ctx context.Context) {
 		_, cur := l.current()
 		l.log.Error("learning failed; the detector keeps its model", "model", cur, "err", err)
 	}
+	return true
 }
 
 // refusal is a guard's reason for keeping the current model.

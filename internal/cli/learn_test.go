@@ -256,13 +256,14 @@ func TestLearnGuards(t *testing.T) {
 func TestLearnMatchesTrain(t *testing.T) {
 	_, site := siteRecords(t, 3000)
 	l, log, swapped := testLearner(t, defaultTestLearnConfig())
-	l.cfg.Period = time.Millisecond
-	l.col.start()
+	l.cfg.Period = time.Second
+	done := make(chan struct{})
+	go func() { l.run(context.Background()); close(done) }()
+	waitUntil(t, 10*time.Second, "learning start", func() bool { return strings.Contains(log.String(), "learning this site's traffic") }, log)
 	for i := range site {
 		l.col.tap(0, site[i].AppendJSON(nil))
 	}
-	l.col.on.Store(false) // run starts it again, with the same sample
-	l.run(context.Background())
+	<-done
 	if got := testutil.ToFloat64(l.state.WithLabelValues("learned")); got != 1 || len(*swapped) != 1 {
 		t.Fatalf("state learned = %v, swaps %v; log:\n%s", got, *swapped, log)
 	}
@@ -398,6 +399,8 @@ func TestDetectLearnUsage(t *testing.T) {
 		{[]string{"--learn", "1m"}, ExitUsage, "--learn needs --learn-data FILE"},
 		{[]string{"--learn", "1m", "--learn-data", data}, ExitUsage, "--learn needs --learn-out FILE"},
 		{[]string{"--learn-data", data}, ExitUsage, "need --learn DURATION"},
+		{[]string{"--learn-every", "1h"}, ExitUsage, "need --learn DURATION"},
+		{[]string{"--learn", "1m", "--learn-every", "30s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "--learn-every 30s: want 0 or more than --learn 1m0s"},
 		{[]string{"--learn", "-1s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "positive duration"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-max-source-share", "0"}, ExitUsage, "--learn-max-source-share 0"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-check", "0.9"}, ExitUsage, "--learn-check 0.9"},
@@ -458,5 +461,32 @@ func TestLearnStopped(t *testing.T) {
 	}
 	if _, err := os.Stat(l.cfg.Out); err == nil {
 		t.Error("a model was written")
+	}
+}
+
+// TestLearnEvery learns again after --learn-every: two periods, two models.
+func TestLearnEvery(t *testing.T) {
+	_, site := siteRecords(t, 3000)
+	l, log, swapped := testLearner(t, defaultTestLearnConfig())
+	l.cfg.Period, l.cfg.Every = 300*time.Millisecond, 400*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx); close(done) }()
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for ctx.Err() == nil {
+			for i := range site {
+				l.col.tap(int32(i%2), site[i].AppendJSON(nil))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitUntil(t, 40*time.Second, "two learned models", func() bool { return strings.Count(log.String(), "model learned") >= 2 }, log)
+	cancel()
+	<-done
+	<-fed
+	if n := strings.Count(log.String(), "next learning period"); n < 2 || len(*swapped) < 2 {
+		t.Errorf("%d next periods announced, swaps %v", n, *swapped)
 	}
 }
