@@ -781,11 +781,11 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	opts.Sources = append(baseNames(cfg.Data), fmt.Sprintf("%s (learned %s to %s)", cfg.Topic, start.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339)))
 	trained := time.Now()
 	first, st, err := withBaseline(ctx, l.train, train, opts, recs, cfg.Trim)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return refuse("%v", err)
+	switch {
+	case err != nil && first != nil && st.added == 0:
+		return refuse("%v", err) // nothing left after the trim
+	case err != nil:
+		return err
 	}
 	l.log.Info("guard: baseline trimmed of what a model trained without it is sure is an attack", "connections", st.records, "summary", st.String())
 	if st.added < cfg.MinRecords {
