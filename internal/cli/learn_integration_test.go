@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -70,6 +71,9 @@ func TestIntegrationDetectLearn(t *testing.T) {
 	}
 	if v := metric("netsentinel_detect_learn_seen_records"); v != strconv.Itoa(n) {
 		t.Errorf("learn_seen_records = %q, want %d", v, n)
+	}
+	if b, err := os.ReadFile(out + ".baseline.jsonl"); err != nil || strings.Count(string(b), "\n") != n {
+		t.Errorf("baseline file: %d lines, %v; want the %d records", strings.Count(string(b), "\n"), err, n)
 	}
 	publish()
 	waitUntil(t, 30*time.Second, "both rounds scored", func() bool { return metric("netsentinel_detect_records_total") == strconv.Itoa(2*n) }, stderr)
