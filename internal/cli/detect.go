@@ -104,10 +104,11 @@ retrained from --learn-data, and the new baseline replaces the last one
 
 Whatever is on the network while detect learns is taken for normal, an
 attacker included. The guards, each with its limit:
-  - trim: records that a model trained on --learn-data alone flags with an
-    attack probability >= --learn-trim are left out (the log says how
-    many). It catches what resembles known attacks, not a novel one nor
-    a slow or careful attacker.
+  - trim: records that the current model (as its file holds it), or a
+    model trained on --learn-data alone, flags with an attack probability
+    >= --learn-trim are left out (the log says how many of each; the
+    written baseline is what the first leaves). It catches what resembles
+    known attacks, not a novel one nor a slow or careful attacker.
   - caps: no source address may make up more than --learn-max-source-share
     of the baseline, nor one destination address and service more than
     --learn-max-dest-share; the excess is dropped at random (logged). A
@@ -332,10 +333,10 @@ func (c *currentModel) set(path string, m *model.Detector, fp string) {
 	c.info.WithLabelValues(fp).Set(1)
 }
 
-func (c *currentModel) get() (*model.Detector, string) {
+func (c *currentModel) get() (*model.Detector, string, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.m, c.fp
+	return c.m, c.fp, c.path
 }
 
 // load loads the model file at path and hands it to d (see loadModel);

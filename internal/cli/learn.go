@@ -589,10 +589,10 @@ type learner struct {
 	cfg learnConfig
 	log *slog.Logger
 	col *collector
-	// current returns the model the detector scores with and its
-	// fingerprint; swap loads the model file at path and makes the
+	// current returns the model the detector scores with, its fingerprint
+	// and its file; swap loads the model file at path and makes the
 	// detector score with it, returning its fingerprint.
-	current func() (*model.Detector, string)
+	current func() (m *model.Detector, fp, path string)
 	swap    func(path string) (string, error)
 	state   *prometheus.GaugeVec
 }
@@ -715,11 +715,11 @@ func (l *learner) period(ctx context.Context, start time.Time) bool {
 		return false
 	case errors.As(err, new(refusal)):
 		l.setState("refused")
-		_, cur := l.current()
+		_, cur, _ := l.current()
 		l.log.Error("learned model refused; the detector keeps its model", "model", cur, "reason", err)
 	default:
 		l.setState("failed")
-		_, cur := l.current()
+		_, cur, _ := l.current()
 		l.log.Error("learning failed; the detector keeps its model", "model", cur, "err", err)
 	}
 	return true
@@ -737,13 +737,14 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	cfg := l.cfg
 	l.log.Info("learning period over", "seen", s.seen, "sampled", len(s.recs), "undecodable", s.bad,
 		"partitions", fmt.Sprint(s.partitions), "sample_full", !s.full.IsZero())
-	cur, curFP := l.current()
+	cur, curFP, curPath := l.current()
 	opts, seed, err := retrainOptions(cur)
 	if err != nil {
 		return err
 	}
+	recs := l.trimByCurrent(s.recs, curFP, curPath)
 	rng := rand.New(rand.NewPCG(seed, 0xca95))
-	recs, bySource, byDest := capBaseline(s.recs, cfg, rng)
+	recs, bySource, byDest := capBaseline(recs, cfg, rng)
 	if len(bySource) > 0 {
 		l.log.Warn("guard: sources over their share of the baseline cut", "cap", cfg.MaxSourceShare, "sources", len(bySource), "cut", describeCapped(bySource, len(s.recs)))
 	}
@@ -822,6 +823,31 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	l.log.Info("model learned: now scoring with it", "fingerprint", fp, "previous", curFP, "path", cfg.Out,
 		"baseline", st.added, "train_command", trainCommand(cfg, opts, seed))
 	return nil
+}
+
+// trimByCurrent leaves out the records that the model the detector
+// scores with (as its file holds it: without --adapt's learning) calls an
+// attack with at least the trim's probability. After an earlier learning
+// period that model knows the site, so what its classifier is sure of is
+// more likely an attack than what a model trained on the training data
+// alone is sure of. It keeps every record when the file no longer holds
+// that model.
+func (l *learner) trimByCurrent(recs []record.Record, fp, path string) []record.Record {
+	m, got, err := loadModel(path, false)
+	if err != nil || got != fp {
+		l.log.Warn("guard: the current model's trim skipped: its file no longer holds it", "path", path, "fingerprint", fp, "err", err)
+		return recs
+	}
+	kept := recs[:0:0]
+	for i := range recs {
+		r := recs[i]
+		if m.Complete(&r) == nil && sureAttack(m, &r, l.cfg.Trim) {
+			continue
+		}
+		kept = append(kept, recs[i])
+	}
+	l.log.Info("guard: baseline trimmed of what the current model is sure is an attack", "model", fp, "left_out", len(recs)-len(kept), "of", len(recs), "attack_probability", l.cfg.Trim)
+	return kept
 }
 
 // train trains one model, logging its progress at most every 2 seconds.

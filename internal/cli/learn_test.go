@@ -197,7 +197,7 @@ func testLearner(t *testing.T, cfg learnConfig) (*learner, *lockedBuffer, *[]str
 		t.Fatal(err)
 	}
 	var swapped []string
-	l.current = func() (*model.Detector, string) { return m, fp }
+	l.current = func() (*model.Detector, string, string) { return m, fp, cur }
 	l.swap = func(path string) (string, error) {
 		_, fp, err := loadModel(path, false)
 		swapped = append(swapped, fp)
@@ -288,7 +288,7 @@ func TestLearnMatchesTrain(t *testing.T) {
 	if a, b := learned.Info().Training, trained.Info().Training; a.SHA256 != b.SHA256 || a.Rows != b.Rows {
 		t.Errorf("learned on %d rows (%.12s), train --baseline on %d (%.12s)\n%s", a.Rows, a.SHA256, b.Rows, b.SHA256, stdout)
 	}
-	before, _ := l.current()
+	before, _, _ := l.current()
 	flagged := func(d *model.Detector) (n int) {
 		for i := range site {
 			r := site[i]
@@ -384,6 +384,11 @@ func TestLearnPoisoned(t *testing.T) {
 	err := l.learn(context.Background(), sample{recs: recs, seen: int64(len(recs))}, time.Now())
 	if _, ok := err.(refusal); !ok || len(*swapped) > 0 {
 		t.Errorf("learn: %v, swaps %v; want a refusal; log:\n%s", err, *swapped, log)
+	}
+	for l := range strings.Lines(log.String()) {
+		if strings.Contains(l, "guard:") {
+			t.Log(strings.TrimSpace(l))
+		}
 	}
 	t.Logf("%d site and %d attack records: %v", len(site), len(attacks), err)
 }
