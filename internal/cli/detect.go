@@ -85,22 +85,21 @@ start it scores and alerts with its model as usual and keeps a uniform
 random sample (at most --learn-max-records) of the records it commits:
 every record that decodes, with or without a connection identity (those
 without addresses escape the source cap and count as no source), its
-label, if any, ignored.
-Then, in the background (the forest on half the cores), while it goes on
-scoring with the old model, it retrains on --learn-data with the sample
-as the baseline (the same code as 'train --baseline', with the current
-model's algorithm, hyper-parameters, seed and thresholds and train's
-novelty defaults), writes the model to --learn-out atomically and the
-baseline to
---learn-baseline-out, and scores with the new model from the next
-transaction on: every record is scored once, by one model, and the
-statistics and alerts name the new fingerprint. The log shows the
-progress, every guard's decision and the 'netsentinel train' command that
-gives the same model. A later SIGHUP reloads --learn-out. With
---learn-every, a new period starts that long after the previous one's
-start, and a restart with --learn learns afresh: each time the model is
-retrained from --learn-data, and the new baseline replaces the last one
-(each period faces the guards below anew).
+label, if any, ignored. Then, in the background (the forest on half the
+cores), while it goes on scoring with the old model, it retrains on
+--learn-data with the sample as the baseline (the same code as 'train
+--baseline', with the current model's algorithm, hyper-parameters, seed
+and thresholds and train's novelty defaults), writes the model to
+--learn-out atomically and the baseline to --learn-baseline-out, and
+scores with the new model from the next transaction on: every record is
+scored once, by one model, and the statistics and alerts name the new
+fingerprint. The log shows the progress, every guard's decision and the
+'netsentinel train' command that gives the same model. A later SIGHUP
+reloads --learn-out. With --learn-every, a new period starts that long
+after the previous one's start, and a restart with --learn learns
+afresh: each time the model is retrained from --learn-data, and the new
+baseline replaces the last one (each period faces the guards below
+anew).
 
 Whatever is on the network while detect learns is taken for normal, an
 attacker included. The guards, each with its limit:
