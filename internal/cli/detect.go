@@ -132,8 +132,9 @@ during the period and kept in the sample.
 
 Several detectors in one group each see only their partitions (the
 sensor keys records by destination host). A detector with --learn learns
-from the partitions it holds during the period (the log lists them) and
-writes its own --learn-out: give --learn to one detector, started alone
+from the partitions it holds during the period (the log lists them, and
+warns when the sample lacks some of the topic's) and writes its own
+--learn-out: give --learn to one detector, started alone
 for the learning period so that it sees the whole site, and point the
 others to its model (--model, then SIGHUP); or give each its own
 --learn-out, to learn the hosts whose partitions it scores.
@@ -258,6 +259,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		if lrn != nil {
 			lrn.current = cur.get
 			lrn.swap = func(path string) (string, error) { return cur.load(path, *adapt, d) }
+			lrn.partitions = func(ctx context.Context) (int, error) { return stream.Partitions(ctx, ccfg, *topic) }
 			learning.Go(func() { lrn.run(lctx) })
 		}
 		runErr := d.Run(ctx)

@@ -594,6 +594,9 @@ type learner struct {
 	// detector score with it, returning its fingerprint.
 	current func() (m *model.Detector, fp, path string)
 	swap    func(path string) (string, error)
+	// partitions returns the number of partitions of the input topic;
+	// nil when unknown.
+	partitions func(ctx context.Context) (int, error)
 	state   *prometheus.GaugeVec
 }
 
@@ -737,6 +740,7 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	cfg := l.cfg
 	l.log.Info("learning period over", "seen", s.seen, "sampled", len(s.recs), "undecodable", s.bad,
 		"partitions", fmt.Sprint(s.partitions), "sample_full", !s.full.IsZero())
+	l.checkPartitions(ctx, s.partitions)
 	cur, curFP, curPath := l.current()
 	opts, seed, err := retrainOptions(cur)
 	if err != nil {
@@ -823,6 +827,25 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	l.log.Info("model learned: now scoring with it", "fingerprint", fp, "previous", curFP, "path", cfg.Out,
 		"baseline", st.added, "train_command", trainCommand(cfg, opts, seed))
 	return nil
+}
+
+// checkPartitions warns when the sample lacks records of some of the
+// input topic's partitions: the hosts whose records go there (the sensor
+// keys records by destination host) are then not in the baseline.
+func (l *learner) checkPartitions(ctx context.Context, got []int32) {
+	if l.partitions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := l.partitions(ctx)
+	switch {
+	case err != nil:
+		l.log.Warn("cannot tell whether the sample covers every partition of the topic", "err", err)
+	case len(got) < n:
+		l.log.Warn("the sample holds records of only some of the topic's partitions: the hosts whose records go to the others are not in the baseline (other detectors of the group held them, or they were idle)",
+			"partitions", fmt.Sprint(got), "of", n)
+	}
 }
 
 // trimByCurrent leaves out the records that the model the detector

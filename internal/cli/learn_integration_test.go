@@ -66,6 +66,9 @@ func TestIntegrationDetectLearn(t *testing.T) {
 	if v := metric(`netsentinel_detect_model_info{fingerprint="` + fpB + `"}`); v != "1" {
 		t.Errorf("model_info for %s = %q", fpB, v)
 	}
+	if strings.Contains(stderr.String(), "only some of the topic's partitions") || strings.Contains(stderr.String(), "cannot tell whether") {
+		t.Errorf("one detector alone warns about partitions; log:\n%s", stderr)
+	}
 	if v := metric(`netsentinel_detect_learning{state="learned"}`); v != "1" {
 		t.Errorf(`learning{state="learned"} = %q`, v)
 	}

@@ -257,6 +257,7 @@ func TestLearnMatchesTrain(t *testing.T) {
 	_, site := siteRecords(t, 3000)
 	l, log, swapped := testLearner(t, defaultTestLearnConfig())
 	l.cfg.Period = time.Second
+	l.partitions = func(context.Context) (int, error) { return 3, nil }
 	done := make(chan struct{})
 	go func() { l.run(context.Background()); close(done) }()
 	waitUntil(t, 10*time.Second, "learning start", func() bool { return strings.Contains(log.String(), "learning this site's traffic") }, log)
@@ -266,6 +267,9 @@ func TestLearnMatchesTrain(t *testing.T) {
 	<-done
 	if got := testutil.ToFloat64(l.state.WithLabelValues("learned")); got != 1 || len(*swapped) != 1 {
 		t.Fatalf("state learned = %v, swaps %v; log:\n%s", got, *swapped, log)
+	}
+	if !strings.Contains(log.String(), `the sample holds records of only some of the topic's partitions`) {
+		t.Errorf("no warning about the partitions missing from the sample; log:\n%s", log)
 	}
 	m := regexp.MustCompile(`train_command="netsentinel (train [^"]*)"`).FindStringSubmatch(log.String())
 	if m == nil {
