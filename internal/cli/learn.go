@@ -597,7 +597,7 @@ type learner struct {
 	// partitions returns the number of partitions of the input topic;
 	// nil when unknown.
 	partitions func(ctx context.Context) (int, error)
-	state   *prometheus.GaugeVec
+	state      *prometheus.GaugeVec
 }
 
 // loadLearnData loads --learn-data and checks that it can be trained on.
