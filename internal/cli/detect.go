@@ -106,8 +106,9 @@ attacker included. The guards, each with its limit:
   - trim: records that the current model (as its file holds it), or a
     model trained on --learn-data alone, flags with an attack probability
     >= --learn-trim are left out (the log says how many of each; the
-    written baseline is what the first leaves). It catches what resembles
-    known attacks, not a novel one nor a slow or careful attacker.
+    written baseline is what the current model's trim leaves). It catches
+    what resembles known attacks, not a novel one nor a slow or careful
+    attacker.
   - caps: no source address may make up more than --learn-max-source-share
     of the baseline, nor one destination address and service more than
     --learn-max-dest-share; the excess is dropped at random (logged). A
