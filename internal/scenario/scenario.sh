@@ -8,7 +8,16 @@
 # one after the other, every attack tool. Every actor has its own 127.0.0.0/8
 # address: normal users 127.0.20.N, attack tools 127.0.30.N (roles.tsv lists them).
 # Tools without a source-address option reach their own target address, whose local
-# route names the tool's address as the source.
+# route names the tool's address as the source. periods.tsv says when each tool ran.
+#
+# With NS_LIVE_BIN set (the netsentinel binary) the traffic is also scored live: a
+# Kafka broker (NS_LIVE_KAFKA: scripts/kafka.sh) on the namespace's 127.0.0.1:19092,
+# `netsentinel sensor` capturing lo into its records topic and `netsentinel detect`
+# (model NS_LIVE_MODEL, --alerts both) scoring them. After the run the sensor is
+# stopped, detect is left to score every record, and the records, alerts and
+# incidents topics are written to live-records.jsonl, live-alerts.jsonl and
+# live-incidents.jsonl (kcat, read committed). Run under `unshare --pid --fork` too
+# (scenario.Run does): every process started here ends with the namespace.
 set -euo pipefail
 out=$1
 secs=$2
@@ -36,8 +45,10 @@ printf 'admin\nalice\n' >users.txt
 } >passwords.txt
 
 pids=()
+live_dir=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ -n "$live_dir" ]; then "$NS_LIVE_KAFKA" stop --kill --dir "$live_dir" >/dev/null 2>&1 || true; fi
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -80,6 +91,36 @@ for port in 80 21 25; do
 		sleep 0.05
 	done
 done
+
+# The live path: broker, sensor and detector, all on this namespace's loopback.
+brokers=127.0.0.1:19092
+if [ -n "${NS_LIVE_BIN:-}" ]; then
+	live_dir="$out/kafka"
+	KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90} "$NS_LIVE_KAFKA" start --dir "$live_dir" --port 19092 --controller-port 19093 2>kafka-start.log ||
+		{ cat kafka-start.log >&2; exit 1; }
+	log "$(tail -1 kafka-start.log)"
+	# Create the topics (a metadata request for a missing topic creates it
+	# on this broker): detect then finds its input at once, and every topic
+	# can be read at the end.
+	for t in records alerts incidents; do
+		for _ in $(seq 1 100); do
+			kcat -L -b "$brokers" -t "netsentinel-$t" 2>/dev/null | grep -q 'with [1-9][0-9]* partitions' && break
+			sleep 0.1
+		done
+	done
+	"$NS_LIVE_BIN" sensor --brokers "$brokers" --id scenario --interface lo --listen none >sensor.log 2>&1 &
+	sensor_pid=$!
+	pids+=("$sensor_pid")
+	for _ in $(seq 1 200); do
+		grep -q "sensor capturing" sensor.log 2>/dev/null && break
+		kill -0 "$sensor_pid" 2>/dev/null || { cat sensor.log >&2; exit 1; }
+		sleep 0.05
+	done
+	"$NS_LIVE_BIN" detect --brokers "$brokers" --group scenario --instance scenario --model "$NS_LIVE_MODEL" \
+		--alerts both --listen 127.0.0.1:19108 >detect.log 2>&1 &
+	detect_pid=$!
+	pids+=("$detect_pid")
+fi
 
 # The capture: headers and the first bytes of payload (FTP replies), bounded in
 # packets.
@@ -140,12 +181,17 @@ done
 
 # Attack tools, all at once after a second, each bounded in packets and time.
 tools=()
+echo -e "role\tstart\tend" >periods.tsv
 tool() {
 	local addr=$1 name=$2
 	shift 2
 	role "$addr" "$name"
 	log "$name from $addr"
-	timeout 30 "$@" >"$name.log" 2>&1 &
+	(
+		s=$(date +%s.%N)
+		timeout 30 "$@" >"$name.log" 2>&1 || true
+		echo -e "$name\t$s\t$(date +%s.%N)" >>periods.tsv
+	) &
 	tools+=($!)
 }
 if [ "$phase" = attack ]; then
@@ -164,3 +210,30 @@ sleep 1
 kill -INT "$tcpdump_pid" 2>/dev/null || true
 wait "$tcpdump_pid" 2>/dev/null || true
 log "done in $(($(date +%s) - start))s; $(grep -E 'packets captured' tcpdump.log || true)"
+
+if [ -n "${NS_LIVE_BIN:-}" ]; then
+	# The sensor finishes the open connections and publishes them when it
+	# stops; detect then scores until it has seen every record.
+	kill -INT "$sensor_pid"
+	wait "$sensor_pid" || { cat sensor.log >&2; exit 1; }
+	summary=$(grep -E '^sensor: [0-9]+ records' sensor.log) || { cat sensor.log >&2; exit 1; }
+	log "$summary"
+	want=${summary#sensor: }
+	want=${want%% *}
+	scored=0
+	for _ in $(seq 1 600); do
+		scored=$(curl -s http://127.0.0.1:19108/metrics | awk '/^netsentinel_detect_records_total /{n += $2} END {printf "%d", n}')
+		[ "$scored" -ge "$want" ] && break
+		kill -0 "$detect_pid" 2>/dev/null || { cat detect.log >&2; exit 1; }
+		sleep 0.1
+	done
+	log "detect scored $scored of $want records"
+	kill -INT "$detect_pid"
+	wait "$detect_pid" || { cat detect.log >&2; exit 1; }
+	for t in records alerts incidents; do
+		kcat -C -b "$brokers" -t "netsentinel-$t" -e -q -X isolation.level=read_committed >"live-$t.jsonl" 2>kcat.log ||
+			{ cat kcat.log >&2; exit 1; }
+	done
+	"$NS_LIVE_KAFKA" stop --dir "$live_dir" >/dev/null 2>&1 || true
+	live_dir=""
+fi

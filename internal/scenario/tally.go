@@ -1,0 +1,232 @@
+package scenario
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// The normal users' connections are also tallied apart by when they
+// started: between the first attack tool's start and the last one's end
+// (their traffic features then count the attacks' connections to the same
+// hosts and services), or outside that span.
+const (
+	NormalDuring  = "normal, during attacks"
+	NormalOutside = "normal, outside attacks"
+)
+
+// RoleOther is the role of connections between addresses that are no
+// actor's (the live path's own Kafka traffic).
+const RoleOther = "other"
+
+// Verdict is the part of a verdict that a tally reads: one line of
+// `netsentinel predict` on extract's output, or one alert of `netsentinel
+// detect`. A record that is no verdict (a line of the records topic)
+// decodes with IsAttack false.
+type Verdict struct {
+	Error     string  `json:"error"`
+	TS        float64 `json:"ts"`
+	SrcIP     string  `json:"src_ip"`
+	DstIP     string  `json:"dst_ip"`
+	IsAttack  bool    `json:"is_attack"`
+	Category  string  `json:"category"`
+	FlaggedBy string  `json:"flagged_by"`
+}
+
+// Tally is what the detector made of one role's connections.
+type Tally struct {
+	Conns, Flagged int
+	// ByCategory counts the flagged connections by category, ByPart by
+	// the part of the model that flagged them (classifier or novelty).
+	ByCategory, ByPart map[string]int
+}
+
+func (t *Tally) add(flagged bool, category, part string) {
+	t.Conns++
+	if !flagged {
+		return
+	}
+	t.Flagged++
+	if t.ByCategory == nil {
+		t.ByCategory, t.ByPart = map[string]int{}, map[string]int{}
+	}
+	t.ByCategory[category]++
+	t.ByPart[part]++
+}
+
+// Share is the share of the connections flagged.
+func (t *Tally) Share() float64 {
+	if t == nil || t.Conns == 0 {
+		return 0
+	}
+	return float64(t.Flagged) / float64(t.Conns)
+}
+
+// Categories lists the flagged connections' categories, most first, as
+// "dos 120, probe 3".
+func (t *Tally) Categories() string { return counts(t.ByCategory) }
+
+func (t *Tally) String() string {
+	if t == nil {
+		return "no connections"
+	}
+	return fmt.Sprintf("%5d connections, %5d flagged (%5.1f%%): %s; by %s", t.Conns, t.Flagged, 100*t.Share(), t.Categories(), counts(t.ByPart))
+}
+
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Tallies are tallies by role: each attack tool's name, RoleNormal (and
+// NormalDuring, NormalOutside for the same connections split by time),
+// RoleOther.
+type Tallies map[string]*Tally
+
+func (ts Tallies) add(r *Result, v *Verdict, flagged bool) {
+	role := r.Role(v.SrcIP, v.DstIP)
+	if role == "" {
+		role = RoleOther
+	}
+	roles := []string{role}
+	if role == RoleNormal {
+		if r.DuringAttacks(v.TS) {
+			roles = append(roles, NormalDuring)
+		} else {
+			roles = append(roles, NormalOutside)
+		}
+	}
+	for _, role := range roles {
+		t := ts[role]
+		if t == nil {
+			t = &Tally{}
+			ts[role] = t
+		}
+		t.add(flagged, v.Category, v.FlaggedBy)
+	}
+}
+
+// ScoreVerdicts tallies the verdicts `netsentinel predict` printed for
+// extract's output of r's capture, by the role of each connection.
+func ScoreVerdicts(verdicts io.Reader, r *Result) (Tallies, error) {
+	ts := Tallies{}
+	err := eachLine(verdicts, func(line int, v *Verdict) error {
+		if v.Error != "" {
+			return fmt.Errorf("verdict line %d: %s", line, v.Error)
+		}
+		ts.add(r, v, v.IsAttack)
+		return nil
+	})
+	return ts, err
+}
+
+// ScoreLive tallies the live path's verdicts by role: every record the
+// sensor published (the records topic) counts as a connection, every alert
+// detect wrote (one per flagged record, --alerts records or both) as a
+// flagged one.
+func ScoreLive(records, alerts io.Reader, r *Result) (Tallies, error) {
+	all := Tallies{}
+	if err := eachLine(records, func(_ int, v *Verdict) error {
+		all.add(r, v, false)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("records: %w", err)
+	}
+	flagged := Tallies{}
+	if err := eachLine(alerts, func(_ int, v *Verdict) error {
+		flagged.add(r, v, true)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	for role, f := range flagged {
+		t := all[role]
+		if t == nil || t.Conns < f.Flagged {
+			return nil, fmt.Errorf("%s: %d alerts for %d records", role, f.Flagged, t.Conns)
+		}
+		t.Flagged, t.ByCategory, t.ByPart = f.Flagged, f.ByCategory, f.ByPart
+	}
+	return all, nil
+}
+
+// IncidentCount is the incidents of one role: how many, and by category.
+type IncidentCount struct {
+	Incidents  int
+	ByCategory map[string]int
+}
+
+func (c *IncidentCount) String() string {
+	if c == nil {
+		return "no incident"
+	}
+	return fmt.Sprintf("%d incidents (%s)", c.Incidents, counts(c.ByCategory))
+}
+
+// ScoreIncidents counts the distinct incidents of detect's incidents topic
+// by the role of their source (or of their destination when the source is
+// no actor).
+func ScoreIncidents(incidents io.Reader, r *Result) (map[string]*IncidentCount, error) {
+	type msg struct {
+		ID       string `json:"id"`
+		Category string `json:"category"`
+		Src      string `json:"src"`
+		Dst      string `json:"dst"`
+	}
+	seen := map[string]bool{}
+	out := map[string]*IncidentCount{}
+	sc := bufio.NewScanner(incidents)
+	sc.Buffer(nil, 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		var m msg
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return nil, fmt.Errorf("incident line %d: %w", line, err)
+		}
+		if seen[m.ID] {
+			continue
+		}
+		seen[m.ID] = true
+		role := r.Role(m.Src, m.Dst)
+		if role == "" {
+			role = RoleOther
+		}
+		c := out[role]
+		if c == nil {
+			c = &IncidentCount{ByCategory: map[string]int{}}
+			out[role] = c
+		}
+		c.Incidents++
+		c.ByCategory[m.Category]++
+	}
+	return out, sc.Err()
+}
+
+func eachLine(rd io.Reader, f func(line int, v *Verdict) error) error {
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(nil, 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		var v Verdict
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		if err := f(line, &v); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
