@@ -48,7 +48,9 @@ func run() error {
 	attack := flag.Duration("attack", 40*time.Second, "how long the normal users run in the attack scenario (the tools take its first ~15 s)")
 	data := flag.String("data", "data/KDDTrain+.txt.gz", "training `file`")
 	trainArgs := flag.String("train-args", "", "further `arguments` for every netsentinel train (space-separated)")
-	tag := flag.String("tag", "", "`suffix` of the model and verdict files, to keep runs with other -train-args apart")
+	extractArgs := flag.String("extract-args", "", "further `arguments` for netsentinel extract (space-separated), e.g. --host-window 255; use with -tag")
+	holdout := flag.Int("holdout", 0, "hold out the last `minutes` of the baseline capture: no baseline uses them, and every model scores them (the normal users' false-positive rate on traffic no model trained on, with no attack around)")
+	tag := flag.String("tag", "", "`suffix` of the record, model and verdict files, to keep runs with other -train-args or -extract-args apart")
 	flag.Parse()
 
 	var minutes []int
@@ -63,6 +65,10 @@ func run() error {
 	for _, m := range minutes {
 		longest = max(longest, m)
 	}
+	if *holdout > 0 && longest+*holdout > 15 {
+		log("the baseline capture will be %d minutes: %d for the longest baseline, %d held out", longest+*holdout, longest, *holdout)
+	}
+	capture := longest + *holdout
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -78,8 +84,8 @@ func run() error {
 		if err := scenario.Available(); err != nil {
 			return err
 		}
-		log("capturing %d minutes of normal users (baseline run)", longest)
-		if base, err = scenario.Run(ctx, scenario.Options{Dir: baseDir, Duration: time.Duration(longest) * time.Minute, Phase: scenario.Baseline}); err != nil {
+		log("capturing %d minutes of normal users (baseline run)", capture)
+		if base, err = scenario.Run(ctx, scenario.Options{Dir: baseDir, Duration: time.Duration(capture) * time.Minute, Phase: scenario.Baseline}); err != nil {
 			return err
 		}
 	} else {
@@ -95,15 +101,25 @@ func run() error {
 		log("reusing the attack capture in %s", attackDir)
 	}
 
-	baseRecs := filepath.Join(*out, "baseline.jsonl")
-	attackRecs := filepath.Join(*out, "attack.jsonl")
+	baseRecs := filepath.Join(*out, "baseline"+*tag+".jsonl")
+	attackRecs := filepath.Join(*out, "attack"+*tag+".jsonl")
 	for _, x := range []struct{ capture, records string }{{base.Capture, baseRecs}, {res.Capture, attackRecs}} {
 		if _, err := os.Stat(x.records); err == nil {
 			continue
 		}
-		if err := shTo(x.records, bin, "extract", x.capture); err != nil {
+		args := append(append([]string{"extract"}, strings.Fields(*extractArgs)...), x.capture)
+		if err := shTo(x.records, bin, args...); err != nil {
 			return err
 		}
+	}
+	var heldOut string
+	if *holdout > 0 {
+		heldOut = filepath.Join(*out, fmt.Sprintf("baseline-last%dmin%s.jsonl", *holdout, *tag))
+		n, err := cutRecords(baseRecs, heldOut, float64(longest*60), 1e18)
+		if err != nil {
+			return err
+		}
+		log("held out: %d connections after minute %d of the baseline run", n, longest)
 	}
 
 	type row struct {
@@ -114,8 +130,8 @@ func run() error {
 	extra := strings.Fields(*trainArgs)
 	models := []struct{ name, baseline string }{{"none", ""}}
 	for _, m := range minutes {
-		cut := filepath.Join(*out, fmt.Sprintf("baseline-%dmin.jsonl", m))
-		n, err := cutRecords(baseRecs, cut, float64(m*60))
+		cut := filepath.Join(*out, fmt.Sprintf("baseline-%dmin%s.jsonl", m, *tag))
+		n, err := cutRecords(baseRecs, cut, 0, float64(m*60))
 		if err != nil {
 			return err
 		}
@@ -154,10 +170,30 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		if heldOut != "" {
+			hv := filepath.Join(*out, "verdicts-heldout-"+file+*tag+".jsonl")
+			if err := shTo(hv, bin, "predict", "--model", model, heldOut); err != nil {
+				return err
+			}
+			f, err := os.Open(hv)
+			if err != nil {
+				return err
+			}
+			hts, err := scenario.ScoreVerdicts(f, base)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			ts[heldOutRole] = hts[scenario.RoleNormal]
+		}
 		rows = append(rows, row{m.name, summary, ts})
 	}
 
-	roles := []string{scenario.RoleNormal, scenario.NormalDuring, scenario.NormalOutside, "nmap-syn-scan", "fping-sweep", "hping3-syn-flood", "hping3-icmp-flood", "hydra-ftp", "slowhttptest-slowloris"}
+	roles := []string{}
+	if heldOut != "" {
+		roles = append(roles, heldOutRole)
+	}
+	roles = append(roles, scenario.RoleNormal, scenario.NormalDuring, scenario.NormalOutside, "nmap-syn-scan", "fping-sweep", "hping3-syn-flood", "hping3-icmp-flood", "hydra-ftp", "slowhttptest-slowloris")
 	fmt.Printf("| baseline | %s |\n|---|%s\n", strings.Join(roles, " | "), strings.Repeat("---:|", len(roles)))
 	for _, r := range rows {
 		fmt.Printf("| %s |", r.name)
@@ -181,9 +217,13 @@ func run() error {
 	return nil
 }
 
-// cutRecords copies the records of in whose connection started within
-// secs of the earliest start to out and returns how many it copied.
-func cutRecords(in, out string, secs float64) (int, error) {
+// heldOutRole names the held-out baseline minutes in the table.
+const heldOutRole = "held-out baseline minutes"
+
+// cutRecords copies the records of in whose connection started from `from`
+// to `to` seconds after the earliest start to out and returns how many it
+// copied.
+func cutRecords(in, out string, from, to float64) (int, error) {
 	data, err := os.ReadFile(in)
 	if err != nil {
 		return 0, err
@@ -206,7 +246,7 @@ func cutRecords(in, out string, secs float64) (int, error) {
 	var w bytes.Buffer
 	n := 0
 	for i, l := range lines {
-		if starts[i]-first < secs {
+		if d := starts[i] - first; d >= from && d < to {
 			w.Write(l)
 			w.WriteByte('\n')
 			n++

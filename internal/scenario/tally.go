@@ -7,16 +7,25 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/netsentinel/netsentinel/internal/features"
 )
 
-// The normal users' connections are also tallied apart by when they
-// started: between the first attack tool's start and the last one's end
-// (their traffic features then count the attacks' connections to the same
-// hosts and services), or outside that span.
+// The normal users' connections are also tallied apart by whether attack
+// traffic was in their traffic windows: a connection that started between
+// the first attack tool's start and the last one's end, or that ended
+// within the host window (the last HostWindow connections, in order of
+// their end) of an attack connection, counts as NormalDuring, as its
+// count, srv_count, dst_host_* ... features include attack connections;
+// any other as NormalOutside.
 const (
 	NormalDuring  = "normal, during attacks"
 	NormalOutside = "normal, outside attacks"
 )
+
+// HostWindow is the host window of the records tallied: extract's and
+// sensor's default (features.DefaultOptions).
+var HostWindow = features.DefaultOptions().HostWindow
 
 // RoleOther is the role of connections between addresses that are no
 // actor's (the live path's own Kafka traffic).
@@ -29,6 +38,7 @@ const RoleOther = "other"
 type Verdict struct {
 	Error     string  `json:"error"`
 	TS        float64 `json:"ts"`
+	UID       string  `json:"uid"`
 	SrcIP     string  `json:"src_ip"`
 	DstIP     string  `json:"dst_ip"`
 	IsAttack  bool    `json:"is_attack"`
@@ -99,19 +109,7 @@ func counts(m map[string]int) string {
 // RoleOther.
 type Tallies map[string]*Tally
 
-func (ts Tallies) add(r *Result, v *Verdict, flagged bool) {
-	role := r.Role(v.SrcIP, v.DstIP)
-	if role == "" {
-		role = RoleOther
-	}
-	roles := []string{role}
-	if role == RoleNormal {
-		if r.DuringAttacks(v.TS) {
-			roles = append(roles, NormalDuring)
-		} else {
-			roles = append(roles, NormalOutside)
-		}
-	}
+func (ts Tallies) add(roles []string, v *Verdict, flagged bool) {
 	for _, role := range roles {
 		t := ts[role]
 		if t == nil {
@@ -122,47 +120,92 @@ func (ts Tallies) add(r *Result, v *Verdict, flagged bool) {
 	}
 }
 
+// roler names the roles of connections given in order of their end.
+type roler struct {
+	r *Result
+	// sinceAttack counts the connections since the last attack
+	// connection (HostWindow or more: none in the host window).
+	sinceAttack int
+}
+
+func newRoler(r *Result) *roler { return &roler{r: r, sinceAttack: HostWindow} }
+
+// roles returns the connection's role and, for a normal user's, the
+// NormalDuring or NormalOutside tally it also counts in.
+func (x *roler) roles(v *Verdict) []string {
+	role := x.r.Role(v.SrcIP, v.DstIP)
+	switch role {
+	case RoleNormal:
+		// The host window holds this connection and the HostWindow-1
+		// before it.
+		x.sinceAttack++
+		if x.r.DuringAttacks(v.TS) || x.sinceAttack < HostWindow {
+			return []string{role, NormalDuring}
+		}
+		return []string{role, NormalOutside}
+	case "":
+		x.sinceAttack++
+		return []string{RoleOther}
+	default:
+		x.sinceAttack = 0
+		return []string{role}
+	}
+}
+
 // ScoreVerdicts tallies the verdicts `netsentinel predict` printed for
 // extract's output of r's capture, by the role of each connection.
 func ScoreVerdicts(verdicts io.Reader, r *Result) (Tallies, error) {
 	ts := Tallies{}
+	x := newRoler(r)
 	err := eachLine(verdicts, func(line int, v *Verdict) error {
 		if v.Error != "" {
 			return fmt.Errorf("verdict line %d: %s", line, v.Error)
 		}
-		ts.add(r, v, v.IsAttack)
+		ts.add(x.roles(v), v, v.IsAttack)
 		return nil
 	})
 	return ts, err
 }
 
 // ScoreLive tallies the live path's verdicts by role: every record the
-// sensor published (the records topic) counts as a connection, every alert
-// detect wrote (one per flagged record, --alerts records or both) as a
-// flagged one.
+// sensor published (the records topic, in order) counts as a connection,
+// every alert detect wrote (one per flagged record, --alerts records or
+// both) as a flagged one; alerts are matched to records by uid.
 func ScoreLive(records, alerts io.Reader, r *Result) (Tallies, error) {
-	all := Tallies{}
-	if err := eachLine(records, func(_ int, v *Verdict) error {
-		all.add(r, v, false)
+	ts := Tallies{}
+	x := newRoler(r)
+	byUID := map[string][]string{}
+	if err := eachLine(records, func(line int, v *Verdict) error {
+		if v.UID == "" {
+			return fmt.Errorf("line %d: no uid", line)
+		}
+		roles := x.roles(v)
+		byUID[v.UID] = roles
+		ts.add(roles, v, false)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("records: %w", err)
 	}
-	flagged := Tallies{}
-	if err := eachLine(alerts, func(_ int, v *Verdict) error {
-		flagged.add(r, v, true)
+	if err := eachLine(alerts, func(line int, v *Verdict) error {
+		roles, ok := byUID[v.UID]
+		if !ok {
+			return fmt.Errorf("line %d: uid %q is no record's", line, v.UID)
+		}
+		for _, role := range roles {
+			t := ts[role]
+			t.Flagged++
+			if t.ByCategory == nil {
+				t.ByCategory, t.ByPart = map[string]int{}, map[string]int{}
+			}
+			t.ByCategory[v.Category]++
+			t.ByPart[v.FlaggedBy]++
+		}
+		delete(byUID, v.UID) // an alert repeated (it cannot be: exactly once) fails
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	for role, f := range flagged {
-		t := all[role]
-		if t == nil || t.Conns < f.Flagged {
-			return nil, fmt.Errorf("%s: %d alerts for %d records", role, f.Flagged, t.Conns)
-		}
-		t.Flagged, t.ByCategory, t.ByPart = f.Flagged, f.ByCategory, f.ByPart
-	}
-	return all, nil
+	return ts, nil
 }
 
 // IncidentCount is the incidents of one role: how many, and by category.
