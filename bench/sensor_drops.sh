@@ -13,7 +13,9 @@
 # of --flood. Prints, per pacing: hping3's send rate, the packets the kernel
 # passed to the socket and those it dropped, the records published, and
 # the sensor's CPU seconds. The rates depend on the machine and its load:
-# quote them with the load average printed first.
+# quote them with the load average printed first. On the loopback the
+# kernel passes each packet to the socket twice (outgoing and incoming; the
+# sensor reads the incoming copy). Needs hping3 and kcat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${NS_DROPS_INSIDE:-}" ]; then
@@ -39,9 +41,14 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-printf '| hping3 pacing | sent (packets/s) | kernel passed | kernel dropped | records | sensor CPU-s |\n|---|---:|---:|---:|---:|---:|\n'
+printf '| hping3 pacing | sent (packets/s) | kernel packets (incl. dropped) | kernel dropped | records | sensor CPU-s |\n|---|---:|---:|---:|---:|---:|\n'
 for rate in ${DROPS_RATES:-u300 u50 u10 flood}; do
 	log=$tmp/sensor-$rate.log
+	# The sensor does not create its topic: a metadata request does.
+	for _ in $(seq 1 50); do
+		kcat -L -b 127.0.0.1:19092 -t "drops-$rate" 2>/dev/null | grep -q 'with [1-9][0-9]* partitions' && break
+		sleep 0.1
+	done
 	/usr/bin/time -f "%U %S" -o "$tmp/time-$rate" "$bin" sensor --brokers 127.0.0.1:19092 --id "drops-$rate" \
 		--topic "drops-$rate" --interface lo --listen none >"$log" 2>&1 &
 	timer=$!
@@ -58,7 +65,8 @@ for rate in ${DROPS_RATES:-u300 u50 u10 flood}; do
 	t1=$(date +%s.%N)
 	sent=$(grep -oE '^[0-9]+ packets transmitted' "$tmp/hping3-$rate.log" | cut -d' ' -f1 || true)
 	sleep 1
-	kill -INT "$(pgrep -P "$timer")"
+	sensor=$(pgrep -P "$timer") || { cat "$log" >&2; exit 1; }
+	kill -INT "$sensor"
 	wait "$timer" || true
 	summary=$(grep -E '^sensor: [0-9]+ records' "$log") || { cat "$log" >&2; exit 1; }
 	# "sensor: R records in T transactions; P packets, ...; kernel: K packets, D dropped; ..."

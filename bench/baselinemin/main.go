@@ -50,6 +50,7 @@ func run() error {
 	trainArgs := flag.String("train-args", "", "further `arguments` for every netsentinel train (space-separated)")
 	extractArgs := flag.String("extract-args", "", "further `arguments` for netsentinel extract (space-separated), e.g. --host-window 255; use with -tag")
 	holdout := flag.Int("holdout", 0, "hold out the last `minutes` of the baseline capture: no baseline uses them, and every model scores them (the normal users' false-positive rate on traffic no model trained on, with no attack around)")
+	repeat := flag.Int("baseline-repeat", 1, "pass each baseline to train this many `times` (it then weighs as much more)")
 	tag := flag.String("tag", "", "`suffix` of the record, model and verdict files, to keep runs with other -train-args or -extract-args apart")
 	flag.Parse()
 
@@ -142,8 +143,10 @@ func run() error {
 		file := strings.ReplaceAll(m.name, " ", "")
 		model := filepath.Join(*out, "model-"+file+*tag)
 		args := append([]string{"train", "--data", *data, "--out", model}, extra...)
-		if m.baseline != "" {
-			args = append(args, "--baseline", m.baseline)
+		for range *repeat {
+			if m.baseline != "" {
+				args = append(args, "--baseline", m.baseline)
+			}
 		}
 		var trainOut bytes.Buffer
 		if err := sh("", &trainOut, bin, args...); err != nil {
