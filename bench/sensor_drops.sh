@@ -11,7 +11,8 @@
 # by a RST, and each is a new connection record): DROPS_PACKETS packets
 # (default 30000) at the paced rates, DROPS_FLOOD_SECS seconds (default 3)
 # of --flood. Prints, per pacing: hping3's send rate, the packets the kernel
-# passed to the socket and those it dropped, the records published, and
+# counted for the socket (PACKET_STATISTICS: the dropped ones included) and
+# those it dropped, the records published, and
 # the sensor's CPU seconds. The rates depend on the machine and its load:
 # quote them with the load average printed first. On the loopback the
 # kernel passes each packet to the socket twice (outgoing and incoming; the
