@@ -32,7 +32,10 @@ destination address, so that detect can score them.
 --interface IF captures every packet of a network interface through a Linux
 AF_PACKET socket (needs CAP_NET_RAW). The packets the kernel drops because
 the sensor falls behind are counted (netsentinel_sensor_kernel_drops_total,
-and the summary at exit). On SIGINT or SIGTERM the open connections are
+a warning when they grow, and the summary at exit, with their share of the
+packets the kernel counted for the socket; on a loopback interface the
+kernel counts every packet twice, outgoing and incoming, and the sensor
+reads one of them). On SIGINT or SIGTERM the open connections are
 finished and published before the sensor exits; packets that pass while
 it is down are not seen.
 
@@ -125,8 +128,9 @@ func sensorFlags(fs *flag.FlagSet) RunFunc {
 			runErr = s.Capture(ctx, live)
 		}
 		st := s.Stats()
-		fmt.Fprintf(env.Stderr, "sensor: %d records in %d transactions; %d packets, %d corrupt, %d connections evicted; kernel: %d packets, %d dropped; %d bad log lines\n",
-			st.Records, st.Transactions, st.Tracker.Packets, st.Tracker.Corrupt, st.Tracker.Evicted, st.Kernel.Packets, st.Kernel.Drops, st.LineErrors)
+		fmt.Fprintf(env.Stderr, "sensor: %d records in %d transactions; %d packets, %d corrupt, %d connections evicted; kernel: %d packets, %d dropped (%.2f%%); %d bad log lines\n",
+			st.Records, st.Transactions, st.Tracker.Packets, st.Tracker.Corrupt, st.Tracker.Evicted, st.Kernel.Packets, st.Kernel.Drops,
+			100*float64(st.Kernel.Drops)/float64(max(st.Kernel.Packets, 1)), st.LineErrors)
 		return runErr
 	}
 }

@@ -331,7 +331,7 @@ func checkLive(t *testing.T, res *scenario.Result, pcap scenario.Tallies) {
 		t.Logf("live, + site baseline   %-24s %v; %v", role, live[role], incidents[role])
 	}
 	checkDetection(t, "live path", live)
-	drops := !strings.Contains(res.Live.Sensor, " 0 dropped")
+	drops := !strings.Contains(res.Live.Sensor, "packets, 0 dropped")
 	for _, role := range roles[3:] {
 		if incidents[role] == nil {
 			t.Errorf("live path, %s: no incident", role)
