@@ -2,8 +2,8 @@
 // the loopback interface of a fresh network namespace and captures their
 // packets: ground truth for testing extraction and detection on real traffic.
 //
-// Run starts scenario.sh under `unshare --net`, so nothing it sends leaves the
-// namespace. Every actor has its own 127.0.0.0/8 address (normal users
+// Run starts scenario.sh under `unshare --net --pid`, so nothing it sends
+// leaves the namespace and every process it starts ends with it. Every actor has its own 127.0.0.0/8 address (normal users
 // 127.0.20.N, attack tools 127.0.30.N, services 127.0.10.N), and Result.Roles
 // names the role of each actor's address. Services: Python's http.server on
 // port 80, pyftpdlib on 21, aiosmtpd on 25. Normal users download files over
@@ -89,12 +89,16 @@ type LiveResult struct {
 }
 
 // LiveAvailable reports why this machine cannot run the live path (Java
-// for the broker, kcat to read the topics), or nil when it can.
-func LiveAvailable() error {
+// and the broker's jars, which kafka, scripts/kafka.sh, fetches with Maven
+// once; kcat to read the topics), or nil when it can.
+func LiveAvailable(kafka string) error {
 	for _, t := range []string{"java", "kcat", "curl"} {
 		if _, err := exec.LookPath(t); err != nil {
 			return fmt.Errorf("scenario: the live path needs %s (scripts/deps.sh installs it): %w", t, err)
 		}
+	}
+	if out, err := exec.Command(kafka, "fetch").CombinedOutput(); err != nil {
+		return fmt.Errorf("scenario: the live path needs the Kafka broker's jars: %s fetch: %v: %s", kafka, err, bytes.TrimSpace(out))
 	}
 	return nil
 }

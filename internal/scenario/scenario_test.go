@@ -177,7 +177,7 @@ func TestRealTools(t *testing.T) {
 
 	opts := scenario.Options{Dir: t.TempDir(), Duration: 15 * time.Second, Phase: scenario.Attack}
 	kafka, _ := filepath.Abs("../../scripts/kafka.sh")
-	if err := scenario.LiveAvailable(); err != nil {
+	if err := scenario.LiveAvailable(kafka); err != nil {
 		t.Logf("live path (sensor → Kafka → detect) skipped: %v", err)
 	} else {
 		opts.Live = &scenario.Live{Binary: bin, Model: withBase, Kafka: kafka}
