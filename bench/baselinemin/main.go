@@ -51,6 +51,7 @@ func run() error {
 	extractArgs := flag.String("extract-args", "", "further `arguments` for netsentinel extract (space-separated), e.g. --host-window 255; use with -tag")
 	holdout := flag.Int("holdout", 0, "hold out the last `minutes` of the baseline capture: no baseline uses them, and every model scores them (the normal users' false-positive rate on traffic no model trained on, with no attack around)")
 	repeat := flag.Int("baseline-repeat", 1, "pass each baseline to train this many `times` (it then weighs as much more)")
+	liveLearn := flag.Duration("live-learn", 0, "also run an attack scenario scored live (sensor → Kafka → detect) where detect first learns the users' traffic for this `duration` (detect --learn), and score it (0: not)")
 	tag := flag.String("tag", "", "`suffix` of the record, model and verdict files, to keep runs with other -train-args or -extract-args apart")
 	flag.Parse()
 
@@ -192,6 +193,14 @@ func run() error {
 		rows = append(rows, row{m.name, summary, ts})
 	}
 
+	if *liveLearn > 0 {
+		ts, summary, err := learnLive(ctx, *out, bin, *data, *liveLearn, *attack)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{fmt.Sprintf("%v learned live", *liveLearn), summary, ts})
+	}
+
 	roles := []string{}
 	if heldOut != "" {
 		roles = append(roles, heldOutRole)
@@ -218,6 +227,61 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// learnArgs loosen detect --learn's guards to the scenario's four users, who
+// make a few hundred connections a minute.
+var learnArgs = []string{"--learn-min-sources", "4", "--learn-min-records", "300"}
+
+// learnLive runs (or reuses, in out/learn) an attack scenario scored live
+// by a detector that first learns the users' traffic for learn with the
+// model trained without a baseline, and tallies its alerts.
+func learnLive(ctx context.Context, out, bin, data string, learn, attack time.Duration) (scenario.Tallies, string, error) {
+	dir := filepath.Join(out, "learn")
+	res, err := scenario.Load(dir)
+	live := &scenario.LiveResult{Records: filepath.Join(dir, "live-records.jsonl"), Alerts: filepath.Join(dir, "live-alerts.jsonl")}
+	if err != nil {
+		kafka, err := filepath.Abs("scripts/kafka.sh")
+		if err != nil {
+			return nil, "", err
+		}
+		if err := scenario.LiveAvailable(kafka); err != nil {
+			return nil, "", err
+		}
+		log("running an attack scenario scored live, detect learning for %v first", learn)
+		res, err = scenario.Run(ctx, scenario.Options{Dir: dir, Duration: attack, Phase: scenario.Attack, Live: &scenario.Live{
+			Binary: bin, Model: filepath.Join(out, "model-none"), Kafka: kafka,
+			LearnFor: learn, LearnData: data, LearnArgs: learnArgs,
+		}})
+		if err != nil {
+			return nil, "", err
+		}
+		live = res.Live
+	} else {
+		log("reusing the live learning run in %s", dir)
+	}
+	detectLog, err := os.ReadFile(filepath.Join(dir, "detect.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	var summary []string
+	for _, l := range strings.Split(string(detectLog), "\n") {
+		if strings.Contains(l, "learn") && (strings.Contains(l, "baseline") || strings.Contains(l, "learned")) {
+			summary = append(summary, l)
+		}
+	}
+	recs, err := os.Open(live.Records)
+	if err != nil {
+		return nil, "", err
+	}
+	defer recs.Close()
+	alerts, err := os.Open(live.Alerts)
+	if err != nil {
+		return nil, "", err
+	}
+	defer alerts.Close()
+	ts, err := scenario.ScoreLive(recs, alerts, res)
+	return ts, strings.Join(summary, "\n  "), err
 }
 
 // heldOutRole names the held-out baseline minutes in the table.

@@ -78,6 +78,13 @@ type Live struct {
 	// Kafka is scripts/kafka.sh, which starts the broker from its cached
 	// jars (fetching them with Maven on first use). Required.
 	Kafka string
+	// LearnFor, when positive, makes detect learn the normal users'
+	// traffic first (`detect --learn`, retraining on LearnData with
+	// LearnArgs added): the attack tools start once detect scores with the
+	// learned model, and the run lasts Options.Duration after that.
+	LearnFor  time.Duration
+	LearnData string
+	LearnArgs []string
 }
 
 // LiveResult is what the live path produced: the committed contents of
@@ -125,6 +132,9 @@ type Result struct {
 	Output string
 	// Live is what the live path produced, when Options.Live asked for it.
 	Live *LiveResult
+	// Learned is when detect began to score with the model it learned
+	// (Live.LearnFor), in seconds since the Unix epoch; 0 without learning.
+	Learned float64
 }
 
 // DuringAttacks reports whether ts (seconds since the Unix epoch) falls
@@ -206,12 +216,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, errors.New("scenario: Live needs Binary, Model and Kafka")
 		}
 		backstop += 3 * time.Minute // the broker's start, the detector's catching up
+		backstop += opts.Live.LearnFor + 5*time.Minute // learning, retraining
 	}
 	ctx, cancel := context.WithTimeout(ctx, backstop)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", unshareArgs("bash", sh, opts.Dir, secs, string(opts.Phase))...)
 	if l := opts.Live; l != nil {
 		cmd.Env = append(os.Environ(), "NS_LIVE_BIN="+l.Binary, "NS_LIVE_MODEL="+l.Model, "NS_LIVE_KAFKA="+l.Kafka)
+		if l.LearnFor > 0 {
+			if l.LearnData == "" {
+				return nil, errors.New("scenario: Live.LearnFor needs LearnData")
+			}
+			cmd.Env = append(cmd.Env, "NS_LIVE_LEARN="+strconv.Itoa(int(l.LearnFor.Seconds())), "NS_LIVE_LEARN_DATA="+l.LearnData,
+				"NS_LIVE_LEARN_ARGS="+strings.Join(l.LearnArgs, " "))
+		}
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -257,6 +275,15 @@ func Load(dir string) (*Result, error) {
 	if p := filepath.Join(dir, "periods.tsv"); fileExists(p) {
 		if res.Periods, err = readPeriods(p); err != nil {
 			return nil, err
+		}
+	}
+	if p := filepath.Join(dir, "learned.ts"); fileExists(p) {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			res.Learned, err = strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scenario: %w", err)
 		}
 	}
 	if _, err := os.Stat(res.Capture); err != nil {

@@ -16,8 +16,11 @@
 # (model NS_LIVE_MODEL, --alerts both) scoring them. After the run the sensor is
 # stopped, detect is left to score every record, and the records, alerts and
 # incidents topics are written to live-records.jsonl, live-alerts.jsonl and
-# live-incidents.jsonl (kcat, read committed). Run under `unshare --pid --fork` too
-# (scenario.Run does): every process started here ends with the namespace.
+# live-incidents.jsonl (kcat, read committed). With NS_LIVE_LEARN=SECS too, detect
+# learns the users' traffic for SECS (--learn, retraining on NS_LIVE_LEARN_DATA, with
+# NS_LIVE_LEARN_ARGS) before the tools start, and the run lasts SECONDS after that.
+# Run under `unshare --pid --fork` too (scenario.Run does): every process started
+# here ends with the namespace.
 set -euo pipefail
 out=$1
 secs=$2
@@ -116,8 +119,13 @@ if [ -n "${NS_LIVE_BIN:-}" ]; then
 		kill -0 "$sensor_pid" 2>/dev/null || { cat sensor.log >&2; exit 1; }
 		sleep 0.05
 	done
+	learn=()
+	if [ -n "${NS_LIVE_LEARN:-}" ]; then
+		# shellcheck disable=SC2206 # NS_LIVE_LEARN_ARGS is a list of flags
+		learn=(--learn "${NS_LIVE_LEARN}s" --learn-data "$NS_LIVE_LEARN_DATA" --learn-out "$out/learned.model" ${NS_LIVE_LEARN_ARGS:-})
+	fi
 	"$NS_LIVE_BIN" detect --brokers "$brokers" --group scenario --instance scenario --model "$NS_LIVE_MODEL" \
-		--alerts both --listen 127.0.0.1:19108 >detect.log 2>&1 &
+		--alerts both --listen 127.0.0.1:19108 "${learn[@]}" >detect.log 2>&1 &
 	detect_pid=$!
 	pids+=("$detect_pid")
 fi
@@ -136,8 +144,8 @@ role() { echo -e "$1\t$2" >>roles.tsv; }
 
 # Normal users: HTTP downloads, FTP logins and transfers, SMTP mail, until the end.
 normal_user() {
-	local addr=$1 end=$2 n=0
-	while [ "$(date +%s)" -lt "$end" ]; do
+	local addr=$1 n=0
+	while [ ! -e users.stop ]; do
 		n=$((n + 1))
 		case $((RANDOM % 3)) in
 		0)
@@ -170,12 +178,13 @@ EOF
 	done
 }
 
+rm -f users.stop
 start=$(date +%s)
 end=$((start + secs))
 users=()
 for i in 1 2 3 4; do
 	role "127.0.20.$i" normal
-	normal_user "127.0.20.$i" "$end" &
+	normal_user "127.0.20.$i" &
 	users+=($!)
 done
 
@@ -194,6 +203,21 @@ tool() {
 	) &
 	tools+=($!)
 }
+if [ "$phase" = attack ] && [ -n "${NS_LIVE_LEARN:-}" ]; then
+	# detect learns the users' traffic first; the tools come once it scores
+	# with the learned model, and the users go on for SECONDS after that.
+	sleep "$NS_LIVE_LEARN"
+	state=""
+	for _ in $(seq 1 300); do
+		state=$(curl -s http://127.0.0.1:19108/metrics | awk '/^netsentinel_detect_learning\{/ && $2 == 1 { sub(/.*state="/, ""); sub(/".*/, ""); print }')
+		case $state in learned | refused | failed | stopped) break ;; esac
+		sleep 1
+	done
+	log "learning: $state ($(grep -cE 'learn' detect.log) log lines about it)"
+	[ "$state" = learned ] || { grep -E 'learn' detect.log >&2; exit 1; }
+	date +%s.%N >learned.ts
+	end=$(($(date +%s) + secs))
+fi
 if [ "$phase" = attack ]; then
 	sleep 1
 	tool 127.0.30.1 nmap-syn-scan nmap -sS -Pn -n -e lo -S 127.0.30.1 --max-retries 0 -p 1-1000 127.0.10.1
@@ -205,6 +229,8 @@ if [ "$phase" = attack ]; then
 fi
 
 if [ ${#tools[@]} -gt 0 ]; then wait "${tools[@]}" 2>/dev/null || true; fi
+while [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
+touch users.stop
 wait "${users[@]}" 2>/dev/null || true
 sleep 1
 kill -INT "$tcpdump_pid" 2>/dev/null || true

@@ -170,16 +170,23 @@ func ScoreVerdicts(verdicts io.Reader, r *Result) (Tallies, error) {
 // ScoreLive tallies the live path's verdicts by role: every record the
 // sensor published (the records topic, in order) counts as a connection,
 // every alert detect wrote (one per flagged record, --alerts records or
-// both) as a flagged one; alerts are matched to records by uid.
+// both) as a flagged one; alerts are matched to records by uid. After a
+// learning period (r.Learned) only the connections that started once the
+// learned model scored are tallied.
 func ScoreLive(records, alerts io.Reader, r *Result) (Tallies, error) {
 	ts := Tallies{}
 	x := newRoler(r)
 	byUID := map[string][]string{}
+	before := map[string]bool{} // records of the learning period
 	if err := eachLine(records, func(line int, v *Verdict) error {
 		if v.UID == "" {
 			return fmt.Errorf("line %d: no uid", line)
 		}
 		roles := x.roles(v)
+		if v.TS < r.Learned {
+			before[v.UID] = true
+			return nil
+		}
 		byUID[v.UID] = roles
 		ts.add(roles, v, false)
 		return nil
@@ -188,6 +195,9 @@ func ScoreLive(records, alerts io.Reader, r *Result) (Tallies, error) {
 	}
 	if err := eachLine(alerts, func(line int, v *Verdict) error {
 		roles, ok := byUID[v.UID]
+		if !ok && before[v.UID] {
+			return nil
+		}
 		if !ok {
 			return fmt.Errorf("line %d: uid %q is no record's", line, v.UID)
 		}

@@ -72,6 +72,17 @@ func TestScoreLive(t *testing.T) {
 	if o := ts[NormalOutside]; o == nil || o.Flagged != 1 {
 		t.Errorf("normal outside attacks: %v; want 1 flagged", o)
 	}
+	// After a learning period, only what started once the learned model
+	// scored counts: here the flood, not the users' earlier connections.
+	learned := testResult()
+	learned.Learned = 100
+	ts, err = ScoreLive(strings.NewReader(records.String()), strings.NewReader(alerts.String()), learned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, h := ts[RoleNormal], ts["hping3-syn-flood"]; n != nil || h == nil || h.Flagged != 6 {
+		t.Errorf("learned at 100: normal %v, flood %v; want no normal connection, 6 of 6 flood ones flagged", n, h)
+	}
 	// An alert for no record, or a repeated one, is an error.
 	for _, extra := range []string{`{"uid":"x9","src_ip":"127.0.20.1"}`, `{"uid":"h0","src_ip":"127.0.30.3"}`} {
 		_, err := ScoreLive(strings.NewReader(records.String()), strings.NewReader(alerts.String()+extra+"\n"), testResult())
