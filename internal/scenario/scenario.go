@@ -221,7 +221,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, backstop)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", unshareArgs("bash", sh, opts.Dir, secs, string(opts.Phase))...)
-	if l := opts.Live; l != nil {
+	if opts.Live != nil {
+		// The script runs in Dir: the paths it is given must be absolute.
+		l := *opts.Live
+		for _, p := range []*string{&l.Binary, &l.Model, &l.Kafka, &l.LearnData} {
+			if *p == "" {
+				continue
+			}
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, fmt.Errorf("scenario: %w", err)
+			}
+			*p = abs
+		}
 		cmd.Env = append(os.Environ(), "NS_LIVE_BIN="+l.Binary, "NS_LIVE_MODEL="+l.Model, "NS_LIVE_KAFKA="+l.Kafka)
 		if l.LearnFor > 0 {
 			if l.LearnData == "" {

@@ -209,6 +209,7 @@ if [ "$phase" = attack ] && [ -n "${NS_LIVE_LEARN:-}" ]; then
 	sleep "$NS_LIVE_LEARN"
 	state=""
 	for _ in $(seq 1 300); do
+		kill -0 "$detect_pid" 2>/dev/null || { cat detect.log >&2; exit 1; }
 		state=$(curl -s http://127.0.0.1:19108/metrics | awk '/^netsentinel_detect_learning\{/ && $2 == 1 { sub(/.*state="/, ""); sub(/".*/, ""); print }')
 		case $state in learned | refused | failed | stopped) break ;; esac
 		sleep 1
