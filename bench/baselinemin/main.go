@@ -230,8 +230,10 @@ func run() error {
 }
 
 // learnArgs loosen detect --learn's guards to the scenario's four users, who
-// make a few hundred connections a minute.
-var learnArgs = []string{"--learn-min-sources", "4", "--learn-min-records", "300"}
+// make a few hundred connections a minute and each a quarter of them (the
+// default 20% cap per source would cut them all down to the smallest
+// source's count).
+var learnArgs = []string{"--learn-min-sources", "4", "--learn-min-records", "300", "--learn-max-source-share", "1"}
 
 // learnLive runs (or reuses, in out/learn) an attack scenario scored live
 // by a detector that first learns the users' traffic for learn with the

@@ -50,6 +50,7 @@ printf 'admin\nalice\n' >users.txt
 pids=()
 live_dir=""
 cleanup() {
+	touch users.stop
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	if [ -n "$live_dir" ]; then "$NS_LIVE_KAFKA" stop --kill --dir "$live_dir" >/dev/null 2>&1 || true; fi
 	wait 2>/dev/null || true
