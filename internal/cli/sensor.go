@@ -36,7 +36,8 @@ a warning when they grow, and the summary at exit, with their share of the
 packets the kernel counted for the socket; on a loopback interface the
 kernel counts every packet twice, outgoing and incoming, and the sensor
 reads one of them). On SIGINT or SIGTERM the open connections are
-finished and published before the sensor exits; packets that pass while
+finished and published before the sensor exits (Kafka gets 30 s to take
+them, else the sensor exits with the error); packets that pass while
 it is down are not seen.
 
 --follow FILE follows a Zeek conn.log (TSV or JSON lines) as Zeek writes it,

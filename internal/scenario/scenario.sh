@@ -49,11 +49,12 @@ printf 'admin\nalice\n' >users.txt
 
 pids=()
 live_dir=""
+# On exit, whatever is left ends with the namespace (this shell is its PID 1);
+# cleanup does not wait for it.
 cleanup() {
 	touch users.stop
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	if [ -n "$live_dir" ]; then "$NS_LIVE_KAFKA" stop --kill --dir "$live_dir" >/dev/null 2>&1 || true; fi
-	wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
