@@ -215,7 +215,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if opts.Live.Binary == "" || opts.Live.Model == "" || opts.Live.Kafka == "" {
 			return nil, errors.New("scenario: Live needs Binary, Model and Kafka")
 		}
-		backstop += 3 * time.Minute // the broker's start, the detector's catching up
+		backstop += 3 * time.Minute                    // the broker's start, the detector's catching up
 		backstop += opts.Live.LearnFor + 5*time.Minute // learning, retraining
 	}
 	ctx, cancel := context.WithTimeout(ctx, backstop)
