@@ -5,7 +5,9 @@
 # network namespace (internal/scenario; needs root and the scenario's Debian
 # packages). About 17 minutes of capture plus training: run it with nohup.
 # FLAGS go to bench/baselinemin (-out DIR keeps and reuses the captures,
-# -minutes 1,5,15, -attack 40s, -train-args '...', -tag SUFFIX).
+# -minutes 1,5,15, -attack 40s, -holdout MIN, -baseline-repeat N, -extract-args '...',
+# -train-args '...', -tag SUFFIX, -live-learn 1m: also a run scored live where detect
+# learns the users' traffic first; needs Java and kcat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec go run ./bench/baselinemin "$@"

@@ -12,7 +12,11 @@
 // with each and prints a markdown table. Everything is kept in -out; a
 // second run with the same -out reuses the captures (delete them to capture
 // anew), so the scoring can be repeated with other training settings
-// (-train-args).
+// (-train-args). With -live-learn D it also runs an attack scenario scored
+// live (sensor → Kafka → detect in the namespace) in which detect first
+// learns the users' traffic for D (detect --learn) and scores with the
+// learned model after that; its row counts the connections that started
+// after the switch.
 //
 //	bench/baseline_minutes.sh   # go run ./bench/baselinemin -out /tmp/netsentinel-baseline-minutes
 package main
