@@ -92,7 +92,10 @@ type Live struct {
 // sensor's closing summary (records, packets, kernel drops).
 type LiveResult struct {
 	Records, Alerts, Incidents string // file paths
-	Sensor                     string
+	// AlertTimes holds the Kafka timestamp of each alert (milliseconds
+	// since the Unix epoch, one a line, in the order of Alerts).
+	AlertTimes string
+	Sensor     string
 }
 
 // LiveAvailable reports why this machine cannot run the live path (Java
@@ -256,16 +259,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Output = stderr.String()
 	if opts.Live != nil {
 		lr := &LiveResult{
-			Records:   filepath.Join(opts.Dir, "live-records.jsonl"),
-			Alerts:    filepath.Join(opts.Dir, "live-alerts.jsonl"),
-			Incidents: filepath.Join(opts.Dir, "live-incidents.jsonl"),
+			Records:    filepath.Join(opts.Dir, "live-records.jsonl"),
+			Alerts:     filepath.Join(opts.Dir, "live-alerts.jsonl"),
+			Incidents:  filepath.Join(opts.Dir, "live-incidents.jsonl"),
+			AlertTimes: filepath.Join(opts.Dir, "live-alert-times.txt"),
 		}
 		for _, l := range strings.Split(res.Output, "\n") {
 			if s, ok := strings.CutPrefix(l, "scenario: sensor: "); ok {
 				lr.Sensor = s
 			}
 		}
-		for _, p := range []string{lr.Records, lr.Alerts, lr.Incidents} {
+		for _, p := range []string{lr.Records, lr.Alerts, lr.Incidents, lr.AlertTimes} {
 			if _, err := os.Stat(p); err != nil {
 				return nil, fmt.Errorf("scenario: live path: %w\n%s", err, res.Output)
 			}

@@ -16,7 +16,8 @@
 # (model NS_LIVE_MODEL, --alerts both) scoring them. After the run the sensor is
 # stopped, detect is left to score every record, and the records, alerts and
 # incidents topics are written to live-records.jsonl, live-alerts.jsonl and
-# live-incidents.jsonl (kcat, read committed). With NS_LIVE_LEARN=SECS too, detect
+# live-incidents.jsonl (kcat, read committed), and the alerts' Kafka timestamps to
+# live-alert-times.txt. With NS_LIVE_LEARN=SECS too, detect
 # learns the users' traffic for SECS (--learn, retraining on NS_LIVE_LEARN_DATA, with
 # NS_LIVE_LEARN_ARGS) before the tools start, and the run lasts SECONDS after that.
 # Run under `unshare --pid --fork` too (scenario.Run does): every process started
@@ -263,6 +264,9 @@ if [ -n "${NS_LIVE_BIN:-}" ]; then
 		kcat -C -b "$brokers" -t "netsentinel-$t" -e -q -X isolation.level=read_committed >"live-$t.jsonl" 2>kcat.log ||
 			{ cat kcat.log >&2; exit 1; }
 	done
+	# When each alert reached Kafka (ms since the epoch), for the delays.
+	kcat -C -b "$brokers" -t netsentinel-alerts -e -q -X isolation.level=read_committed -f '%T\n' >live-alert-times.txt 2>kcat.log ||
+		{ cat kcat.log >&2; exit 1; }
 	"$NS_LIVE_KAFKA" stop --dir "$live_dir" >/dev/null 2>&1 || true
 	live_dir=""
 fi

@@ -336,6 +336,10 @@ func checkLive(t *testing.T, res *scenario.Result, pcap scenario.Tallies) {
 		t.Logf("live, + site baseline   %-24s %v; %v", role, live[role], incidents[role])
 	}
 	checkDetection(t, "live path", live)
+	if d := alertDelays(t, res.Live); len(d) > 0 {
+		t.Logf("live: alerts reached Kafka %.1f s (median), %.1f s (90th percentile), %.1f s (most) after their connection ended; %d alerts",
+			d[len(d)/2], d[len(d)*9/10], d[len(d)-1], len(d))
+	}
 	drops := !strings.Contains(res.Live.Sensor, "packets, 0 dropped")
 	for _, role := range roles[3:] {
 		if incidents[role] == nil {
@@ -349,4 +353,23 @@ func checkLive(t *testing.T, res *scenario.Result, pcap scenario.Tallies) {
 			t.Errorf("live path, %s: %d connections, pcap path %d; want within 10%% (no kernel drops: %s)", role, l.Conns, p.Conns, res.Live.Sensor)
 		}
 	}
+}
+
+func alertDelays(t *testing.T, l *scenario.LiveResult) []float64 {
+	t.Helper()
+	alerts, err := os.Open(l.Alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alerts.Close()
+	times, err := os.Open(l.AlertTimes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer times.Close()
+	d, err := scenario.AlertDelays(alerts, times)
+	if err != nil {
+		t.Fatalf("live path: %v", err)
+	}
+	return d
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/netsentinel/netsentinel/internal/features"
@@ -270,14 +271,55 @@ func ScoreIncidents(incidents io.Reader, r *Result) (map[string]*IncidentCount, 
 }
 
 func eachLine(rd io.Reader, f func(line int, v *Verdict) error) error {
+	return eachRaw(rd, func(line int, b []byte) error {
+		var v Verdict
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		return f(line, &v)
+	})
+}
+
+// AlertDelays returns, for each alert, how long after its connection ended
+// it reached Kafka, in seconds, sorted: alerts are detect's alerts (JSON
+// lines with ts and features.duration), times their Kafka timestamps in
+// milliseconds, one a line in the same order.
+func AlertDelays(alerts, times io.Reader) ([]float64, error) {
+	type alert struct {
+		TS       float64 `json:"ts"`
+		Features struct {
+			Duration float64 `json:"duration"`
+		} `json:"features"`
+	}
+	ts := bufio.NewScanner(times)
+	var delays []float64
+	err := eachRaw(alerts, func(line int, b []byte) error {
+		var a alert
+		if err := json.Unmarshal(b, &a); err != nil {
+			return fmt.Errorf("alert line %d: %w", line, err)
+		}
+		if !ts.Scan() {
+			return fmt.Errorf("alert line %d: no Kafka timestamp for it", line)
+		}
+		ms, err := strconv.ParseInt(strings.TrimSpace(ts.Text()), 10, 64)
+		if err != nil {
+			return fmt.Errorf("timestamp line %d: %w", line, err)
+		}
+		delays = append(delays, float64(ms)/1e3-(a.TS+a.Features.Duration))
+		return nil
+	})
+	if err == nil && ts.Scan() {
+		err = fmt.Errorf("more timestamps than the %d alerts", len(delays))
+	}
+	sort.Float64s(delays)
+	return delays, err
+}
+
+func eachRaw(rd io.Reader, f func(line int, b []byte) error) error {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(nil, 16<<20)
 	for line := 1; sc.Scan(); line++ {
-		var v Verdict
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		if err := f(line, &v); err != nil {
+		if err := f(line, sc.Bytes()); err != nil {
 			return err
 		}
 	}

@@ -91,3 +91,16 @@ func TestScoreLive(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertDelays(t *testing.T) {
+	alerts := `{"ts":100.5,"features":{"duration":2}}
+{"ts":200,"features":{"duration":0}}
+`
+	d, err := AlertDelays(strings.NewReader(alerts), strings.NewReader("110500\n201250\n"))
+	if err != nil || len(d) != 2 || d[0] != 1.25 || d[1] != 8 {
+		t.Errorf("AlertDelays = %v, %v; want [1.25 8]", d, err)
+	}
+	if _, err := AlertDelays(strings.NewReader(alerts), strings.NewReader("110500\n")); err == nil {
+		t.Error("AlertDelays with a timestamp missing: nil error, want one")
+	}
+}
