@@ -243,6 +243,9 @@ type result struct {
 type worker struct {
 	rec record.Record
 	buf []byte
+	// xs holds the feature vectors of the batch's attack verdicts for the
+	// incident tables (incVerdict.xi).
+	xs [][record.NumFeatures]float32
 }
 
 // bucket accumulates one minute's counts within a batch.
@@ -800,6 +803,7 @@ func (d *Detector) startScoring() {
 	d.results = d.results[:n]
 	for _, w := range d.workers {
 		w.buf = w.buf[:0]
+		w.xs = w.xs[:0]
 	}
 }
 
