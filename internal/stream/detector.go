@@ -185,6 +185,11 @@ type Detector struct {
 	// session is the current session's start and the function that ends
 	// it with a cause (see recreateIfStalled).
 	session atomic.Pointer[session]
+	// offsetsTxn is the outcome of the last transaction that sent input
+	// offsets (offsetsTxn*), for endOwnPending; offsetsSent notes, during
+	// one End, that the offsets were sent.
+	offsetsTxn  atomic.Int32
+	offsetsSent bool
 
 	// cur is the scoring of the batch being processed (only Run's
 	// goroutine and its scoring workers use it).
@@ -704,7 +709,15 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 		d.m.produceErrs.Add(float64(n))
 		d.log.Warn("produce failed; aborting the batch", "failed", n, "err", *produceErr.Load())
 	}
+	d.offsetsSent = false
 	committed, err := sess.End(kgo.PreTxnCommitFnContext(ctx, d.stampCommit), commit)
+	if d.offsetsSent {
+		if committed {
+			d.offsetsTxn.Store(offsetsTxnCommitted)
+		} else {
+			d.offsetsTxn.Store(offsetsTxnAborted)
+		}
+	}
 	d.m.batchDur.Observe(time.Since(start).Seconds())
 	d.log.Debug("batch", "records", len(d.in), "outputs", len(d.out), "oldest_age", start.Sub(d.in[0].Timestamp), "score", queued.Sub(start),
 		"produce", flushed.Sub(queued), "end", time.Since(flushed), "committed", committed)

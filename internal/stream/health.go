@@ -368,6 +368,7 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 	// delivered, so no commit can move past them. A read-committed probe
 	// tells them from records that wait.
 	orphans := map[string]bool{}
+	ownPending := false
 	for _, s := range suspects {
 		found, err := d.committedDataAfter(ctx, s.p, s.at, s.end)
 		if err != nil {
@@ -384,7 +385,9 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		h.mu.Unlock()
 		if !found {
 			lags[s.p] = 0
-		} else if s.orphaned && s.meta != "" && s.meta != d.txID {
+		} else if s.orphaned && s.meta == d.txID {
+			ownPending = true
+		} else if s.orphaned && s.meta != "" {
 			orphans[s.meta] = true
 		}
 	}
@@ -400,9 +403,14 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 	}
 	h.mu.Unlock()
 	d.m.waiting.Set(float64(waiting))
+	if ownPending {
+		if err := d.endOwnPending(ctx, cl); err != nil {
+			d.noteErr(fmt.Errorf("end own pending offset commit: %w", err))
+		}
+	}
 	for txID := range orphans {
 		d.log.Warn("partition blocked by another detector's open transaction; fencing it", "transactional_id", txID)
-		if err := fence(ctx, cl, txID, d.opts.TransactionTimeout); err != nil {
+		if _, err := fence(ctx, cl, txID, d.opts.TransactionTimeout); err != nil {
 			d.noteErr(fmt.Errorf("fence transactional id %s: %w", txID, err))
 		}
 	}
@@ -411,32 +419,85 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 // fence bumps the epoch of transactional ID txID (InitProducerID), which
 // makes the broker abort its open transaction at once and refuse its
 // producer from then on.
-func fence(ctx context.Context, cl *kgo.Client, txID string, timeout time.Duration) error {
+func fence(ctx context.Context, cl *kgo.Client, txID string, timeout time.Duration) (*kmsg.InitProducerIDResponse, error) {
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.TransactionalID = &txID
 	req.TransactionTimeoutMillis = int32(timeout.Milliseconds())
 	req.ProducerID, req.ProducerEpoch = -1, -1
+	resp, err := txnRequest(ctx, cl, req, func(r kmsg.Response) int16 { return r.(*kmsg.InitProducerIDResponse).ErrorCode })
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.InitProducerIDResponse), nil
+}
+
+// txnRequest issues a transaction coordinator request, retrying while the
+// coordinator is busy (finishing an earlier transaction) or moving.
+func txnRequest(ctx context.Context, cl *kgo.Client, req kmsg.Request, code func(kmsg.Response) int16) (kmsg.Response, error) {
 	for {
-		resp, err := req.RequestWith(ctx, cl)
+		resp, err := cl.Request(ctx, req)
 		if err == nil {
-			err = kerr.ErrorForCode(resp.ErrorCode)
+			err = kerr.ErrorForCode(code(resp))
 		}
 		if !errors.Is(err, kerr.ConcurrentTransactions) && !errors.Is(err, kerr.CoordinatorLoadInProgress) &&
 			!errors.Is(err, kerr.NotCoordinator) && !errors.Is(err, kerr.CoordinatorNotAvailable) {
-			return err
+			return resp, err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return nil, err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Outcomes of the detector's last transaction that committed input
+// offsets, as far as this process knows.
+const (
+	offsetsTxnUnknown int32 = iota
+	offsetsTxnCommitted
+	offsetsTxnAborted
+)
+
+// endOwnPending resolves an offset commit of the detector's own
+// transactional ID that the group coordinator still holds as pending
+// although no transaction of that ID is open: the transaction's marker
+// never reached the group's offsets partition (a broker stopped while it
+// wrote the markers), so stable offset fetches wait for it for ever and no
+// session of this group can start on those partitions. A new transaction of
+// the same producer that adds the group's offsets partition and ends writes
+// a marker there, which settles every pending commit of that producer: a
+// commit when this process saw its last offset-carrying transaction commit,
+// else an abort (its records are then scored again: a duplicate verdict
+// rather than a lost one). It fences the current session's producer, whose
+// session is then recreated.
+func (d *Detector) endOwnPending(ctx context.Context, cl *kgo.Client) error {
+	commit := d.offsetsTxn.Load() == offsetsTxnCommitted
+	d.log.Warn("partition blocked by a pending offset commit of this detector's own finished transaction (a lost transaction marker); ending it with a new transaction",
+		"transactional_id", d.txID, "commit", commit)
+	init, err := fence(ctx, cl, d.txID, d.opts.TransactionTimeout)
+	if err != nil {
+		return fmt.Errorf("init producer id: %w", err)
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = d.txID, init.ProducerID, init.ProducerEpoch, d.opts.Group
+	if _, err := txnRequest(ctx, cl, add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }); err != nil {
+		return fmt.Errorf("add offsets to transaction: %w", err)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = d.txID, init.ProducerID, init.ProducerEpoch, commit
+	if _, err := txnRequest(ctx, cl, end, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }); err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	d.offsetsTxn.Store(offsetsTxnUnknown)
+	return nil
 }
 
 // stampCommit writes the detector's transactional ID into the metadata of
 // every offset its transactions commit, so that a later owner of the
 // partition knows whose open transaction may block it.
 func (d *Detector) stampCommit(req *kmsg.TxnOffsetCommitRequest) error {
+	d.offsetsSent = true
 	for i := range req.Topics {
 		for j := range req.Topics[i].Partitions {
 			req.Topics[i].Partitions[j].Metadata = &d.txID
