@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -108,6 +110,7 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	mf := addMailFlags(fs)
 	serve := fs.String("serve", "", "also serve the live dashboard at this `address` and keep running after the summary until interrupted")
 	sf := addDashboardServeFlags(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the pipeline, from broker start to summary, to `file`")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -118,7 +121,8 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 		if _, _, err := mf.config(); err != nil {
 			return err
 		}
-		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout}
+		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout,
+			cpuProfile: *cpuProfile}
 		if *serve != "" {
 			so, err := sf.options(*serve)
 			if err != nil {
@@ -151,6 +155,9 @@ type demo struct {
 	serve *dashboard.ServerOptions
 	// summarized is called with the summary once it is complete.
 	summarized func(*demoSummary) error
+	// cpuProfile, when set, names the file for a CPU profile of the
+	// pipeline (the model is ready when it starts).
+	cpuProfile string
 }
 
 // say prints progress to stderr.
@@ -178,6 +185,18 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	det, modelName, err := d.model(ctx, modelPath, file == "")
 	if err != nil {
 		return nil, err
+	}
+
+	if d.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(d.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if perr := stopProfile(); err == nil {
+				err = perr
+			}
+		}()
 	}
 
 	b, err := broker.Start(ctx, broker.Config{Listen: listen, Partitions: d.partitions})
@@ -439,6 +458,26 @@ func (d *demo) model(ctx context.Context, modelPath string, holdOut bool) (*mode
 	}
 	d.say("trained in %s\n", time.Since(t0).Round(10*time.Millisecond))
 	return m, name, nil
+}
+
+// startCPUProfile starts a CPU profile written to path; the function it
+// returns stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // demoLines reads the replay file (plain or gzip) into lines (without

@@ -25,7 +25,8 @@ func (m *Model) Contributions(x, ref []float32, class int) []float64 {
 			len(x), len(ref), class, m.nFeatures, m.nClasses))
 	}
 	s := shapWalk{m: m, x: x, ref: ref, class: int32(class),
-		phi: make([]float64, m.nFeatures), side: make([]int8, m.nFeatures)}
+		phi: make([]float64, m.nFeatures), side: make([]int8, m.nFeatures),
+		mask: m.classes, bit: 1 << min(class, 63)}
 	for _, r := range m.roots {
 		s.node(r, 0, 0)
 	}
@@ -46,34 +47,45 @@ type shapWalk struct {
 	// -1 when from ref, 0 when undecided; fromX and fromRef list them.
 	side           []int8
 	fromX, fromRef []int32
+	// mask is Model.classes and bit the class's bit in it: a subtree
+	// without the bit adds nothing.
+	mask []uint64
+	bit  uint64
 }
 
 // node walks the subtree of node i; a and b are len(fromX), len(fromRef).
+// It follows the path down to a leaf in a loop and recurses only where the
+// path splits in two.
 func (s *shapWalk) node(i int32, a, b int) {
-	nd := s.m.nodes[i]
-	if nd.feat < 0 {
-		s.leaf(nd, a, b)
-		return
-	}
-	f := nd.feat
-	gx, gr := s.x[f] > nd.thr, s.ref[f] > nd.thr
-	switch {
-	case gx == gr:
-		s.node(nd.next+b2i(gx), a, b)
-	case s.side[f] > 0:
-		s.node(nd.next+b2i(gx), a, b)
-	case s.side[f] < 0:
-		s.node(nd.next+b2i(gr), a, b)
-	default:
-		s.side[f] = 1
-		s.fromX = append(s.fromX, f)
-		s.node(nd.next+b2i(gx), a+1, b)
-		s.fromX = s.fromX[:len(s.fromX)-1]
-		s.side[f] = -1
-		s.fromRef = append(s.fromRef, f)
-		s.node(nd.next+b2i(gr), a, b+1)
-		s.fromRef = s.fromRef[:len(s.fromRef)-1]
-		s.side[f] = 0
+	nodes, x, ref := s.m.nodes, s.x, s.ref
+	for {
+		if s.mask[i]&s.bit == 0 {
+			return // every leaf below gives the class probability 0
+		}
+		nd := nodes[i]
+		if nd.feat < 0 {
+			s.leaf(nd, a, b)
+			return
+		}
+		f := nd.feat
+		gx, gr := x[f] > nd.thr, ref[f] > nd.thr
+		switch {
+		case gx == gr, s.side[f] > 0:
+			i = nd.next + b2i(gx)
+		case s.side[f] < 0:
+			i = nd.next + b2i(gr)
+		default:
+			s.side[f] = 1
+			s.fromX = append(s.fromX, f)
+			s.node(nd.next+b2i(gx), a+1, b)
+			s.fromX = s.fromX[:len(s.fromX)-1]
+			s.side[f] = -1
+			s.fromRef = append(s.fromRef, f)
+			s.node(nd.next+b2i(gr), a, b+1)
+			s.fromRef = s.fromRef[:len(s.fromRef)-1]
+			s.side[f] = 0
+			return
+		}
 	}
 }
 
