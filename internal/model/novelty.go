@@ -146,9 +146,16 @@ func DefaultTrainOptions() TrainOptions {
 	}
 }
 
-// learner is a novelty part that learns from the records it scores.
+// learner is a novelty part that learns from the records it scores
+// (novelty.Adaptive).
 type learner interface {
-	ScoreLearn(x []float32, learn bool) float64
+	ScoreLearnNearest(x []float32, learn bool, n *novelty.Nearest) float64
+}
+
+// nearestScorer is a novelty part that keeps its search for the nearest
+// normal prototype for reuse (package novelty's).
+type nearestScorer interface {
+	ScoreNearest(x []float32, n *novelty.Nearest) float64
 }
 
 // DefaultLearnFrom is the P(normal) from which an adapting Detector learns
