@@ -73,7 +73,8 @@ is scored by the new model) and the rules file; a file that fails to load
 is reported and the old one kept. A detector that makes no progress while records wait (or
 cannot reach Kafka) logs a warning naming the error every few seconds, and
 after --stall-timeout /-/healthy answers 503 so that a supervisor can
-restart it. It serves /metrics (Prometheus), /-/healthy and /-/ready on
+restart it; a Kafka session stuck that long while the broker answers and
+records wait is closed and recreated by the detector itself. It serves /metrics (Prometheus), /-/healthy and /-/ready on
 --listen ("none" to disable).
 `,
 	Flags: detectFlags,
@@ -94,7 +95,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	commitPause := fs.Duration("commit-pause", def.CommitPause, "pause after committing a batch smaller than --max-poll-records, so the broker finishes the transaction before the next one (0: none)")
 	sessionTimeout := fs.Duration("session-timeout", def.SessionTimeout, "group session timeout: how soon a dead detector's partitions move (the broker's group.min.session.timeout.ms is the floor)")
 	txTimeout := fs.Duration("transaction-timeout", def.TransactionTimeout, "how long a crashed detector's open transaction can hold its partitions when no detector of the same --instance restarts to fence it; must exceed one batch's time")
-	stallTimeout := fs.Duration("stall-timeout", def.StallTimeout, "/-/healthy fails after this long without progress (no committed transaction while records wait, or Kafka unreachable)")
+	stallTimeout := fs.Duration("stall-timeout", def.StallTimeout, "/-/healthy fails after this long without progress (no committed transaction while records wait, or Kafka unreachable); a session stuck this long while Kafka answers and records wait is recreated")
 	fromLatest := fs.Bool("from-latest", false, "a new group starts at the end of the topic instead of the beginning")
 	static := fs.Bool("static-membership", def.StaticMembership, "join as static member --instance (only with --instance): a restart within --session-timeout resumes without a rebalance and fences the crashed predecessor's transaction, but a stopped detector's partitions wait --session-timeout")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")

@@ -111,7 +111,9 @@ type Options struct {
 	StaticMembership bool
 	// StallTimeout is how long the detector may go without progress (a
 	// committed transaction, or no records waiting) before Health reports
-	// it stalled; default 30s.
+	// it stalled; default 30s. A session that has been stalled that long
+	// while the lag checks see records waiting for it is closed and
+	// recreated, as a restart of the process would.
 	StallTimeout time.Duration
 	// CheckInterval is the least time between two warnings about the same
 	// lack of progress, and bounds each lag check (made every second from
@@ -173,6 +175,9 @@ type Detector struct {
 	scoring atomic.Pointer[scoring]
 	health  health
 	client  atomic.Pointer[kgo.Client] // the current session's client, for lag checks
+	// session is the current session's start and the function that ends
+	// it with a cause (see recreateIfStalled).
+	session atomic.Pointer[session]
 
 	// cur is the scoring of the batch being processed (only Run's
 	// goroutine and its scoring workers use it).
@@ -189,6 +194,12 @@ type Detector struct {
 	inc     *incidents // nil when incidents are off
 	// fetchedParts are the input partitions of the batch.
 	fetchedParts []int32
+}
+
+// session is what the watchdog knows of a running Kafka session.
+type session struct {
+	started time.Time
+	end     context.CancelCauseFunc
 }
 
 // scoring is a scorer and the model name written with its verdicts.
@@ -476,7 +487,13 @@ func (d *Detector) runSession(ctx context.Context) error {
 	d.log.Info("detector session started", "topic", d.opts.Topic, "group", d.opts.Group, "transactional_id", d.txID,
 		"static", d.opts.StaticMembership)
 	d.client.Store(sess.Client())
+	// sctx ends the session early when the watchdog finds it stalled;
+	// ctx's end still means shutdown.
+	sctx, end := context.WithCancelCause(ctx)
+	d.session.Store(&session{started: time.Now(), end: end})
 	defer func() {
+		d.session.Store(nil)
+		end(nil)
 		d.client.Store(nil)
 		d.health.leave()
 		if d.opts.OnReady != nil {
@@ -494,7 +511,10 @@ func (d *Detector) runSession(ctx context.Context) error {
 	}()
 	lastErrLog := time.Time{}
 	for {
-		pctx, pcancel := d.inc.pollContext(ctx)
+		if sctx.Err() != nil && ctx.Err() == nil {
+			return context.Cause(sctx)
+		}
+		pctx, pcancel := d.inc.pollContext(sctx)
 		fetches := sess.PollRecords(pctx, d.opts.MaxPollRecords)
 		pcancel()
 		if fetches.IsClientClosed() {

@@ -30,7 +30,8 @@ type health struct {
 	warned   time.Time // last "no progress" warning
 	joined   bool      // the session has an assignment (possibly empty)
 	owned    map[int32]*owned
-	waiting  int64 // records waiting in owned partitions, as of the last lag check
+	waiting  int64     // records waiting in owned partitions, as of the last lag check
+	checked  time.Time // when the last lag check succeeded
 }
 
 // owned is what the lag checks know of one owned partition.
@@ -208,8 +209,32 @@ func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
 				d.checkLag(ctx, c)
 			}
 			d.warnIfStuck(time.Now(), true)
+			d.recreateIfStalled(time.Now())
 		}
 	}
+}
+
+// errSessionStalled ends a session that made no progress for StallTimeout
+// while records waited for it.
+var errSessionStalled = errors.New("session stalled")
+
+// recreateIfStalled ends the current session when it has run for at least
+// StallTimeout without progress while the last lag check, which reached
+// the broker, saw records waiting in its partitions; Run then recreates
+// it. Kafka being unreachable is left to the client's own retries.
+func (d *Detector) recreateIfStalled(now time.Time) {
+	s := d.session.Load()
+	if s == nil || now.Sub(s.started) <= d.opts.StallTimeout {
+		return
+	}
+	h := &d.health
+	h.mu.Lock()
+	since, waiting, checked := now.Sub(h.progress), h.waiting, h.checked
+	h.mu.Unlock()
+	if since <= d.opts.StallTimeout || waiting == 0 || now.Sub(checked) > 2*d.opts.CheckInterval {
+		return
+	}
+	s.end(fmt.Errorf("%w: no progress for %s with %d records waiting", errSessionStalled, since.Round(time.Second), waiting))
 }
 
 // checkLag measures the records waiting in the partitions this detector
@@ -271,7 +296,7 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 			o.moved = now // once per OrphanTimeout
 		}
 	}
-	h.waiting = waiting
+	h.waiting, h.checked = waiting, now
 	if h.joined && waiting == 0 {
 		h.progress, h.err = now, nil
 	}

@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // syncBuffer is a strings.Builder safe for concurrent writers and readers.
@@ -101,5 +104,51 @@ func TestHealthBeforeRun(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	if err := d.Health(); err != nil {
 		t.Errorf("Health() before Run = %v, want nil", err)
+	}
+}
+
+// TestDetectorRecreatesStalledSession stops the broker from answering
+// fetches with records while records wait: the detector recreates its
+// session after StallTimeout, and catches up once fetches work again.
+func TestDetectorRecreatesStalledSession(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, inTopic), kfake.SeedTopics(1, alertTopic, statsTopic, deadTopic))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	var block atomic.Bool
+	block.Store(true)
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !block.Load() {
+			return nil, nil, false
+		}
+		time.Sleep(20 * time.Millisecond)
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.Version = req.GetVersion()
+		return resp, nil, true
+	})
+	brokers := c.ListenAddrs()
+	produceAll(t, producer(t, brokers), inTopic, kddLines(t, 50))
+	var logs syncBuffer
+	opts := testOptions(brokers, "stuck")
+	opts.StallTimeout, opts.CheckInterval = 2*time.Second, 500*time.Millisecond
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 20*time.Second, "the stalled session to be recreated", func() bool { return d.Totals().Restarts > 0 })
+	if !strings.Contains(logs.String(), "session stalled") {
+		t.Errorf("log does not say why the session was recreated:\n%s", logs.String())
+	}
+	if n := d.Totals().Records; n != 0 {
+		t.Fatalf("%d records processed while fetches were blocked", n)
+	}
+	block.Store(false)
+	waitFor(t, 20*time.Second, "records processed", func() bool { return d.Totals().Records == 50 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -439,6 +439,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	wait := producePaced(t, brokers, tp.in, values, 100, 50*time.Millisecond)
 	opts := tp.options(brokers, "g", "r")
 	opts.MaxPollRecords = 200
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
