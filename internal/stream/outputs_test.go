@@ -108,7 +108,7 @@ func TestDispatchAlertVerdictOnly(t *testing.T) {
 		Probability: 0.9, AttackProbability: 1, Novelty: 0.3, FlaggedBy: "classifier", Label: "neptune", Instance: "i",
 		Connection: &event.Connection{SrcIP: "10.0.0.1"}, NoveltyFeatures: []string{"hot"},
 		Explanation: []event.Reason{{Feature: "src_bytes", Value: 1, Typical: 2, Contribution: 0.5}},
-		Features: map[string]any{"duration": 0.0, "service": "http"}}
+		Features:    map[string]any{"duration": 0.0, "service": "http"}}
 	b, err := json.Marshal(full)
 	if err != nil {
 		t.Fatal(err)
