@@ -246,9 +246,10 @@ func (d *Detector) Predict(x []float32) Verdict {
 // filling in, scoring and explaining a record, and room for the record's
 // row and for typical normal traffic.
 type scratch struct {
-	p      []float32
-	n      novelty.Nearest
-	x, typ [record.NumFeatures]float32 // a record's row, and typical normal traffic
+	p       []float32
+	n       novelty.Nearest
+	x, typ  [record.NumFeatures]float32 // a record's row, and typical normal traffic
+	reasons [record.NumFeatures]Reason  // room to rank the features of an explanation
 }
 
 // getScratch returns a scratch from the pool with an empty search.

@@ -77,14 +77,17 @@ func (d *Detector) explain(x []float32, v Verdict, n int, s *scratch) []Reason {
 			return nil
 		}
 		phi := f.Contributions(x, typ[:], d.normal)
+		all := s.reasons[:0]
 		for j, p := range phi {
 			if p < 0 { // lowered P(normal): raised P(attack)
-				rs = append(rs, Reason{Feature: record.Features[j].Name,
+				all = append(all, Reason{Feature: record.Features[j].Name,
 					Value: float64(x[j]), Typical: float64(typ[j]), Contribution: -p})
 			}
 		}
-		slices.SortStableFunc(rs, func(a, b Reason) int { return cmp.Compare(b.Contribution, a.Contribution) })
-		rs = rs[:min(n, len(rs))]
+		slices.SortStableFunc(all, func(a, b Reason) int { return cmp.Compare(b.Contribution, a.Contribution) })
+		if len(all) > 0 {
+			rs = slices.Clone(all[:min(n, len(all))])
+		}
 	}
 	return rs
 }

@@ -24,8 +24,12 @@ func (m *Model) Contributions(x, ref []float32, class int) []float64 {
 		panic(fmt.Sprintf("forest: Contributions with %d and %d features, class %d; model has %d features, %d classes",
 			len(x), len(ref), class, m.nFeatures, m.nClasses))
 	}
+	// A feature is decided at most once on a path: fromX and fromRef
+	// never outgrow nFeatures.
+	from := make([]int32, 2*m.nFeatures)
 	s := shapWalk{m: m, x: x, ref: ref, class: int32(class),
 		phi: make([]float64, m.nFeatures), side: make([]int8, m.nFeatures),
+		fromX: from[:0:m.nFeatures], fromRef: from[m.nFeatures:m.nFeatures],
 		mask: m.classes, bit: 1 << min(class, 63)}
 	for _, r := range m.roots {
 		s.node(r, 0, 0)
