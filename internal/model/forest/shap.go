@@ -113,17 +113,38 @@ func (s *shapWalk) leaf(nd node, a, b int) {
 		return
 	}
 	if a > 0 {
-		w := v * orderShare(a-1, b, a+b)
+		w := v * share(a-1, b)
 		for _, f := range s.fromX {
 			s.phi[f] += w
 		}
 	}
 	if b > 0 {
-		w := v * orderShare(a, b-1, a+b)
+		w := v * share(a, b-1)
 		for _, f := range s.fromRef {
 			s.phi[f] -= w
 		}
 	}
+}
+
+// shares[p][q] is orderShare(p, q, p+q+1) for the p and q of paths that
+// decide fewer than maxShared features.
+const maxShared = 64
+
+var shares = func() (t [maxShared][maxShared]float64) {
+	for p := range maxShared {
+		for q := range maxShared - p {
+			t[p][q] = orderShare(p, q, p+q+1)
+		}
+	}
+	return t
+}()
+
+// share returns p! q! / (p+q+1)!.
+func share(p, q int) float64 {
+	if p+q < maxShared {
+		return shares[p][q]
+	}
+	return orderShare(p, q, p+q+1)
 }
 
 // orderShare returns p! q! / n!.
