@@ -48,10 +48,15 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
 
-# detect MODE GROUP TOPIC PREFIX: starts a detector; sets DPID.
+# outputs PREFIX: creates a detector's output topics and changelog.
+outputs() {
+  "$E2E" topic -brokers "$B" -partitions 1 "$1.alerts" "$1.incidents" "$1.stats" "$1.dead"
+  "$T" compacted -brokers "$B" "$1.changelog"
+}
+
+# detect MODE GROUP TOPIC PREFIX: starts a detector (outputs PREFIX first);
+# sets DPID.
 detect() {
-  "$E2E" topic -brokers "$B" -partitions 1 "$4.alerts" "$4.incidents" "$4.stats" "$4.dead"
-  "$T" compacted -brokers "$B" "$4.changelog"
   "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$4" --alerts "$1" \
     --alerts-topic "$4.alerts" --incidents-topic "$4.incidents" --incidents-changelog-topic "$4.changelog" \
     --stats-topic "$4.stats" --dead-letter-topic "$4.dead" --listen none --log-level warn "${DFLAGS[@]}" 2>>"$WORK/$4.log" &
@@ -74,6 +79,7 @@ if [ "$ONLY" != latency ]; then
   log "kcat -C: $kt (real user sys)"
   row "input: $N records, 1 partition" "kcat -C reads them in $kc s (CPU $kcpu s)" "$inb bytes"
   for mode in $MODES; do
+    outputs "$mode"
     t0=$(now)
     detect "$mode" "g-$mode" in "$mode"
     "$T" wait -brokers "$B" -group "g-$mode" -topic in -n "$N" >/dev/null
@@ -95,6 +101,7 @@ if [ "$ONLY" != size ]; then
   DFLAGS+=(--incident-quiet "${INC_LAT_QUIET:-2s}")
   for mode in incidents records; do
     "$E2E" topic -brokers "$B" -partitions 1 "lat$mode.in"
+    outputs "lat$mode"
     detect "$mode" "lat$mode" "lat$mode.in" "lat$mode"
     sleep 3
     if [ "$mode" = incidents ]; then
