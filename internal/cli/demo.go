@@ -49,6 +49,10 @@ Demo is the one-command tour. In one process it:
   6. writes a report of what it processed to --out (report.html,
      summary.json, PNG charts) and, with --smtp, mails it.
 
+The replay starts once the detectors' group has settled (every partition
+owned), so the throughput and latency reported are the pipeline's, not
+the group join's; --cpuprofile profiles the run from the broker's start.
+
 With --json the summary is one JSON object on stdout. The books are
 checked: records = normal + verdicts + dead letters; demo fails if they do
 not balance.
@@ -95,6 +99,9 @@ const (
 	demoStats  = "netsentinel-demo-stats"
 	demoDead   = "netsentinel-demo-dead-letters"
 	demoGroup  = "netsentinel-demo"
+	// demoJoinWait bounds the wait for the detectors to join their group
+	// before the replay starts.
+	demoJoinWait = 15 * time.Second
 )
 
 func demoFlags(fs *flag.FlagSet) RunFunc {
@@ -282,12 +289,6 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		return stream.FollowOutputs(gctx, opts, stream.OutputTopics{Alerts: demoAlerts, Stats: demoStats, DeadLetters: demoDead}, tally.handlers())
 	})
 
-	pubStart := time.Now()
-	pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: demoTopic, Rate: d.rate})
-	if err != nil {
-		return nil, err
-	}
-	d.say("publishing %d records from %s into %s (%d partitions), %d detectors scoring\n", len(lines), name, demoTopic, d.partitions, d.detectors)
 	// cause returns the failure of a detector or the reader, which
 	// cancels gctx, in preference to err, which may only follow from it.
 	cause := func(err error) error {
@@ -297,6 +298,25 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		}
 		return err
 	}
+
+	// The replay starts once the detectors' group has settled (about a
+	// second on the embedded broker: kgo's cooperative rebalancing moves
+	// partitions in two rounds), so that the throughput and latency shown
+	// are the pipeline's, not the group join's. A join that takes longer
+	// than demoJoinWait is not waited for.
+	jctx, cancelJoin := context.WithTimeout(gctx, demoJoinWait)
+	err = stream.AwaitGroup(jctx, opts, demoGroup, demoTopic, min(d.detectors, d.partitions))
+	cancelJoin()
+	if err != nil && gctx.Err() != nil {
+		return nil, cause(gctx.Err())
+	}
+
+	pubStart := time.Now()
+	pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: demoTopic, Rate: d.rate})
+	if err != nil {
+		return nil, err
+	}
+	d.say("publishing %d records from %s into %s (%d partitions), %d detectors scoring\n", len(lines), name, demoTopic, d.partitions, d.detectors)
 	var perr error
 	for _, l := range lines {
 		if perr = pub.Publish(gctx, nil, l); perr != nil {
