@@ -26,6 +26,8 @@ type baselineStats struct {
 	records, added, trimmed, bad int
 	// weight is how many times each added record counts.
 	weight int
+	// trim is the attack probability from which records were left out.
+	trim float64
 }
 
 // A baseline counts as at least baselineRows training rows: each record is
@@ -91,12 +93,49 @@ func baselineLines(ctx context.Context, env *Env, path string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// trainFunc trains one model: train shows a progress bar, detect --learn
+// logs the progress.
+type trainFunc func(ctx context.Context, what string, ds *dataset.Dataset, opts model.TrainOptions) (*model.Detector, error)
+
+// withBaseline is what 'train --baseline' and 'detect --learn' share: it
+// trains a first model on ds alone with opts, then adds the baseline
+// records to ds as normal rows (addBaseline: completed with the first
+// model's normal values, trimmed of what it is sure is an attack, weighted
+// when few). The caller trains the final model on ds with the same opts.
+// recs is reused for the added rows.
+func withBaseline(ctx context.Context, train trainFunc, ds *dataset.Dataset, opts model.TrainOptions, recs []record.Record, trim float64) (first *model.Detector, st baselineStats, err error) {
+	first, err = train(ctx, "training without the baseline", ds, opts)
+	if err != nil {
+		return nil, st, err
+	}
+	if nov, _ := first.Novelty(); nov == nil {
+		return nil, st, Usagef("a baseline needs the novelty part (--novelty) to fill in the content features connections lack")
+	}
+	st, err = addBaseline(ds, first, recs, trim)
+	return first, st, err
+}
+
+// String says what became of the baseline's records.
+func (st baselineStats) String() string {
+	return fmt.Sprintf("%d added as normal (each counted %d times), %d left out as attacks (attack probability >= %v), %d incomplete",
+		st.added, st.weight, st.trimmed, st.trim, st.bad)
+}
+
+// thin returns a warning when the baseline is too small to cover a site's
+// services and habits, or "".
+func (st baselineStats) thin() string {
+	if st.added >= minBaseline {
+		return ""
+	}
+	return fmt.Sprintf("only %d connections; a baseline this small covers few of the site's services and habits: capture more ordinary traffic (docs/validation.md)", st.added)
+}
+
 // addBaseline adds the baseline records to ds as normal rows, completing
 // their absent content features with first's normal values and leaving out
 // those first is sure are attacks (attack probability >= trim from the
 // classifier).
 func addBaseline(ds *dataset.Dataset, first *model.Detector, recs []record.Record, trim float64) (baselineStats, error) {
-	st := baselineStats{records: len(recs)}
+	st := baselineStats{records: len(recs), trim: trim}
 	for i := range recs {
 		r := &recs[i]
 		if err := first.Complete(r); err != nil {
@@ -122,7 +161,7 @@ func addBaseline(ds *dataset.Dataset, first *model.Detector, recs []record.Recor
 		}
 	}
 	if st.added == 0 {
-		return st, fmt.Errorf("--baseline: none of its %d records is usable as normal traffic (%d taken for attacks, %d incomplete)", st.records, st.trimmed, st.bad)
+		return st, fmt.Errorf("baseline: none of its %d records is usable as normal traffic (%d taken for attacks, %d incomplete)", st.records, st.trimmed, st.bad)
 	}
 	return st, nil
 }

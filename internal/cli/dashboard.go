@@ -28,21 +28,28 @@ const defaultDashboardListen = "127.0.0.1:9110"
 var cmdDashboard = &Command{
 	Name:      "dashboard",
 	UsageLine: "dashboard --brokers HOST:PORT,... [--listen 127.0.0.1:9110] [--web-tls-cert F --web-tls-key F | --insecure] [--auth-user U]",
-	Short:     "serve a live web page of the detector's alerts, statistics, dead letters and health",
+	Short:     "serve a live web page of the detector's incidents, alerts, statistics, dead letters and health",
 	Long: `
-Dashboard reads the detector's output topics (--alerts-topic, --stats-topic,
---dead-letter-topic; read-committed, from --history ago) and serves a page
+Dashboard reads the detector's output topics (--incidents-topic,
+--alerts-topic, --stats-topic, --dead-letter-topic; read-committed, from
+--history ago) and serves a page
 at --listen that updates live (server-sent events):
 
   - records and attacks, their current rates and the counts by category over
     the last 5 minutes, hour or 24 hours; the attack rate over time with
     spikes marked as the report marks them; a chart of the categories;
+  - the incidents (the latest state of at most --max-incidents): open or
+    closed, attack, source and destination or service, first and last
+    seen, verdicts and their rate, top destinations, ports and services,
+    the features that drove the first verdict and the rules that withheld
+    verdicts; filtered by state, category, attack, address and text; a
+    click shows the incident's explanation, top values and sample offsets;
   - the recent alerts (the newest --max-alerts), filtered by category,
     attack, address and text; a click shows the alert's features, the ones
     that made it stand out, the top classes when the alert carries them,
     and where it came from (topic, partition, offset);
-  - the top attacking sources and most attacked hosts, from alerts whose
-    records carried addresses;
+  - the top attacking sources and most attacked hosts, from alerts (or
+    incidents) whose records carried addresses;
   - dead letters with their reasons, the bytes shown escaped;
   - detector health: the instances that reported, their records per second
     and last commit, consumer group --group's members and lag per partition
@@ -145,6 +152,8 @@ func dashboardFlags(fs *flag.FlagSet) RunFunc {
 	alerts := fs.String("alerts-topic", stream.DefaultAlertsTopic, "`topic` of the detector's alerts (empty: not read)")
 	stats := fs.String("stats-topic", stream.DefaultStatsTopic, "`topic` of the detector's per-minute statistics (empty: not read)")
 	dead := fs.String("dead-letter-topic", stream.DefaultDeadLetterTopic, "`topic` of dead letters (empty: not read)")
+	incidents := fs.String("incidents-topic", stream.DefaultIncidentsTopic, "`topic` of the detector's incidents (detect --alerts incidents, the default; empty: not read)")
+	maxIncidents := fs.Int("max-incidents", dashboard.DefaultMaxIncidents, "incidents kept for the table (their latest state)")
 	topic := fs.String("topic", stream.DefaultTopic, "the detectors' input `topic`, for their lag")
 	group := fs.String("group", stream.DefaultGroup, "the detectors' consumer `group`, for their members and lag (empty: not watched)")
 	history := fs.Duration("history", dashboard.DefaultHistory, "how far back to read and keep statistics: 24h plus the spike baseline (8 days: the report's)")
@@ -174,8 +183,8 @@ func dashboardFlags(fs *flag.FlagSet) RunFunc {
 			return Usagef("kafka: %w", err)
 		}
 		d, err := dashboard.New(dashboard.Options{
-			Kafka: kopts, AlertsTopic: *alerts, StatsTopic: *stats, DeadLetterTopic: *dead,
-			InputTopic: *topic, Group: *group, History: *history, MaxAlerts: *maxAlerts,
+			Kafka: kopts, AlertsTopic: *alerts, StatsTopic: *stats, DeadLetterTopic: *dead, IncidentsTopic: *incidents,
+			InputTopic: *topic, Group: *group, History: *history, MaxAlerts: *maxAlerts, MaxIncidents: *maxIncidents,
 			SilentAfter: *silentAfter, PollInterval: *poll, Logger: log,
 		})
 		if err != nil {

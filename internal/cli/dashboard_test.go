@@ -191,6 +191,37 @@ func TestDemoServe(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The detectors group their verdicts into incidents too (--alerts
+	// both is the default with --serve): the dashboard lists them, and
+	// their latest counts add up to the demo's verdicts.
+	for {
+		var page struct {
+			Matching  int `json:"matching"`
+			Incidents []struct {
+				ID    string `json:"id"`
+				Count int64  `json:"count"`
+			} `json:"incidents"`
+		}
+		getJSON(t, url+"api/incidents?limit=500", &page)
+		var verdicts int64
+		for _, in := range page.Incidents {
+			verdicts += in.Count
+		}
+		if page.Matching > 0 && page.Matching <= 500 && verdicts == s.Verdicts {
+			var d struct {
+				Samples []int64 `json:"samples"`
+			}
+			getJSON(t, url+"api/incident?id="+page.Incidents[0].ID, &d)
+			if len(d.Samples) == 0 {
+				t.Errorf("incident %s detail has no sample offsets", page.Incidents[0].ID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard incidents: %d with %d verdicts, want the demo's %d verdicts", page.Matching, verdicts, s.Verdicts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// The group is polled on its own interval: wait for a poll that sees
 	// both detectors.
 	for {

@@ -42,7 +42,8 @@ Demo is the one-command tour. In one process it:
   3. publishes the replay file (default: the shipped NSL-KDD 20% file,
      25,192 labelled records, embedded in the binary) into a topic;
   4. runs --detectors detector instances in one consumer group, exactly
-     once, writing alerts, per-minute statistics and dead letters;
+     once, writing alerts, per-minute statistics and dead letters (and
+     incidents with --alerts both, the default with --serve);
   5. reads those outputs back, shows live progress, and ends with a
      summary: records in, verdicts by category, dead letters, accuracy
      against the labels, throughput and latency (produce to alert);
@@ -98,6 +99,7 @@ const (
 	demoAlerts = "netsentinel-demo-alerts"
 	demoStats  = "netsentinel-demo-stats"
 	demoDead   = "netsentinel-demo-dead-letters"
+	demoInc    = "netsentinel-demo-incidents"
 	demoGroup  = "netsentinel-demo"
 	// demoJoinWait bounds the wait for the detectors to join their group
 	// before the replay starts.
@@ -115,6 +117,7 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	out := fs.String("out", defaultReportDir, "`directory` for the closing report (empty: no report)")
 	timeout := fs.Duration("stall-timeout", time.Minute, "fail if no record is scored for this long")
 	mf := addMailFlags(fs)
+	alerts := fs.String("alerts", "", "what the detectors write about attacks: `both` (per-record alerts and incidents, as detect --alerts both) or records (alerts only); default both with --serve (the dashboard shows the incidents), records without")
 	serve := fs.String("serve", "", "also serve the live dashboard at this `address` and keep running after the summary until interrupted")
 	sf := addDashboardServeFlags(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the pipeline, from broker start to summary, to `file`")
@@ -130,6 +133,20 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 		}
 		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout,
 			cpuProfile: *cpuProfile}
+		mode := *alerts
+		if mode == "" {
+			mode = "records"
+			if *serve != "" {
+				mode = "both"
+			}
+		}
+		switch mode {
+		case "both":
+			d.incidents = true
+		case "records":
+		default:
+			return Usagef("--alerts %q: want both or records (the demo's summary needs the per-record alerts)", mode)
+		}
 		if *serve != "" {
 			so, err := sf.options(*serve)
 			if err != nil {
@@ -160,6 +177,8 @@ type demo struct {
 	// serve, when set, is where the dashboard is served; the demo then
 	// keeps running after the summary until ctx ends.
 	serve *dashboard.ServerOptions
+	// incidents makes the detectors group verdicts into incidents too.
+	incidents bool
 	// summarized is called with the summary once it is complete.
 	summarized func(*demoSummary) error
 	// cpuProfile, when set, names the file for a CPU profile of the
@@ -228,14 +247,20 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	if err != nil {
 		return nil, err
 	}
-	err = stream.CreateTopics(ctx, opts, map[string]int32{demoTopic: int32(d.partitions), demoAlerts: 1, demoStats: 1, demoDead: 1})
+	topics := map[string]int32{demoTopic: int32(d.partitions), demoAlerts: 1, demoStats: 1, demoDead: 1}
+	var incOpts stream.IncidentOptions
+	if d.incidents {
+		topics[demoInc] = 1
+		incOpts.Topic = demoInc
+	}
+	err = stream.CreateTopics(ctx, opts, topics)
 	if err != nil {
 		return nil, err
 	}
 
 	if d.serve != nil {
 		dash, err := dashboard.New(dashboard.Options{Kafka: opts, AlertsTopic: demoAlerts, StatsTopic: demoStats,
-			DeadLetterTopic: demoDead, InputTopic: demoTopic, Group: demoGroup,
+			DeadLetterTopic: demoDead, IncidentsTopic: incOpts.Topic, InputTopic: demoTopic, Group: demoGroup,
 			Logger: slog.New(slog.NewTextHandler(d.env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return nil, err
@@ -268,6 +293,7 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 			AlertsTopic:     demoAlerts,
 			StatsTopic:      demoStats,
 			DeadLetterTopic: demoDead,
+			Incidents:       incOpts,
 			Instance:        fmt.Sprintf("demo-%d", i+1),
 			Scorer:          det,
 			Registerer:      prometheus.NewRegistry(),

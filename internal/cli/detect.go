@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,7 @@ import (
 
 var cmdDetect = &Command{
 	Name:      "detect",
-	UsageLine: "detect --brokers HOST:PORT,... --topic T --group G --model M [--alerts-topic A] [--stats-topic S] [--dead-letter-topic D] [--listen ADDR] [--instance NAME]",
+	UsageLine: "detect --brokers HOST:PORT,... --topic T --group G --model M [--alerts-topic A] [--stats-topic S] [--dead-letter-topic D] [--listen ADDR] [--instance NAME] [--learn DURATION --learn-data FILE --learn-out M2]",
 	Short:     "score a Kafka topic of connection records, exactly once, until stopped",
 	Long: `
 Detect joins consumer group --group on --topic and scores every record
@@ -75,7 +76,61 @@ cannot reach Kafka) logs a warning naming the error every few seconds, and
 after --stall-timeout /-/healthy answers 503 so that a supervisor can
 restart it; a Kafka session stuck that long while the broker answers and
 records wait is closed and recreated by the detector itself. It serves /metrics (Prometheus), /-/healthy and /-/ready on
---listen ("none" to disable).
+--listen ("none" to disable); netsentinel_detect_model_info names the
+fingerprint of the model in use.
+
+LEARNING. With --learn DURATION detect learns this site's own normal
+traffic, as 'train --baseline' does from a file: for DURATION from its
+start it scores and alerts with its model as usual and keeps a uniform
+random sample (at most --learn-max-records) of the records it commits.
+Then, in the background (the forest on half the cores), while it goes on
+scoring with the old model, it retrains on --learn-data with the sample
+as the baseline (the same code as 'train --baseline', with the current
+model's algorithm, hyper-parameters, seed and thresholds and train's
+novelty defaults), writes the model to --learn-out atomically and the
+baseline to
+--learn-baseline-out, and scores with the new model from the next
+transaction on: every record is scored once, by one model, and the
+statistics and alerts name the new fingerprint. The log shows the
+progress, every guard's decision and the 'netsentinel train' command that
+gives the same model. A later SIGHUP reloads --learn-out. A restart with
+--learn learns afresh: the new baseline replaces the learned one.
+
+Whatever is on the network while detect learns is taken for normal, an
+attacker included. The guards, each with its limit:
+  - trim: records that a model trained on --learn-data alone flags with an
+    attack probability >= --learn-trim are left out (the log says how
+    many). It catches what resembles known attacks, not a novel one nor
+    a slow or careful attacker.
+  - caps: no source address may make up more than --learn-max-source-share
+    of the baseline, nor one destination address and service more than
+    --learn-max-dest-share; the excess is dropped at random (logged). A
+    noisy attacker is cut down, not removed; one with many addresses, or
+    records without addresses, escape the source cap.
+  - minimums: fewer than --learn-min-records connections (after the caps
+    and the trim) or --learn-min-sources distinct source addresses keep
+    the old model. They guard against a baseline too small to say what
+    is normal, not against its content.
+  - check: --learn-check of the --learn-data rows are held back; the
+    learned model must flag at least --learn-min-detection of each attack
+    category's held-back rows (or as many as the model trained without the
+    baseline does), else it is refused and the old model kept (logged as
+    an error). It catches a baseline that teaches known attack patterns as
+    normal, not one that teaches an attack the training data lacks.
+  - memory: the sample is bounded by --learn-max-records (about 0.5 KiB a
+    record); the log says when it is full.
+The state is in netsentinel_detect_learning{state} (collecting, training,
+learned, refused, failed, stopped); netsentinel_detect_learn_seen_records
+and netsentinel_detect_learn_sample_records count the records consumed
+during the period and kept in the sample.
+
+Several detectors in one group each see only their partitions (the
+sensor keys records by destination host). A detector with --learn learns
+from the partitions it holds during the period (the log lists them) and
+writes its own --learn-out: give --learn to one detector, started alone
+for the learning period so that it sees the whole site, and point the
+others to its model (--model, then SIGHUP); or give each its own
+--learn-out, to learn the hosts whose partitions it scores.
 `,
 	Flags: detectFlags,
 }
@@ -100,6 +155,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 	static := fs.Bool("static-membership", def.StaticMembership, "join as static member --instance (only with --instance): a restart within --session-timeout resumes without a rebalance and fences the crashed predecessor's transaction, but a stopped detector's partitions wait --session-timeout")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	adapt := fs.Bool("adapt", false, "let the model's novelty part learn this site's normal traffic from records the classifier calls normal with high confidence (with forgetting, a bounded rate and a cap per service; kept in memory: a restart or model reload rebuilds it from the traffic)")
+	lf := addLearnFlags(fs)
 	incf := incidentFlags{
 		mode:      fs.String("alerts", "incidents", "what to write about attacks: `incidents` (grouped, on --incidents-topic), records (one alert per record, on --alerts-topic) or both"),
 		topic:     fs.String("incidents-topic", stream.DefaultIncidentsTopic, "`topic` for incident messages"),
@@ -129,6 +185,10 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			return err
 		}
 		defer stopRules()
+		lcfg, learnOn, err := lf.config(*topic)
+		if err != nil {
+			return err
+		}
 		m, fingerprint, err := loadModel(*modelPath, *adapt)
 		if err != nil {
 			return err
@@ -136,6 +196,13 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cur := newCurrentModel(*modelPath, m, fingerprint, reg)
+		var lrn *learner
+		if learnOn {
+			if lrn, err = newLearner(lcfg, log, reg); err != nil {
+				return err
+			}
+		}
 		var d *stream.Detector
 		var srv *web.Server
 		if *listen != "none" && *listen != "" {
@@ -164,6 +231,9 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 				srv.SetStatus(web.NotReady)
 			}
 		}
+		if lrn != nil {
+			o.Tap = lrn.col.tap
+		}
 		d, err = stream.New(o)
 		if err != nil {
 			return Usagef("%w", err)
@@ -174,10 +244,19 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 			}
 			log.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 		}
-		stopReload := reloadOnHUP(*modelPath, *adapt, d, log)
+		stopReload := reloadOnHUP(cur, *adapt, d, log)
 		defer stopReload()
 		log.Info("detector starting", "topic", *topic, "group", *group, "instance", d.Instance(), "model", *modelPath, "fingerprint", fingerprint)
+		lctx, stopLearning := context.WithCancel(ctx)
+		var learning sync.WaitGroup
+		if lrn != nil {
+			lrn.current = cur.get
+			lrn.swap = func(path string) (string, error) { return cur.load(path, *adapt, d) }
+			learning.Go(func() { lrn.run(lctx) })
+		}
 		runErr := d.Run(ctx)
+		stopLearning()
+		learning.Wait()
 		if srv != nil {
 			srv.SetStatus(web.Stopping)
 		}
@@ -218,18 +297,69 @@ func loadModel(path string, adapt bool) (*model.Detector, string, error) {
 	return m, hex.EncodeToString(sum[:6]), nil
 }
 
-// reloadOnHUP reloads the model from path on every SIGHUP and hands it to
-// d, until the returned stop function is called; with adapt its novelty
+// currentModel is the model detect scores with, its fingerprint and the
+// file a SIGHUP reloads; netsentinel_detect_model_info names the
+// fingerprint.
+type currentModel struct {
+	// loading serialises load (a SIGHUP and a learned model at once).
+	loading sync.Mutex
+	mu      sync.Mutex
+	m       *model.Detector
+	fp      string
+	path    string
+	info    *prometheus.GaugeVec
+}
+
+func newCurrentModel(path string, m *model.Detector, fp string, reg prometheus.Registerer) *currentModel {
+	c := &currentModel{path: path, info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "netsentinel", Subsystem: "detect", Name: "model_info",
+		Help: "1 for the fingerprint of the model in use (the first 12 hex digits of the model file's SHA-256)."}, []string{"fingerprint"})}
+	reg.MustRegister(c.info)
+	c.set(path, m, fp)
+	return c
+}
+
+func (c *currentModel) set(path string, m *model.Detector, fp string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.path, c.m, c.fp = path, m, fp
+	c.info.Reset()
+	c.info.WithLabelValues(fp).Set(1)
+}
+
+func (c *currentModel) get() (*model.Detector, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m, c.fp
+}
+
+// load loads the model file at path and hands it to d (see loadModel);
+// path becomes the file a SIGHUP reloads.
+func (c *currentModel) load(path string, adapt bool, d *stream.Detector) (string, error) {
+	c.loading.Lock()
+	defer c.loading.Unlock()
+	m, fp, err := loadModel(path, adapt)
+	if err != nil {
+		return "", err
+	}
+	d.SetScorer(m, fp)
+	c.set(path, m, fp)
+	return fp, nil
+}
+
+// reloadOnHUP reloads the current model's file on every SIGHUP and hands it
+// to d, until the returned stop function is called; with adapt its novelty
 // part starts learning afresh. A file that fails to load is reported and
 // the current model kept.
-func reloadOnHUP(path string, adapt bool, d *stream.Detector, log *slog.Logger) (stop func()) {
+func reloadOnHUP(cur *currentModel, adapt bool, d *stream.Detector, log *slog.Logger) (stop func()) {
 	return onHUP(func() {
-		m, fp, err := loadModel(path, adapt)
+		cur.mu.Lock()
+		path := cur.path
+		cur.mu.Unlock()
+		fp, err := cur.load(path, adapt, d)
 		if err != nil {
 			log.Error("model reload failed; keeping the current model", "model", path, "err", err)
 			return
 		}
-		d.SetScorer(m, fp)
 		log.Info("model reloaded", "model", path, "fingerprint", fp)
 	})
 }

@@ -290,6 +290,7 @@ func reportFlags(fs *flag.FlagSet) RunFunc {
 			}
 			rep.TopAlerts, rep.DeadLetterReasons = ex.TopAlerts, ex.DeadLetterReasons
 			report.AddIncidents(rep, ex.Incidents, 10)
+			report.AddSpikeFeatures(rep, ex.Incidents, ex.AlertFeatures, 5)
 			for _, t := range ex.Truncated {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("Only the first %d messages of topic %s in the window were examined for this report.", *maxExtras, t))
 			}

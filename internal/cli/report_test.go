@@ -3,7 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -22,15 +27,17 @@ import (
 )
 
 func TestReportCommand(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "stats"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "stats", "incidents"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 
-	// 60 minutes of statistics from two instances, 5% neptune, written
-	// transactionally as the detector does.
+	// 60 minutes of statistics from two instances, 5% neptune (a rule
+	// kept one verdict a minute of instance a out of incidents), and an
+	// explained neptune incident over the hour, written transactionally
+	// as the detector does.
 	end := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.TransactionalID("det"), kgo.DefaultProduceTopic("stats"))
 	if err != nil {
@@ -45,12 +52,23 @@ func TestReportCommand(t *testing.T) {
 	for i := range 60 {
 		m := end.Add(time.Duration(i-60) * time.Minute)
 		for _, inst := range []string{"a", "b"} {
-			b, _ := json.Marshal(event.Stats{Minute: m, Instance: inst, Records: 100,
-				ByCategory: map[string]int64{"normal": 95, "dos": 5}, ByAttack: map[string]int64{"neptune": 5}})
+			st := event.Stats{Minute: m, Instance: inst, Records: 100,
+				ByCategory: map[string]int64{"normal": 95, "dos": 5}, ByAttack: map[string]int64{"neptune": 5}}
+			if inst == "a" {
+				st.ByRule = map[string]int64{"backup-host": 1}
+			}
+			b, _ := json.Marshal(st)
 			if err := cl.ProduceSync(ctx, &kgo.Record{Value: b, Timestamp: m.Add(70 * time.Second)}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	inc := event.Incident{ID: "in/0/7", Seq: 9, Status: event.IncidentClosed, Topic: "in", Attack: "neptune", Category: "dos",
+		Service: "private", Flag: "S0", FirstSeen: end.Add(-time.Hour), LastSeen: end.Add(-time.Minute), Count: 540,
+		Explanation: []event.Reason{{Feature: "count", Value: 300, Typical: 2, Contribution: 0.6}, {Feature: "serror_rate", Value: 1, Contribution: 0.3}},
+		Samples:     []int64{7}, Updated: end}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "incidents", Value: inc.AppendJSON(nil), Timestamp: end}).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
@@ -61,7 +79,7 @@ func TestReportCommand(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	args := []string{"report", "--brokers", brokers, "--stats-topic", "stats",
-		"--alerts-topic", "missing-alerts", "--dead-letter-topic", "",
+		"--alerts-topic", "missing-alerts", "--dead-letter-topic", "", "--incidents-topic", "incidents",
 		"--window", "1h", "--end", "2026-11-26T15:00:00Z", "--tz", "UTC", "--out", dir,
 		"--smtp", sink.Addr, "--smtp-tls", "none", "--smtp-user", "ops",
 		"--mail-from", "netsentinel@example.org", "--mail-to", "a@example.org,b@example.org",
@@ -83,6 +101,12 @@ func TestReportCommand(t *testing.T) {
 	if rep.Records != 12000 || rep.Attacks != 600 || len(rep.Instances) != 2 {
 		t.Errorf("summary: records %d attacks %d instances %d, want 12000 600 2", rep.Records, rep.Attacks, len(rep.Instances))
 	}
+	if len(rep.TopIncidents) != 1 || strings.Join(rep.TopIncidents[0].Features, ",") != "count,serror_rate" || rep.TopIncidents[0].Count != 540 {
+		t.Errorf("summary's top incidents %+v, want the neptune incident driven by count, serror_rate", rep.TopIncidents)
+	}
+	if len(rep.Withheld) != 1 || rep.Withheld[0] != (report.AttackCount{Name: "backup-host", Count: 60}) {
+		t.Errorf("summary's withheld %+v, want backup-host 60", rep.Withheld)
+	}
 	for _, f := range []string{"report.html", "categories.png", "attacks-dos.png", "attack-rate.png"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
@@ -103,6 +127,9 @@ func TestReportCommand(t *testing.T) {
 	}
 	if to := m.Header.Get("To"); !strings.Contains(to, "a@example.org") || !strings.Contains(to, "b@example.org") {
 		t.Errorf("To: %q", to)
+	}
+	if text := mailText(t, m.Header.Get("Content-Type"), m.Body); !strings.Contains(text, "Top incidents") || !strings.Contains(text, "driven by count, serror_rate") {
+		t.Errorf("the mail's text does not list the top incident and what drove it:\n%s", text)
 	}
 
 	// Bad usage exits 2.
@@ -229,5 +256,48 @@ func TestReportBeforeDetect(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// mailText returns the decoded text/plain parts of a MIME body.
+func mailText(t *testing.T, contentType string, body io.Reader) string {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		return ""
+	}
+	var out strings.Builder
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			return out.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := p.Header.Get("Content-Type")
+		if strings.HasPrefix(ct, "multipart/") {
+			out.WriteString(mailText(t, ct, p))
+			continue
+		}
+		if !strings.HasPrefix(ct, "text/plain") {
+			continue
+		}
+		var r io.Reader = p
+		switch strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) {
+		case "quoted-printable":
+			r = quotedprintable.NewReader(p)
+		case "base64":
+			r = base64.NewDecoder(base64.StdEncoding, p)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Write(b)
 	}
 }

@@ -169,22 +169,16 @@ func trainFlags(fs *flag.FlagSet) RunFunc {
 			if err != nil {
 				return err
 			}
-			first, err := trainWithProgress(ctx, env, "training without the baseline", train, opts)
-			if err != nil {
-				return err
-			}
-			if nov, _ := first.Novelty(); nov == nil {
-				return Usagef("--baseline needs the novelty part (--novelty) to fill in the content features connections lack")
-			}
-			st, err := addBaseline(train, first, recs, *baselineTrim)
+			_, st, err := withBaseline(ctx, func(ctx context.Context, what string, ds *dataset.Dataset, opts model.TrainOptions) (*model.Detector, error) {
+				return trainWithProgress(ctx, env, what, ds, opts)
+			}, train, opts, recs, *baselineTrim)
 			if err != nil {
 				return err
 			}
 			opts.Sources = append(opts.Sources, baseNames(baseline)...)
-			fmt.Fprintf(env.Stdout, "baseline: %d connections from %d files (%d lines skipped): %d added as normal (each counted %d times), %d left out as attacks (attack probability >= %v), %d incomplete\n",
-				st.records, len(baseline), bad, st.added, st.weight, st.trimmed, *baselineTrim, st.bad)
-			if st.added < minBaseline {
-				fmt.Fprintf(env.Stdout, "baseline: only %d connections; a baseline this small covers few of the site's services and habits: capture more ordinary traffic (docs/validation.md)\n", st.added)
+			fmt.Fprintf(env.Stdout, "baseline: %d connections from %d files (%d lines skipped): %s\n", st.records, len(baseline), bad, st)
+			if w := st.thin(); w != "" {
+				fmt.Fprintf(env.Stdout, "baseline: %s\n", w)
 			}
 		}
 		det, err := trainWithProgress(ctx, env, "training", train, opts)

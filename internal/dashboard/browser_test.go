@@ -183,6 +183,7 @@ const (
 	tAlerts = "alerts"
 	tStats  = "stats"
 	tDead   = "dead-letters"
+	tInc    = "incidents"
 	tGroup  = "detect"
 )
 
@@ -199,14 +200,14 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.producer.Close)
-	if _, err := kadm.NewClient(p.producer).CreateTopics(ctx, 2, 1, nil, tInput, tAlerts, tStats, tDead); err != nil {
+	if _, err := kadm.NewClient(p.producer).CreateTopics(ctx, 2, 1, nil, tInput, tAlerts, tStats, tDead, tInc); err != nil {
 		t.Fatal(err)
 	}
 
 	p.startDetector(ctx)
 
 	p.d, err = New(Options{
-		Kafka: []kgo.Opt{kgo.SeedBrokers(p.brokers...)}, AlertsTopic: tAlerts, StatsTopic: tStats, DeadLetterTopic: tDead,
+		Kafka: []kgo.Opt{kgo.SeedBrokers(p.brokers...)}, AlertsTopic: tAlerts, StatsTopic: tStats, DeadLetterTopic: tDead, IncidentsTopic: tInc,
 		InputTopic: tInput, Group: tGroup, PollInterval: 300 * time.Millisecond, SummaryEvery: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -231,8 +232,10 @@ func (p *pipeline) startDetector(ctx context.Context) {
 	t := p.t
 	det, err := stream.New(stream.Options{
 		Client: stream.ClientConfig{Brokers: p.brokers}, Topic: tInput, Group: tGroup, Instance: "detector-1",
-		AlertsTopic: tAlerts, StatsTopic: tStats, DeadLetterTopic: tDead, Scorer: labelScorer{},
+		AlertsTopic: tAlerts, StatsTopic: tStats, DeadLetterTopic: tDead, Scorer: explainedScorer{},
 		SessionTimeout: 6 * time.Second,
+		// Alerts and incidents (detect --alerts both).
+		Incidents: stream.IncidentOptions{Topic: tInc, IdleFlush: 200 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -363,6 +366,31 @@ func TestBrowser(t *testing.T) {
 		waitText(t, bctx, "#alerts-count", 5*time.Second, func(s string) bool {
 			return strings.HasPrefix(s, strconv.Itoa(attacks+3)+" matching")
 		})
+		// The same verdicts as incidents (keyed by attack, service and
+		// flag: the records carry no addresses), their counts together the
+		// attacks sent; the page lists them all.
+		var page IncidentPage
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			page = p.d.st.queryIncidents(IncidentQuery{Limit: maxPageLimit})
+			var n int64
+			for _, in := range page.Incidents {
+				n += in.Count
+			}
+			if n == int64(attacks) && page.Matching > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("incidents hold %d verdicts, want %d", n, attacks)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		waitText(t, bctx, "#incidents-count", 5*time.Second, func(s string) bool {
+			return strings.HasPrefix(s, strconv.Itoa(page.Matching)+" matching")
+		})
+		if n := eval[int](t, bctx, `document.querySelectorAll('#incidents-body tr[data-incident]').length`); n != min(25, page.Matching) {
+			t.Errorf("incident rows on the page = %d, want %d", n, min(25, page.Matching))
+		}
 	})
 
 	t.Run("the span buttons switch the summary", func(t *testing.T) {
@@ -475,6 +503,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	if path := os.Getenv(envScreenshot); path != "" {
+		waitText(t, bctx, "#alerts-count", 3*time.Second, func(s string) bool { return strings.HasPrefix(s, strconv.Itoa(attacks+4)+" matching") })
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 const (
 	DefaultHistory            = 36 * time.Hour
 	DefaultMaxAlerts          = 100_000
+	DefaultMaxIncidents       = 10_000
 	DefaultMaxDeadLetters     = 1000
 	DefaultMaxDeadLetterBytes = 4096
 	DefaultMaxAddresses       = 256
@@ -33,9 +34,9 @@ type Options struct {
 	// Kafka are the client options (seed brokers, TLS, SASL) of the
 	// clients the dashboard opens.
 	Kafka []kgo.Opt
-	// AlertsTopic, StatsTopic and DeadLetterTopic are the detector's output
-	// topics; an empty name is not read.
-	AlertsTopic, StatsTopic, DeadLetterTopic string
+	// AlertsTopic, StatsTopic, DeadLetterTopic and IncidentsTopic are the
+	// detector's output topics; an empty name is not read.
+	AlertsTopic, StatsTopic, DeadLetterTopic, IncidentsTopic string
 	// InputTopic and Group are the detectors' input topic and consumer
 	// group, for the group's members and lag; an empty Group is not
 	// watched.
@@ -50,6 +51,10 @@ type Options struct {
 	// MaxAlerts is how many recent alerts the table can page through;
 	// default DefaultMaxAlerts.
 	MaxAlerts int
+	// MaxIncidents is how many incidents are kept (their latest state);
+	// beyond it the tenth changed longest ago, closed ones first, is
+	// dropped. Default DefaultMaxIncidents.
+	MaxIncidents int
 	// MaxDeadLetters is how many recent dead letters are kept; default
 	// DefaultMaxDeadLetters.
 	MaxDeadLetters int
@@ -97,6 +102,7 @@ func (o *Options) fill() {
 	}
 	defDur(&o.History, DefaultHistory)
 	defInt(&o.MaxAlerts, DefaultMaxAlerts)
+	defInt(&o.MaxIncidents, DefaultMaxIncidents)
 	defInt(&o.MaxDeadLetters, DefaultMaxDeadLetters)
 	defInt(&o.MaxDeadLetterBytes, DefaultMaxDeadLetterBytes)
 	defInt(&o.MaxAddresses, DefaultMaxAddresses)
@@ -125,7 +131,7 @@ type Dashboard struct {
 
 // New checks opts and fills in the defaults.
 func New(opts Options) (*Dashboard, error) {
-	if opts.History < 0 || opts.MaxAlerts < 0 || opts.MaxDeadLetters < 0 || opts.MaxAddresses < 0 {
+	if opts.History < 0 || opts.MaxAlerts < 0 || opts.MaxIncidents < 0 || opts.MaxDeadLetters < 0 || opts.MaxAddresses < 0 {
 		return nil, errors.New("dashboard: negative history or limit")
 	}
 	opts.fill()

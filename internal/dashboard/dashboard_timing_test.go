@@ -63,10 +63,45 @@ func statsMessage(m time.Time, instance int) []byte {
 	return b
 }
 
+// incidentsPerMinute is how many incidents open each minute of the day:
+// DefaultMaxIncidents over the day.
+const incidentsPerMinute = 7
+
+// incidentMessages returns the three messages (opened, updated, closed)
+// of incident j of minute m, as the detector writes them: addresses, full
+// top lists, an explanation and samples.
+func incidentMessages(m time.Time, j int) [][]byte {
+	n := int(m.Unix()/60)*incidentsPerMinute + j
+	tops := func(f string) []event.Count {
+		out := make([]event.Count, 5)
+		for i := range out {
+			out[i] = event.Count{Value: fmt.Sprintf(f, i), Count: int64(100 - i)}
+		}
+		return out
+	}
+	attack := benchAttacks[n%len(benchAttacks)]
+	in := event.Incident{ID: fmt.Sprintf("netsentinel-records/%d/%d", n%4, n), Topic: "netsentinel-records", Partition: int32(n % 4),
+		Attack: attack, Category: record.CategoryOf(attack).String(), Src: fmt.Sprintf("198.51.%d.%d", j, n%250),
+		Dst: fmt.Sprintf("10.0.0.%d", n%40), FirstSeen: m, MaxProbability: 0.97,
+		TopSources: tops("198.51.0.%d"), TopDestinations: tops("10.0.1.%d"), TopPorts: tops("8%d"), TopServices: tops("svc%d"),
+		Features: tops("feature%d")[:3], Samples: []int64{1, 2, 3, 4, 5}, Instance: "detector-0"}
+	for i, f := range []string{"count", "srv_count", "serror_rate", "src_bytes", "dst_host_count"} {
+		in.Explanation = append(in.Explanation, event.Reason{Feature: f, Value: float64(100 * i), Typical: 2, Contribution: 0.1})
+	}
+	var out [][]byte
+	for seq, st := range []string{event.IncidentOpened, event.IncidentUpdated, event.IncidentClosed} {
+		in.Seq, in.Status, in.Count = int64(seq+1), st, int64(1+500*seq)
+		in.LastSeen, in.Updated = m.Add(time.Duration(20*seq)*time.Second), m.Add(time.Duration(20*seq)*time.Second)
+		out = append(out, in.AppendJSON(nil))
+	}
+	return out
+}
+
 // fill24h feeds a dashboard a day of statistics (one message per instance
-// and second) and alerts: alertsPerMinute alerts in each minute, from as
-// many source addresses, so the per-minute address counts are full. It
-// goes through the same decoding as messages from Kafka.
+// and second), alerts (alertsPerMinute in each minute, from as many
+// source addresses, so the per-minute address counts are full) and
+// incidents (incidentsPerMinute, three messages each). It goes through
+// the same decoding as messages from Kafka.
 func fill24h(b *testing.B, d *Dashboard, now time.Time, alertsPerMinute int) {
 	b.Helper()
 	end := now.Truncate(time.Minute)
@@ -87,6 +122,11 @@ func fill24h(b *testing.B, d *Dashboard, now time.Time, alertsPerMinute int) {
 			dst := fmt.Sprintf("10.0.%d.%d", (i%40)/250, i%40)
 			d.ingest(&kgo.Record{Topic: d.opts.AlertsTopic, Value: detectorAlert(id, m.Add(time.Duration(i)*time.Second/time.Duration(alertsPerMinute)), src, dst)})
 		}
+		for j := range incidentsPerMinute {
+			for _, v := range incidentMessages(m, j) {
+				d.ingest(&kgo.Record{Topic: d.opts.IncidentsTopic, Value: v})
+			}
+		}
 	}
 	d.st.notify()
 	if bad := d.st.reader.Bad; bad != 0 {
@@ -96,22 +136,26 @@ func fill24h(b *testing.B, d *Dashboard, now time.Time, alertsPerMinute int) {
 
 func benchDashboard(b *testing.B, alertsPerMinute int) (*Dashboard, *fakeClock) {
 	b.Helper()
-	d, c := newTestDashboard(b, Options{AlertsTopic: "a", StatsTopic: "s", DeadLetterTopic: "d", Group: "g"})
+	d, c := newTestDashboard(b, Options{AlertsTopic: "a", StatsTopic: "s", DeadLetterTopic: "d", IncidentsTopic: "i", Group: "g"})
 	c.t = time.Date(2026, 11, 26, 14, 30, 30, 0, time.UTC)
 	fill24h(b, d, c.t, alertsPerMinute)
 	return d, c
 }
 
 // BenchmarkHandlers24h measures the API over a day at 20,000 records/s
-// with the newest 10^5 alerts kept. "page" is everything the page fetches
-// when it opens (HTML, scripts, styles, the 24h summary computed afresh,
-// health, the first page of alerts and of dead letters).
+// with the newest 10^5 alerts and 10^4 incidents kept. "page" is
+// everything the page fetches when it opens (HTML, scripts, styles, the
+// 24h summary computed afresh, health, the first page of alerts, of
+// incidents and of dead letters).
 //
 //	go test -run XXX -bench Handlers24h -benchmem ./internal/dashboard/
 func BenchmarkHandlers24h(b *testing.B) {
 	d, c := benchDashboard(b, 70) // 100,800 alerts in the day
 	if n := len(d.st.alerts); n != DefaultMaxAlerts {
 		b.Fatalf("%d alerts kept, want %d", n, DefaultMaxAlerts)
+	}
+	if n := len(d.st.incidents); n < DefaultMaxIncidents*9/10 {
+		b.Fatalf("%d incidents kept, want about %d", n, DefaultMaxIncidents)
 	}
 	h := d.Handler()
 	getOK := func(target string) int {
@@ -127,7 +171,7 @@ func BenchmarkHandlers24h(b *testing.B) {
 		d.st.cacheMu.Unlock()
 	}
 	pageTargets := []string{"/", "/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js",
-		"/static/vendor/uplot/uPlot.min.css", "/api/summary?span=24h", "/api/health", "/api/alerts?limit=25", "/api/dead-letters?limit=20"}
+		"/static/vendor/uplot/uPlot.min.css", "/api/summary?span=24h", "/api/health", "/api/alerts?limit=25", "/api/incidents?limit=25", "/api/dead-letters?limit=20"}
 	b.Run("page", func(b *testing.B) {
 		var bytes int
 		for b.Loop() {
@@ -162,6 +206,16 @@ func BenchmarkHandlers24h(b *testing.B) {
 			getOK("/api/alerts?q=SATAN&limit=25")
 		}
 	})
+	b.Run("incidents-first-page", func(b *testing.B) {
+		for b.Loop() {
+			getOK("/api/incidents?limit=25")
+		}
+	})
+	b.Run("incidents-text-filter", func(b *testing.B) {
+		for b.Loop() {
+			getOK("/api/incidents?q=SATAN&state=closed&limit=25")
+		}
+	})
 	b.Run("alert-detail", func(b *testing.B) {
 		id := d.st.nextID - 500
 		for b.Loop() {
@@ -189,6 +243,7 @@ func BenchmarkMemory24h(b *testing.B) {
 		held := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 		b.ReportMetric(held, "MiB-held")
 		b.ReportMetric(float64(len(d.st.alerts)), "alerts-kept")
+		b.ReportMetric(float64(len(d.st.incidents)), "incidents-kept")
 		b.ReportMetric(float64(len(d.st.agg.Series())), "minutes-kept")
 		runtime.KeepAlive(d)
 	}

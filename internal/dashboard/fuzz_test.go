@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +24,12 @@ func FuzzHandlers(f *testing.F) {
 		}
 	}
 	d.st.addStats(event.Stats{Minute: t0, Instance: "a", Records: 10, ByCategory: map[string]int64{"normal": 9, "dos": 1}}, t0)
+	for i := range 3 {
+		m := incidentMsg(fmt.Sprintf("in/0/%d", i*10), 1, event.IncidentOpened, "smurf", "dos", "10.0.0.1", "10.0.0.2", t0, t0, 5)
+		if err := d.st.addIncident(m.AppendJSON(nil)); err != nil {
+			f.Fatal(err)
+		}
+	}
 	c.t = t0.Add(time.Second)
 	h := d.Handler()
 	for _, seed := range [][2]string{
@@ -38,6 +45,10 @@ func FuzzHandlers(f *testing.F) {
 		{"alerts", "q=%ff%fe&addr=<script>"},
 		{"alerts", "category=dos&category=probe"},
 		{"alerts", ";;&&=="},
+		{"incidents", "state=open&category=dos&attack=smurf&addr=10.0.0.1&q=count&before=3&limit=2"},
+		{"incidents", "state=half"},
+		{"incident", "id=in/0/10"},
+		{"incident", "id="},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -81,15 +92,19 @@ func FuzzHandlers(f *testing.F) {
 	})
 }
 
-// FuzzIngest feeds arbitrary messages as alerts, statistics and dead
-// letters: each is kept or counted as bad, never a panic, and whatever is
-// kept renders as JSON in the table, the detail view and the summary.
+// FuzzIngest feeds arbitrary messages as alerts, statistics, dead letters
+// and incidents: each is kept or counted as bad, never a panic, and
+// whatever is kept renders as JSON in the tables, the detail views and the
+// summary.
 func FuzzIngest(f *testing.F) {
-	f.Add([]byte(`{"attack":"neptune","src_ip":"10.0.0.1","src_port":"80","features":{"duration":1}}`), []byte(`{"minute":"2026-11-26T13:59:00Z","instance":"a","records":5,"by_category":{"dos":5}}`), []byte(`{"value":"AAEC","reason":"r"}`))
-	f.Add(craftedAlert(injection, "::1"), []byte(`{}`), []byte(`{"value":null}`))
-	f.Add([]byte(`{"top_classes":{"a":NaN}}`), []byte(`{"minute":"0001-01-01T00:00:00Z","records":-5}`), []byte(`[]`))
-	f.Add([]byte(`{"class_probabilities":[{"class":"x","p":0.5}],"novelty_features":[1,{"name":"y"}]}`), []byte(`{"by_attack":{"x":1e18}}`), []byte(`{"time":"x"}`))
-	f.Fuzz(func(t *testing.T, alert, stats, dead []byte) {
+	inc := incidentMsg("in/0/10", 2, event.IncidentUpdated, "portsweep", "probe", "10.0.0.1", "", t0, t0.Add(time.Second), 9)
+	inc.TopDestinations = []event.Count{{Value: "10.0.0.2", Count: 5}, {Value: injection, Count: 4}}
+	inc.Explanation = []event.Reason{{Feature: "count", Value: 1, Typical: 2, Contribution: 0.5}}
+	f.Add([]byte(`{"attack":"neptune","src_ip":"10.0.0.1","src_port":"80","features":{"duration":1}}`), []byte(`{"minute":"2026-11-26T13:59:00Z","instance":"a","records":5,"by_category":{"dos":5}}`), []byte(`{"value":"AAEC","reason":"r"}`), inc.AppendJSON(nil))
+	f.Add(craftedAlert(injection, "::1"), []byte(`{}`), []byte(`{"value":null}`), []byte(`{"id":"x","seq":1,"status":"closed","count":1e18,"rate":null,"top_destinations":[{"value":"a","count":-5}]}`))
+	f.Add([]byte(`{"top_classes":{"a":NaN}}`), []byte(`{"minute":"0001-01-01T00:00:00Z","records":-5}`), []byte(`[]`), []byte(`{"id":"x","seq":1}`))
+	f.Add([]byte(`{"class_probabilities":[{"class":"x","p":0.5}],"novelty_features":[1,{"name":"y"}]}`), []byte(`{"by_attack":{"x":1e18}}`), []byte(`{"time":"x"}`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, alert, stats, dead, incident []byte) {
 		s, c := newTestState(t, Options{MaxAlerts: 4, MaxDeadLetters: 2, MaxDeadLetterBytes: 16})
 		if err := s.addAlert(alert); err == nil {
 			a, ok := s.alert(1)
@@ -108,6 +123,24 @@ func FuzzIngest(f *testing.F) {
 			s.addStats(st, t0)
 		}
 		_ = s.addDeadLetter(dead)
+		for range 2 { // the second time as an update of the same incident
+			if err := s.addIncident(incident); err != nil {
+				break
+			}
+			p := s.queryIncidents(IncidentQuery{Limit: 10, Text: "a"})
+			if _, err := json.Marshal(p); err != nil {
+				t.Fatalf("incidents page: %v", err)
+			}
+			for _, r := range s.queryIncidents(IncidentQuery{Limit: 10}).Incidents {
+				d, ok := s.incident(r.ID)
+				if !ok {
+					t.Fatalf("listed incident %q not found", r.ID)
+				}
+				if _, err := json.Marshal(d); err != nil {
+					t.Fatalf("incident detail: %v", err)
+				}
+			}
+		}
 		if _, err := json.Marshal(s.queryDeadLetters(0, 5)); err != nil {
 			t.Fatal(err)
 		}

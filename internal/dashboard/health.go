@@ -65,11 +65,16 @@ type ReaderStatus struct {
 	Alerts      int64 `json:"alerts"`
 	Stats       int64 `json:"stats"`
 	DeadLetters int64 `json:"dead_letters"`
+	// Incidents counts incident messages; IncidentsEvicted the incidents
+	// dropped because Options.MaxIncidents were kept.
+	Incidents        int64 `json:"incidents"`
+	IncidentsEvicted int64 `json:"incidents_evicted"`
 	// Bad counts messages that could not be decoded; LastBad says where
 	// the last one was and why.
 	Bad     int64  `json:"bad"`
 	LastBad string `json:"last_bad,omitempty"`
-	// OutOfRange counts statistics and alerts with addresses whose time
+	// OutOfRange counts statistics, and alerts and incident messages with
+	// addresses, whose time
 	// lies outside the kept history (Options.History back, an hour ahead):
 	// they count in no span.
 	OutOfRange int64 `json:"out_of_range"`

@@ -23,7 +23,7 @@ const maxPoll = 10_000
 // feeds the state until ctx is cancelled.
 func (d *Dashboard) read(ctx context.Context) error {
 	var topics []string
-	for _, t := range []string{d.opts.AlertsTopic, d.opts.StatsTopic, d.opts.DeadLetterTopic} {
+	for _, t := range []string{d.opts.AlertsTopic, d.opts.StatsTopic, d.opts.DeadLetterTopic, d.opts.IncidentsTopic} {
 		if t != "" {
 			topics = append(topics, t)
 		}
@@ -87,6 +87,8 @@ func (d *Dashboard) ingest(r *kgo.Record) {
 		}
 	case d.opts.DeadLetterTopic:
 		err = d.st.addDeadLetter(r.Value)
+	case d.opts.IncidentsTopic:
+		err = d.st.addIncident(r.Value)
 	}
 	if err != nil {
 		d.st.badMessage(r.Topic, r.Partition, r.Offset, err)

@@ -44,6 +44,9 @@ const (
 //	GET /api/alerts?...        a page of alerts (AlertQuery: category,
 //	                           attack, addr, q, before, limit)
 //	GET /api/alerts/{id}       one alert's AlertDetail
+//	GET /api/incidents?...     a page of incidents (IncidentQuery: category,
+//	                           attack, state, addr, q, before, limit)
+//	GET /api/incident?id=ID    one incident's IncidentDetail
 //	GET /api/dead-letters?before=&limit=  a page of dead letters
 //	GET /api/health            Health
 //	GET /api/events?span=S     server-sent events: "update" with the
@@ -68,6 +71,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /api/summary", d.handleSummary)
 	mux.HandleFunc("GET /api/alerts", d.handleAlerts)
 	mux.HandleFunc("GET /api/alerts/{id}", d.handleAlert)
+	mux.HandleFunc("GET /api/incidents", d.handleIncidents)
+	mux.HandleFunc("GET /api/incident", d.handleIncident)
 	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
 	mux.HandleFunc("GET /api/health", d.handleHealth)
 	mux.HandleFunc("GET /api/events", d.handleEvents)
@@ -238,6 +243,57 @@ func (d *Dashboard) handleAlert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.detail())
 }
 
+// incidentQuery reads an IncidentQuery from the request.
+func incidentQuery(r *http.Request) (IncidentQuery, error) {
+	p, err := params(r, "category", "attack", "state", "addr", "q", "before", "limit")
+	if err != nil {
+		return IncidentQuery{}, err
+	}
+	q := IncidentQuery{Category: p["category"], Attack: p["attack"], State: p["state"], Addr: strings.TrimSpace(p["addr"]), Text: strings.TrimSpace(p["q"])}
+	if q.State != "" && q.State != IncidentOpen && q.State != IncidentClosed {
+		return q, fmt.Errorf("parameter state %q: want open or closed", q.State)
+	}
+	if q.Before, err = uintParam(p, "before", 0, 1<<62); err != nil {
+		return q, err
+	}
+	limit, err := uintParam(p, "limit", defPageLimit, maxPageLimit)
+	if err != nil {
+		return q, err
+	}
+	if limit == 0 {
+		return q, errors.New("parameter limit 0: want 1 to 500")
+	}
+	q.Limit = int(limit)
+	return q, nil
+}
+
+func (d *Dashboard) handleIncidents(w http.ResponseWriter, r *http.Request) {
+	q, err := incidentQuery(r)
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.st.queryIncidents(q))
+}
+
+func (d *Dashboard) handleIncident(w http.ResponseWriter, r *http.Request) {
+	p, err := params(r, "id")
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	if p["id"] == "" {
+		badRequest(w, "parameter id: want an incident id (topic/partition/offset)")
+		return
+	}
+	in, ok := d.st.incident(p["id"])
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("incident %q is not kept", p["id"])})
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
 func (d *Dashboard) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	p, err := params(r, "before", "limit")
 	if err != nil {
@@ -273,6 +329,8 @@ type update struct {
 	// tables again.
 	AlertsTotal      uint64 `json:"alerts_total"`
 	DeadLettersTotal uint64 `json:"dead_letters_total"`
+	// IncidentMessages counts the incident messages read.
+	IncidentMessages int64 `json:"incident_messages"`
 }
 
 // handleEvents streams "update" events: one at once, then one after each
@@ -308,7 +366,7 @@ func (d *Dashboard) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		u := update{Summary: b, Health: d.st.health(d.opts.Now())}
-		u.AlertsTotal, u.DeadLettersTotal = d.st.totals()
+		u.AlertsTotal, u.DeadLettersTotal, u.IncidentMessages = d.st.totals()
 		msg, err := json.Marshal(u)
 		if err != nil {
 			return
@@ -335,11 +393,12 @@ func (d *Dashboard) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// totals returns the numbers of alerts and dead letters read.
-func (s *state) totals() (alerts, dead uint64) {
+// totals returns the numbers of alerts, dead letters and incident messages
+// read.
+func (s *state) totals() (alerts, dead uint64, incidents int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.nextID - 1, s.nextDeadID - 1
+	return s.nextID - 1, s.nextDeadID - 1, s.reader.Incidents
 }
 
 // ServerOptions configures Server.

@@ -54,6 +54,14 @@ type state struct {
 	// addrs counts alerts by source and destination address per minute.
 	addrs map[int64]*addrMinute
 
+	// incidents holds the latest state of each incident by ID;
+	// incidentSeq counts their changes. incAddrs counts the verdicts
+	// incident messages add, by address, per minute of their last
+	// verdict.
+	incidents   map[string]*storedIncident
+	incidentSeq uint64
+	incAddrs    map[int64]*addrMinute
+
 	dead       []*storedDeadLetter
 	nextDeadID uint64
 
@@ -122,6 +130,8 @@ func newState(opts Options) *state {
 		nextID:     1,
 		nextDeadID: 1,
 		addrs:      map[int64]*addrMinute{},
+		incidents:  map[string]*storedIncident{},
+		incAddrs:   map[int64]*addrMinute{},
 		instances:  map[string]*instanceState{},
 		strs:       map[string]string{},
 		changed:    make(chan struct{}),
@@ -239,9 +249,11 @@ func (s *state) pruneLocked() {
 	s.lastPrune = now
 	cut := now.Add(-s.opts.History)
 	s.agg.Prune(cut)
-	for k := range s.addrs {
-		if k*60 < cut.Unix() {
-			delete(s.addrs, k)
+	for _, m := range []map[int64]*addrMinute{s.addrs, s.incAddrs} {
+		for k := range m {
+			if k*60 < cut.Unix() {
+				delete(m, k)
+			}
 		}
 	}
 	for k, in := range s.instances {
@@ -361,8 +373,23 @@ type Summary struct {
 	Buckets    []report.Bucket        `json:"buckets"`
 	Spikes     []report.Spike         `json:"spikes"`
 
+	// IncidentsOpen is the number of incidents open now; Incidents the
+	// number with verdicts in the span, IncidentsByCategory the same by
+	// category.
+	IncidentsOpen       int            `json:"incidents_open"`
+	Incidents           int            `json:"incidents"`
+	IncidentsByCategory map[string]int `json:"incidents_by_category"`
+	// TopIncidents are the incidents with the most verdicts in the span
+	// (at most Options.TopAddresses); each spike also names those active
+	// in its bucket.
+	TopIncidents []report.IncidentSummary `json:"top_incidents"`
+	// Withheld counts, by rule, the verdicts rules kept out of incidents
+	// in the span (from the statistics; counted in Attacks all the same).
+	Withheld []report.AttackCount `json:"withheld"`
+
 	// TopSources and TopTargets are the addresses with the most alerts in
-	// the span, from alerts whose records carried addresses.
+	// the span, from alerts whose records carried addresses; in a minute
+	// without such alerts, from the verdicts incident messages added.
 	TopSources []AddressCount `json:"top_sources"`
 	TopTargets []AddressCount `json:"top_targets"`
 	// UntrackedSources and UntrackedTargets count alerts whose address was
@@ -420,7 +447,12 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 	src, dst := map[string]int64{}, map[string]int64{}
 	var srcOther, dstOther int64
 	for k := w.Start.Unix() / 60; k < w.End.Unix()/60; k++ {
+		// Alerts and incidents tell of the same verdicts (a detector
+		// writing both): a minute counts one of them.
 		m := s.addrs[k]
+		if m == nil {
+			m = s.incAddrs[k]
+		}
 		if m == nil {
 			continue
 		}
@@ -433,16 +465,25 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 		srcOther += m.srcOther
 		dstOther += m.dstOther
 	}
+	incs := s.incidentSummaries(w.Start, w.End)
+	open := s.openIncidents()
 	s.mu.RUnlock()
 	rep, err := report.Build(series, w, cfg)
 	if err != nil {
 		return nil, err
+	}
+	report.AddIncidents(rep, incs, s.opts.TopAddresses)
+	report.AddSpikeFeatures(rep, incs, nil, 3)
+	byCat := map[string]int{}
+	for _, in := range incs {
+		byCat[in.Category]++
 	}
 	return &Summary{
 		Span: span.Name, Start: w.Start, End: w.End, Bucket: bucket.String(),
 		Records: rep.Records, Attacks: rep.Attacks, Unknown: rep.Unknown, DeadLetters: rep.DeadLetters,
 		AttackShare: rep.AttackShare, RecordsPerSecond: rec, AttacksPerSecond: att,
 		Categories: rep.Categories, Buckets: rep.Buckets, Spikes: rep.Spikes,
+		IncidentsOpen: open, Incidents: len(incs), IncidentsByCategory: byCat, TopIncidents: nonNil(rep.TopIncidents), Withheld: nonNil(rep.Withheld),
 		TopSources: top(src, s.opts.TopAddresses), TopTargets: top(dst, s.opts.TopAddresses),
 		UntrackedSources: srcOther, UntrackedTargets: dstOther,
 		GeneratedAt: now,

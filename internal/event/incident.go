@@ -57,6 +57,19 @@ type Incident struct {
 	// Features names the features that drove the verdicts (those that made
 	// novelty-flagged records stand out), most frequent first.
 	Features []Count `json:"features,omitempty"`
+	// Explanation lists the features that drove the incident's first
+	// verdict, most telling first, with that record's value and the value
+	// typical of normal traffic of its service (model.Detector.Explain:
+	// Shapley values against the nearest normal prototype for a verdict of
+	// the classifier, shares of the distance to it for one of the novelty
+	// part). It is computed once per incident and repeated in every
+	// message.
+	Explanation []Reason `json:"explanation,omitempty"`
+	// Withheld counts, by rule name (most first), the verdicts of the
+	// incident's key that a rule (a threshold, a suppression or an
+	// allow-list entry) kept out of the incident while it was open; they
+	// are not in Count.
+	Withheld []Count `json:"withheld,omitempty"`
 	// Samples are the input offsets of the incident's first verdicts.
 	Samples []int64 `json:"samples"`
 	// Updated is when this message was made (the detector's clock).
@@ -105,7 +118,7 @@ func (in *Incident) AppendJSON(dst []byte) []byte {
 		key string
 		cs  []Count
 	}{{`,"top_sources":`, in.TopSources}, {`,"top_destinations":`, in.TopDestinations}, {`,"top_ports":`, in.TopPorts},
-		{`,"top_services":`, in.TopServices}, {`,"features":`, in.Features}} {
+		{`,"top_services":`, in.TopServices}, {`,"features":`, in.Features}, {`,"withheld":`, in.Withheld}} {
 		if len(l.cs) == 0 {
 			continue
 		}
@@ -122,6 +135,10 @@ func (in *Incident) AppendJSON(dst []byte) []byte {
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
+	}
+	if len(in.Explanation) > 0 {
+		dst = append(dst, `,"explanation":`...)
+		dst = appendReasons(dst, in.Explanation)
 	}
 	dst = append(dst, `,"samples":`...)
 	if in.Samples == nil {

@@ -16,7 +16,9 @@ func TestIncidentRoundTrip(t *testing.T) {
 		FirstSeen: ts, LastSeen: ts.Add(time.Minute), Count: 1000, Rate: 16.5, MaxProbability: 1,
 		TopSources: []Count{{"10.0.0.1", 1000}}, TopDestinations: []Count{{"10.0.0.2", 900}, {"10.0.0.3", 100}},
 		TopPorts: []Count{{"80", 1000}}, TopServices: []Count{{"ecr_i", 1000}}, Features: []Count{{"src_bytes", 2}},
-		Samples: []int64{42, 43}, Updated: ts.Add(2 * time.Minute), Instance: "h-1 \"quoted\" <x>"}
+		Withheld:    []Count{{"neptune-limit", 40}},
+		Explanation: []Reason{{Feature: "count", Value: 511, Typical: 2, Contribution: 0.61}, {Feature: "service", Value: 12, Typical: 20, Contribution: 0.2}},
+		Samples:     []int64{42, 43}, Updated: ts.Add(2 * time.Minute), Instance: "h-1 \"quoted\" <x>"}
 	var got Incident
 	if err := json.Unmarshal(in.AppendJSON(nil), &got); err != nil {
 		t.Fatal(err)

@@ -54,22 +54,8 @@ func (a *Alert) AppendJSON(dst []byte) []byte {
 		dst = appendStrings(dst, a.NoveltyFeatures)
 	}
 	if len(a.Explanation) > 0 {
-		dst = append(dst, `,"explanation":[`...)
-		for i, r := range a.Explanation {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"feature":`...)
-			dst = appendString(dst, r.Feature)
-			dst = append(dst, `,"value":`...)
-			dst = appendFloat(dst, r.Value)
-			dst = append(dst, `,"typical":`...)
-			dst = appendFloat(dst, r.Typical)
-			dst = append(dst, `,"contribution":`...)
-			dst = appendFloat(dst, r.Contribution)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = append(dst, `,"explanation":`...)
+		dst = appendReasons(dst, a.Explanation)
 	}
 	dst = appendOptString(dst, `,"label":`, a.Label)
 	dst = appendOptString(dst, `,"unseen_service":`, a.UnseenService)
@@ -316,4 +302,24 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// appendReasons appends rs as a JSON array of Reason objects.
+func appendReasons(dst []byte, rs []Reason) []byte {
+	dst = append(dst, '[')
+	for i, r := range rs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"feature":`...)
+		dst = appendString(dst, r.Feature)
+		dst = append(dst, `,"value":`...)
+		dst = appendFloat(dst, r.Value)
+		dst = append(dst, `,"typical":`...)
+		dst = appendFloat(dst, r.Typical)
+		dst = append(dst, `,"contribution":`...)
+		dst = appendFloat(dst, r.Contribution)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/event"
 )
 
 // The changelog encoding. Keys start with a kind byte: keyIncident, then
@@ -14,15 +16,20 @@ import (
 // value. Strings are a uvarint length and the bytes. Values start with the
 // format version; times are Unix nanoseconds (0 for the zero time) as
 // varints, counts varints, floats their IEEE bits as 8 little-endian bytes.
+// A state of version 2 ends with its withheld counts (a top list) and its
+// explanation (a count, then per reason the feature and three floats);
+// version 1 has neither and still decodes.
 const (
 	keyIncident = 'i'
 	keyTracker  = 't'
 
-	stateVersion   = 1
+	stateVersion   = 2
 	trackerVersion = 1
 
 	// maxSamples bounds the sample list a decoder accepts.
 	maxSamples = 1000
+	// maxReasons bounds the explanation a decoder accepts.
+	maxReasons = 64
 )
 
 // ErrCorrupt is returned (wrapped in a *CodecError) for a changelog entry
@@ -86,18 +93,30 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	}
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.MaxProbability))
 	for _, t := range [...]*Top{&s.Srcs, &s.Dsts, &s.Ports, &s.Svcs, &s.Features} {
-		dst = binary.AppendUvarint(dst, uint64(len(t.Values)))
-		for i, v := range t.Values {
-			dst = appendString(dst, v)
-			dst = binary.AppendVarint(dst, t.Counts[i])
-		}
-		dst = binary.AppendVarint(dst, t.Other)
+		dst = appendTop(dst, t)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.Samples)))
 	for _, o := range s.Samples {
 		dst = binary.AppendVarint(dst, o)
 	}
+	dst = appendTop(dst, &s.Withheld)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Explanation)))
+	for _, r := range s.Explanation {
+		dst = appendString(dst, r.Feature)
+		for _, f := range [...]float64{r.Value, r.Typical, r.Contribution} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
+	}
 	return dst
+}
+
+func appendTop(dst []byte, t *Top) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(t.Values)))
+	for i, v := range t.Values {
+		dst = appendString(dst, v)
+		dst = binary.AppendVarint(dst, t.Counts[i])
+	}
+	return binary.AppendVarint(dst, t.Other)
 }
 
 func (tr *tracker) appendBinary(dst []byte) []byte {
@@ -202,6 +221,15 @@ func (r *reader) float(field string) float64 {
 	return x
 }
 
+func (r *reader) top(field string, t *Top) {
+	n := r.count(field, topCap)
+	for range n {
+		t.Values = append(t.Values, r.str(field))
+		t.Counts = append(t.Counts, r.varint(field))
+	}
+	t.Other = r.varint(field)
+}
+
 func (r *reader) end() error {
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("end", strconv.Itoa(len(r.b))+" trailing bytes")
@@ -232,8 +260,9 @@ func decodeTrackerKey(b []byte) (trackKey, error) {
 // returned state has no Key.
 func DecodeState(b []byte) (*State, error) {
 	r := reader{b: b}
-	if v := r.byte1("version"); r.err == nil && v != stateVersion {
-		r.fail("version", fmt.Sprintf("%d, want %d", v, stateVersion))
+	v := r.byte1("version")
+	if r.err == nil && v != 1 && v != stateVersion {
+		r.fail("version", fmt.Sprintf("%d, want 1 or %d", v, stateVersion))
 	}
 	s := &State{Category: r.str("category"), FirstOffset: r.varint("first offset")}
 	s.FirstSeen, s.LastSeen = r.time("first seen"), r.time("last seen")
@@ -244,16 +273,19 @@ func DecodeState(b []byte) (*State, error) {
 		name string
 		t    *Top
 	}{{"top sources", &s.Srcs}, {"top destinations", &s.Dsts}, {"top ports", &s.Ports}, {"top services", &s.Svcs}, {"features", &s.Features}} {
-		n := r.count(f.name, topCap)
-		for range n {
-			f.t.Values = append(f.t.Values, r.str(f.name))
-			f.t.Counts = append(f.t.Counts, r.varint(f.name))
-		}
-		f.t.Other = r.varint(f.name)
+		r.top(f.name, f.t)
 	}
 	n := r.count("samples", maxSamples)
 	for range n {
 		s.Samples = append(s.Samples, r.varint("samples"))
+	}
+	if v >= 2 {
+		r.top("withheld", &s.Withheld)
+		n := r.count("explanation", maxReasons)
+		for range n {
+			s.Explanation = append(s.Explanation, event.Reason{Feature: r.str("explanation"),
+				Value: r.float("explanation"), Typical: r.float("explanation"), Contribution: r.float("explanation")})
+		}
 	}
 	if err := r.end(); err != nil {
 		return nil, err

@@ -127,6 +127,12 @@ type State struct {
 	Srcs, Dsts, Ports, Svcs    Top
 	Features                   Top
 	Samples                    []int64
+	// Withheld counts, by rule name, the verdicts of the incident's key a
+	// rule kept out of it while it was open.
+	Withheld Top
+	// Explanation is what drove the incident's first verdict; the caller
+	// sets it after Observe opens the incident (see Verdict).
+	Explanation []event.Reason
 }
 
 func (s *State) add(v *Verdict, now time.Time, samples int) {

@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netsentinel/netsentinel/internal/event"
+
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -207,4 +211,32 @@ func FuzzParseRules(f *testing.F) {
 		tb.Observe(verdict("smurf", "10.0.0.1", "10.0.0.2", now), r, now)
 		tb.Observe(verdict("satan", "", "", now), r, now)
 	})
+}
+
+// TestWithheldCounted checks that verdicts a threshold keeps out of an open
+// incident are counted in it by rule, and reach its messages.
+func TestWithheldCounted(t *testing.T) {
+	r := mustRules(t, `
+thresholds:
+  - {name: first-two, match: {attack: smurf}, type: limit, track: by_src, count: 2, seconds: 60, reason: r}
+`)
+	tb := newTestTable()
+	for i := range 5 {
+		d := tb.Observe(verdict("smurf", "10.0.0.1", "10.0.0.2", at(float64(i))), r, at(float64(i)))
+		if want := i >= 2; d.Outcome.Withheld() != want || (want && d.Rule != "first-two") {
+			t.Fatalf("verdict %d: %+v", i, d)
+		}
+	}
+	msgs := tb.Due(at(5))
+	want := []event.Count{{Value: "first-two", Count: 3}}
+	if len(msgs) != 1 || msgs[0].Count != 2 || !cmp.Equal(msgs[0].Withheld, want) {
+		t.Fatalf("messages %+v, want one of 2 verdicts with 3 withheld by first-two", msgs)
+	}
+	// A withheld verdict alone brings an update (after the interval).
+	tb.Observe(verdict("smurf", "10.0.0.1", "10.0.0.2", at(6)), r, at(6))
+	msgs = tb.Due(at(11))
+	want[0].Count = 4
+	if len(msgs) != 1 || msgs[0].Status != event.IncidentUpdated || msgs[0].Count != 2 || !cmp.Equal(msgs[0].Withheld, want) {
+		t.Fatalf("messages %+v, want an update with 4 withheld", msgs)
+	}
 }

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"time"
 
@@ -143,6 +144,13 @@ func (t *Table) Observe(v *Verdict, rules *Rules, now time.Time) Decision {
 	k := KeyOf(v)
 	if rules != nil {
 		if d, ok := t.apply(rules, v, k, now); ok {
+			if st := t.open[k]; st != nil {
+				// Counted in the incident and published with its next
+				// update, as a verdict that joins it would be.
+				st.Withheld.Add(d.Rule)
+				t.pending[k] = struct{}{}
+				t.dirty[k] = struct{}{}
+			}
 			return d
 		}
 	}
@@ -296,8 +304,9 @@ func (t *Table) message(st *State, status string, now time.Time) event.Incident 
 		FirstSeen: st.FirstSeen.UTC(), LastSeen: st.LastSeen.UTC(), Count: st.Count, Rate: st.Rate(),
 		MaxProbability: st.MaxProbability,
 		TopSources:     st.Srcs.Most(n), TopDestinations: st.Dsts.Most(n), TopPorts: st.Ports.Most(n),
-		TopServices: st.Svcs.Most(n), Features: st.Features.Most(n),
-		Samples: append([]int64(nil), st.Samples...), Updated: now.UTC(), Instance: t.cfg.Instance,
+		TopServices: st.Svcs.Most(n), Features: st.Features.Most(n), Explanation: slices.Clone(st.Explanation),
+		Withheld: st.Withheld.Most(n),
+		Samples:  append([]int64(nil), st.Samples...), Updated: now.UTC(), Instance: t.cfg.Instance,
 	}
 }
 

@@ -45,6 +45,8 @@ func TestLifecycle(t *testing.T) {
 	if d := obs(0, 100, "1.1.1.1"); d.Outcome != OutcomeOpened {
 		t.Fatalf("first verdict: %v, want opened", d.Outcome)
 	}
+	why := []event.Reason{{Feature: "count", Value: 511, Typical: 2, Contribution: 0.7}}
+	tb.Get(Key{Attack: "smurf", Src: "1.1.1.1", Dst: "10.0.0.9"}).Explanation = why
 	if d := obs(0.5, 101, "1.1.1.1"); d.Outcome != OutcomeJoined {
 		t.Fatalf("second verdict: %v, want joined", d.Outcome)
 	}
@@ -72,6 +74,7 @@ func TestLifecycle(t *testing.T) {
 		MaxProbability: 0.9, TopSources: []event.Count{{Value: "1.1.1.1", Count: 12}}, TopDestinations: []event.Count{{Value: "10.0.0.9", Count: 12}},
 		TopPorts:    []event.Count{{Value: "0", Count: 4}, {Value: "1", Count: 4}, {Value: "2", Count: 4}},
 		TopServices: []event.Count{{Value: "http", Count: 12}}, Samples: []int64{100, 101, 102, 103, 104}, Updated: at(5.5), Instance: "x",
+		Explanation: why,
 	}
 	if d := cmp.Diff(want, msgs[0]); d != "" {
 		t.Errorf("update message (-want +got):\n%s", d)

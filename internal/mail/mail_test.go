@@ -117,6 +117,13 @@ func walk(t *testing.T, header map[string][]string, body io.Reader, out *[]part)
 func TestSendMIME(t *testing.T) {
 	srv := startServer(t, "127.0.0.1:0", TLSNone, nil)
 	rep := testReport(t, 14)
+	// The window's top incidents, as report adds them from the incidents
+	// topic.
+	first := rep.Start.Add(5 * time.Minute)
+	report.AddIncidents(rep, []report.IncidentSummary{
+		{ID: "in/0/7", Status: event.IncidentClosed, Attack: "smurf", Category: "dos", Src: "10.0.0.1", Dst: "10.0.0.9", FirstSeen: first, LastSeen: first.Add(time.Minute), Count: 9000},
+		{ID: "in/1/3", Status: event.IncidentOpened, Attack: "neptune", Category: "dos", Service: "http", FirstSeen: first, LastSeen: first, Count: 40},
+	}, 10)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := Send(ctx, testConfig(srv.Addr, TLSNone), rep); err != nil {
@@ -179,6 +186,11 @@ func TestSendMIME(t *testing.T) {
 	}
 	if !strings.Contains(html, `id="records">1000<`) || !strings.Contains(html, `id="attacks">17 (1.7%)<`) {
 		t.Errorf("html lacks the numbers")
+	}
+	for _, want := range []string{"Top incidents", "smurf 10.0.0.1 → 10.0.0.9", "9000", "neptune on http"} {
+		if !strings.Contains(plain, want) || !strings.Contains(html, want) {
+			t.Errorf("the mail's text or HTML part lacks the top incident text %q", want)
+		}
 	}
 	charts := []string{"categories.png", "attacks-dos.png", "attack-rate.png"}
 	for _, c := range charts {

@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ type Highlights struct {
 	alerts    []AlertSummary
 	reasons   map[string]int64
 	incidents map[string]event.Incident // latest state by ID
+	features  FeatureMinutes
 }
 
 // NewHighlights returns a collector keeping the n most novel alerts and the
@@ -39,9 +41,25 @@ func NewHighlights(n int) *Highlights {
 	return &Highlights{n: max(n, 1), reasons: map[string]int64{}}
 }
 
-// AddAlert considers a: it is kept when it is novel (novelty above zero, or
-// category unknown) and among the n most novel so far.
+// AddAlert counts the features that drove a's verdict in its minute (see
+// AlertFeatures) and considers a for the most novel alerts: it is kept
+// when it is novel (novelty above zero, or category unknown) and among the
+// n most novel so far.
 func (h *Highlights) AddAlert(a event.Alert) {
+	if names := alertFeatures(&a); len(names) > 0 {
+		if h.features == nil {
+			h.features = FeatureMinutes{}
+		}
+		k := a.Time.Unix() / 60
+		m := h.features[k]
+		if m == nil {
+			m = map[string]int64{}
+			h.features[k] = m
+		}
+		for _, f := range names {
+			m[f]++
+		}
+	}
 	if a.Novelty <= 0 && a.Category != "unknown" {
 		return
 	}
@@ -52,6 +70,37 @@ func (h *Highlights) AddAlert(a event.Alert) {
 		h.alerts = topAlerts(h.alerts, h.n)
 	}
 }
+
+// FeatureMinutes counts, per minute (Unix time / 60), the alerts whose
+// explanation named each feature. Its size is bounded by the minutes times
+// the features of the schema.
+type FeatureMinutes map[int64]map[string]int64
+
+// maxAlertFeatures is how many of an alert's explanation features count.
+const maxAlertFeatures = 3
+
+// alertFeatures names the features that drove a's verdict: its
+// explanation's first ones, or else its novelty features.
+func alertFeatures(a *event.Alert) []string {
+	var out []string
+	for _, r := range a.Explanation {
+		if len(out) < maxAlertFeatures && r.Feature != "" && !slices.Contains(out, r.Feature) {
+			out = append(out, r.Feature)
+		}
+	}
+	if len(out) == 0 {
+		for _, f := range a.NoveltyFeatures {
+			if len(out) < maxAlertFeatures && f != "" && !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// AlertFeatures returns the per-minute counts of the features that drove
+// the alerts given to AddAlert.
+func (h *Highlights) AlertFeatures() FeatureMinutes { return h.features }
 
 // AddDeadLetter counts d's reason, shortened so similar failures group.
 func (h *Highlights) AddDeadLetter(d event.DeadLetter) { h.reasons[reasonKey(d.Reason)]++ }
@@ -120,6 +169,9 @@ type IncidentSummary struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Count     int64     `json:"count"`
+	// Features names the features that drove the incident: its first
+	// verdict's explanation, then its novelty features.
+	Features []string `json:"features,omitempty"`
 }
 
 // What says what the incident is about: its attack and whom, or the
@@ -151,18 +203,46 @@ func (h *Highlights) AddIncident(m event.Incident) {
 func (h *Highlights) Incidents(from, to time.Time) []IncidentSummary {
 	var out []IncidentSummary
 	for _, m := range h.incidents {
-		if !m.LastSeen.Before(from) && m.FirstSeen.Before(to) {
-			out = append(out, IncidentSummary{ID: m.ID, Status: m.Status, Attack: m.Attack, Category: m.Category,
-				Src: m.Src, Dst: m.Dst, Service: m.Service, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Count: m.Count})
+		if in, ok := SummarizeIncident(&m, from, to); ok {
+			out = append(out, in)
 		}
 	}
-	slices.SortFunc(out, func(a, b IncidentSummary) int {
+	SortIncidents(out)
+	return out
+}
+
+// SummarizeIncident returns what a report shows of the incident message m,
+// and whether its verdicts fall in [from, to).
+func SummarizeIncident(m *event.Incident, from, to time.Time) (IncidentSummary, bool) {
+	if m.LastSeen.Before(from) || !m.FirstSeen.Before(to) {
+		return IncidentSummary{}, false
+	}
+	in := IncidentSummary{ID: m.ID, Status: m.Status, Attack: m.Attack, Category: m.Category,
+		Src: m.Src, Dst: m.Dst, Service: m.Service, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Count: m.Count}
+	for _, r := range m.Explanation {
+		if len(in.Features) < maxAlertFeatures && r.Feature != "" && !slices.Contains(in.Features, r.Feature) {
+			in.Features = append(in.Features, r.Feature)
+		}
+	}
+	if len(in.Features) == 0 {
+		for _, c := range m.Features {
+			if len(in.Features) < maxAlertFeatures && c.Value != "" && !slices.Contains(in.Features, c.Value) {
+				in.Features = append(in.Features, c.Value)
+			}
+		}
+	}
+	return in, true
+}
+
+// SortIncidents sorts incidents as Incidents returns them: most verdicts
+// first, then by ID.
+func SortIncidents(incs []IncidentSummary) {
+	slices.SortFunc(incs, func(a, b IncidentSummary) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out
 }
 
 // AddIncidents puts the n incidents with the most verdicts into rep, and
@@ -181,5 +261,52 @@ func AddIncidents(rep *Report, incs []IncidentSummary, n int) {
 				sp.Incidents = append(sp.Incidents, fmt.Sprintf("%s (%d)", in.What(), in.Count))
 			}
 		}
+	}
+}
+
+// AddSpikeFeatures names under each spike the n features that drove the
+// most verdicts in its bucket, with the number of those verdicts: from
+// the alerts' explanations (alerts, per minute) where the bucket has any,
+// else from the incidents active in it, each incident's features weighted
+// by its verdicts in the bucket, estimated from its count spread evenly
+// between its first and last verdict. A detector writing both alerts and
+// incidents is so not counted twice.
+func AddSpikeFeatures(rep *Report, incs []IncidentSummary, alerts FeatureMinutes, n int) {
+	for i := range rep.Spikes {
+		sp := &rep.Spikes[i]
+		sp.Features = nil
+		counts := map[string]float64{}
+		for k := sp.Start.Unix() / 60; k < (sp.End.Unix()+59)/60; k++ {
+			for f, c := range alerts[k] {
+				counts[f] += float64(c)
+			}
+		}
+		if len(counts) == 0 {
+			for _, in := range incs {
+				if in.LastSeen.Before(sp.Start) || !in.FirstSeen.Before(sp.End) || len(in.Features) == 0 {
+					continue
+				}
+				span := max(in.LastSeen.Sub(in.FirstSeen), time.Second)
+				from, to := in.FirstSeen, in.FirstSeen.Add(span)
+				if to.After(sp.End) {
+					to = sp.End
+				}
+				if from.Before(sp.Start) {
+					from = sp.Start
+				}
+				overlap := to.Sub(from)
+				w := float64(in.Count) * max(overlap.Seconds(), 0) / span.Seconds()
+				for _, f := range in.Features {
+					counts[f] += w
+				}
+			}
+		}
+		for f, c := range counts {
+			if v := int64(math.Round(c)); v > 0 {
+				sp.Features = append(sp.Features, AttackCount{Name: f, Count: v})
+			}
+		}
+		sortAttacks(sp.Features)
+		sp.Features = sp.Features[:min(n, len(sp.Features))]
 	}
 }

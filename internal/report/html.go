@@ -153,6 +153,12 @@ func PlainText(rep *Report) string {
 			if len(s.Incidents) > 0 {
 				b.WriteString("; incidents: " + strings.Join(s.Incidents, "; "))
 			}
+			if len(s.Features) > 0 {
+				b.WriteString("; features:")
+				for _, f := range s.Features {
+					fmt.Fprintf(&b, " %s %d", f.Name, f.Count)
+				}
+			}
 			b.WriteString("\n")
 		}
 	}
@@ -182,8 +188,18 @@ func PlainText(rep *Report) string {
 	if len(rep.TopIncidents) > 0 {
 		b.WriteString("\nTop incidents (verdicts):\n")
 		for _, in := range rep.TopIncidents {
-			fmt.Fprintf(&b, "  %10d  %-8s %s (%s, %s–%s)\n", in.Count, in.Category, in.What(), in.Status,
+			fmt.Fprintf(&b, "  %10d  %-8s %s (%s, %s–%s)", in.Count, in.Category, in.What(), in.Status,
 				in.FirstSeen.Format("15:04"), in.LastSeen.Format("15:04"))
+			if len(in.Features) > 0 {
+				b.WriteString("; driven by " + strings.Join(in.Features, ", "))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(rep.Withheld) > 0 {
+		b.WriteString("\nWithheld by rules (verdicts kept out of incidents, counted above all the same):\n")
+		for _, r := range rep.Withheld {
+			fmt.Fprintf(&b, "  %10d  %s\n", r.Count, r.Name)
 		}
 	}
 	if len(rep.DeadLetterReasons) > 0 {
@@ -305,8 +321,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{with .Pie}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{else}}<p class="sub">No records were scored in this window.</p>{{end}}
 <h2>Attack rate over time</h2>
 {{with .Line}}<p><img src="{{.Src}}" alt="{{.Title}}" width="{{.Width}}" height="{{.Height}}"></p>{{end}}
-{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th><th>Incidents (verdicts)</th></tr>
-{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td><td>{{range $i, $n := .Incidents}}{{if $i}}; {{end}}{{$n}}{{end}}</td></tr>
+{{if .Spikes}}<table><tr><th>Time</th><th>Metric</th><th class="n">Rate</th><th class="n">Baseline</th><th class="n">z</th><th class="n">Count</th><th>Driven by (count / expected)</th><th>Sources (alerts)</th><th>Incidents (verdicts)</th><th>Top features (verdicts)</th></tr>
+{{range .Spikes}}<tr><td>{{time .Start}}–{{hm .End}}</td><td>{{.Metric}}</td><td class="n">{{pct .Rate}}</td><td class="n">{{pct .Baseline}}</td><td class="n">{{z .Z}}</td><td class="n">{{.Count}} / {{.Records}}</td><td>{{range $i, $d := .Drivers}}{{if $i}}, {{end}}{{$d.Name}} {{$d.Count}}/{{exp $d.Expected}}{{end}}</td><td>{{range $i, $a := .Sources}}{{if $i}}, {{end}}{{$a.Address}} {{$a.Count}}{{end}}</td><td>{{range $i, $n := .Incidents}}{{if $i}}; {{end}}{{$n}}{{end}}</td><td>{{range $i, $f := .Features}}{{if $i}}, {{end}}{{$f.Name}} {{$f.Count}}{{end}}</td></tr>
 {{end}}</table>
 <p class="sub">Baselines: {{range $i, $s := .Spikes}}{{if $i}}; {{end}}{{$s.BaselineSource}}{{end}}.</p>
 {{else}}<p>No spikes: every bucket stayed within its baseline.</p>{{end}}
@@ -324,8 +340,13 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 {{range .TopAlerts}}<tr><td>{{time .Time}}</td><td>{{.Attack}}</td><td>{{.Category}}</td><td class="n">{{z2 .Probability}}</td><td class="n">{{z2 .Novelty}}</td><td>{{.FlaggedBy}}</td><td>{{.Source}}</td></tr>
 {{end}}</table>{{end}}
 {{if .TopIncidents}}<h2>Top incidents</h2>
-<table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>ID</th></tr>
-{{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{.ID}}</td></tr>
+<table><tr><th>Incident</th><th>Category</th><th>First seen</th><th>Last seen</th><th class="n">Verdicts</th><th>Status</th><th>Driven by</th><th>ID</th></tr>
+{{range .TopIncidents}}<tr><td>{{.What}}</td><td>{{.Category}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td class="n">{{.Count}}</td><td>{{.Status}}</td><td>{{range $i, $f := .Features}}{{if $i}}, {{end}}{{$f}}{{end}}</td><td>{{.ID}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Withheld}}<h2>Withheld by rules</h2>
+<p class="sub">Verdicts the detector's rules kept out of incidents; they are counted in the totals above all the same.</p>
+<table id="withheld"><tr><th>Rule</th><th class="n">Verdicts</th></tr>
+{{range .Withheld}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>
 {{end}}</table>{{end}}
 {{if .DeadLetterReasons}}<h2>Dead letters by reason</h2>
 <table>{{range .DeadLetterReasons}}<tr><td>{{.Name}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}

@@ -69,6 +69,10 @@ type Report struct {
 	// that the statistics did not list.
 	OtherSources      int64 `json:"other_sources,omitempty"`
 	OtherDestinations int64 `json:"other_destinations,omitempty"`
+	// Withheld counts, by rule, the verdicts that rules (allow-list
+	// entries, suppressions, thresholds) kept out of incidents in the
+	// window, most first; they are in the totals above all the same.
+	Withheld []AttackCount `json:"withheld,omitempty"`
 	// DeadLetterReasons lists the most frequent reasons records failed to
 	// decode, when the dead-letter topic was read.
 	DeadLetterReasons []AttackCount `json:"dead_letter_reasons,omitempty"`
@@ -160,6 +164,9 @@ type Spike struct {
 	// Incidents names the incidents active during the spike's bucket, most
 	// verdicts first (see AddIncidents).
 	Incidents []string `json:"incidents,omitempty"`
+	// Features lists the features that drove the most verdicts in the
+	// spike's bucket, with those verdicts' number (see AddSpikeFeatures).
+	Features []AttackCount `json:"features,omitempty"`
 }
 
 // Instance is one detector instance's activity.
@@ -302,7 +309,7 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 	// Totals over the window.
 	byCat := map[string]int64{}
 	byAttack := map[string]int64{}
-	var srcs, dsts map[string]int64
+	var srcs, dsts, byRule map[string]int64
 	for i := range series {
 		m := &series[i]
 		if m.Time.Before(w.Start) || !m.Time.Before(w.End) {
@@ -323,7 +330,12 @@ func Build(series []Minute, w Window, cfg Config) (*Report, error) {
 		dsts = addCounts(dsts, m.Destinations)
 		rep.OtherSources += m.OtherSources
 		rep.OtherDestinations += m.OtherDestinations
+		byRule = addCounts(byRule, m.ByRule)
 	}
+	for k, v := range byRule {
+		rep.Withheld = append(rep.Withheld, AttackCount{Name: k, Count: v})
+	}
+	sortAttacks(rep.Withheld)
 	rep.AttackShare = rate(rep.Attacks, rep.Records)
 	rep.Categories = categories(byCat, byAttack, rep.Records)
 	rep.TopSources = topAddresses(srcs, cfg.TopAddresses, rep.Attacks)

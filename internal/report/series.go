@@ -31,6 +31,9 @@ type Minute struct {
 	OtherSources      int64            `json:"other_sources,omitempty"`
 	Destinations      map[string]int64 `json:"destinations,omitempty"`
 	OtherDestinations int64            `json:"other_destinations,omitempty"`
+	// ByRule counts the verdicts (counted above as well) that a rule kept
+	// out of incidents, by rule name (event.Stats.ByRule).
+	ByRule map[string]int64 `json:"by_rule,omitempty"`
 }
 
 // InstanceMinute is one detector instance's share of a Minute.
@@ -80,6 +83,7 @@ func (a *Aggregator) Add(s event.Stats, written time.Time) {
 	m.Destinations = addCounts(m.Destinations, s.TopDestinations)
 	m.OtherSources += s.OtherSources
 	m.OtherDestinations += s.OtherDestinations
+	m.ByRule = addCounts(m.ByRule, s.ByRule)
 	im := m.Instances[s.Instance]
 	im.Records += s.Records
 	if !written.IsZero() {

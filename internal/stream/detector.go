@@ -140,6 +140,13 @@ type Options struct {
 	// Incidents groups verdicts into incidents (off unless its Topic is
 	// set); see IncidentOptions.
 	Incidents IncidentOptions
+	// Tap, if not nil, is called on Run's goroutine after each committed
+	// transaction, once for each of its input records in order (dead
+	// letters included), with the record's partition and value. A record
+	// of an aborted transaction is passed only when the transaction that
+	// redelivers it commits, so each record is passed once. Tap must be
+	// quick (the next poll waits for it) and must not keep value.
+	Tap func(partition int32, value []byte)
 
 	// hookBeforeEnd, for tests, runs before each End; returning true aborts
 	// the transaction instead of committing it.
@@ -711,6 +718,11 @@ func (d *Detector) processBatch(ctx context.Context, sess *kgo.GroupTransactSess
 	}
 	d.health.noteCommit(time.Now())
 	d.m.lastCommit.SetToCurrentTime()
+	if d.opts.Tap != nil {
+		for _, r := range d.in {
+			d.opts.Tap(r.Partition, r.Value)
+		}
+	}
 	t := &d.totals
 	t.committed.Add(1)
 	t.records.Add(int64(len(d.in)))

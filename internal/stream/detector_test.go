@@ -9,6 +9,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,7 +208,7 @@ func TestDetectorBooks(t *testing.T) {
 }
 
 // TestDetectorAbortRedelivers aborts every third transaction: the records
-// come back and the books still balance.
+// come back, the books still balance and Tap sees each record once.
 func TestDetectorAbortRedelivers(t *testing.T) {
 	brokers := newFake(t, 2)
 	values := kddLines(t, 1500)
@@ -215,6 +216,8 @@ func TestDetectorAbortRedelivers(t *testing.T) {
 	opts := testOptions(brokers, "a")
 	opts.MaxPollRecords = 100
 	opts.hookBeforeEnd = func(batch int) bool { return batch%3 == 0 }
+	var tapped atomic.Int64
+	opts.Tap = func(int32, []byte) { tapped.Add(1) }
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +237,9 @@ func TestDetectorAbortRedelivers(t *testing.T) {
 	checkBooks(t, b, int64(len(values)))
 	if tot := d.Totals(); tot.Records != int64(len(values)) {
 		t.Errorf("committed records %d, want %d (aborted batches counted?)", tot.Records, len(values))
+	}
+	if n := tapped.Load(); n != int64(len(values)) {
+		t.Errorf("Tap saw %d records, want %d (each once)", n, len(values))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/incident"
 	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
@@ -71,14 +72,20 @@ type incidents struct {
 }
 
 // incVerdict is what a scoring worker keeps of an attack verdict for the
-// incident tables.
+// incident tables: x and verdict let observe explain the verdict when it
+// opens an incident.
 type incVerdict struct {
 	prob     float64
 	service  string
 	flag     string
 	id       record.Identity
 	features []string
+	verdict  model.Verdict
+	x        [record.NumFeatures]float32
 }
+
+// incidentReasons is how many features an incident's explanation names.
+const incidentReasons = 5
 
 func newIncidents(d *Detector, reg prometheus.Registerer) (*incidents, error) {
 	o := d.opts.Incidents
@@ -188,14 +195,12 @@ func (d *Detector) captureIncident(res *result, rec *record.Record, v *model.Ver
 	if d.inc == nil {
 		return
 	}
-	res.inc = incVerdict{prob: v.Probability, service: rec.Symbol(2), flag: rec.Symbol(3), id: identityOf(rec)}
-	res.inc.features = nil
-	if ex, ok := d.opts.Scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		var xs [record.NumFeatures]float32
-		for i, f := range rec.Features {
-			xs[i] = float32(f)
-		}
-		res.inc.features = ex.NoveltyFeatures(xs[:], 3)
+	res.inc = incVerdict{prob: v.Probability, service: rec.Symbol(2), flag: rec.Symbol(3), id: identityOf(rec), verdict: *v}
+	for i, f := range rec.Features {
+		res.inc.x[i] = float32(f)
+	}
+	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
+		res.inc.features = ex.NoveltyFeatures(res.inc.x[:], 3)
 	}
 }
 
@@ -405,7 +410,8 @@ func (x *incidents) updateOpen() {
 }
 
 // observe adds one attack verdict to its partition's table and returns the
-// name of the rule that withheld it, or "".
+// name of the rule that withheld it, or "". A verdict that opens an
+// incident is explained (model.Detector.Explain), once per incident.
 func (x *incidents) observe(r *kgo.Record, res *result, now time.Time) string {
 	if x == nil {
 		return ""
@@ -414,6 +420,14 @@ func (x *incidents) observe(r *kgo.Record, res *result, now time.Time) string {
 	v := incident.Verdict{Time: r.Timestamp, Offset: r.Offset, Attack: res.attack, Category: res.category.String(),
 		Probability: res.inc.prob, Identity: res.inc.id, Service: res.inc.service, Flag: res.inc.flag, Features: res.inc.features}
 	dec := t.Observe(&v, x.rules, now)
+	if dec.Outcome == incident.OutcomeOpened {
+		if ex, ok := x.d.cur.scorer.(alertExplainer); ok {
+			st := t.Get(incident.KeyOf(&v))
+			for _, rs := range ex.Explain(res.inc.x[:], res.inc.verdict, incidentReasons) {
+				st.Explanation = append(st.Explanation, event.Reason(rs))
+			}
+		}
+	}
 	return dec.Rule
 }
 

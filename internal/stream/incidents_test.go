@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/event"
 	"github.com/netsentinel/netsentinel/internal/incident"
 	"github.com/netsentinel/netsentinel/internal/kafkatest"
+	"github.com/netsentinel/netsentinel/internal/model"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -183,6 +185,8 @@ func TestIntegrationIncidents(t *testing.T) {
 	opts := tp.options(brokers, kafkatest.Name(t, "g"), "inc")
 	opts.AlertsTopic = ""
 	opts.Incidents = incidentOptions(incTopic, changelog, testIncidentRules)
+	ex := &countingExplainer{}
+	opts.Scorer = ex
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +232,28 @@ func TestIntegrationIncidents(t *testing.T) {
 	if addressed == 0 {
 		t.Error("no incident keyed by addresses")
 	}
+	// Each incident is explained once, by its first verdict; an aborted
+	// transaction may explain a few again.
+	for _, m := range b.last {
+		if len(m.Explanation) != 1 || m.Explanation[0].Feature != "count" || m.Explanation[0].Contribution != 1 {
+			t.Errorf("incident %s explanation %+v, want the count feature", m.ID, m.Explanation)
+		}
+	}
+	if n := ex.calls.Load(); n < int64(len(b.last)) || n > 2*int64(len(b.last)) {
+		t.Errorf("Explain called %d times for %d incidents (%d verdicts grouped)", n, len(b.last), b.closedCount)
+	}
+}
+
+// countingExplainer is labelScorer with an explanation naming the count
+// feature; it counts its Explain calls.
+type countingExplainer struct {
+	labelScorer
+	calls atomic.Int64
+}
+
+func (e *countingExplainer) Explain(x []float32, v model.Verdict, n int) []model.Reason {
+	e.calls.Add(1)
+	return []model.Reason{{Feature: "count", Value: float64(x[22]), Typical: 1, Contribution: 1}}
 }
 
 // TestIntegrationIncidentsKill9 kills detector processes in incidents mode

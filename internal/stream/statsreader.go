@@ -136,6 +136,9 @@ type Extras struct {
 	// Incidents are the incidents with verdicts in the window (their
 	// latest state), most verdicts first.
 	Incidents []report.IncidentSummary
+	// AlertFeatures counts, per minute, the alerts whose explanation named
+	// each feature (report.AddSpikeFeatures).
+	AlertFeatures report.FeatureMinutes
 	// Truncated names the topics whose reading stopped at MaxExtras
 	// records.
 	Truncated []string
@@ -208,6 +211,7 @@ func (s *StatsReader) Extras(ctx context.Context, w report.Window, n int) (Extra
 	}
 	ex.TopAlerts, ex.DeadLetterReasons = h.TopAlerts(), h.DeadLetterReasons()
 	ex.Incidents = h.Incidents(w.Start, w.End)
+	ex.AlertFeatures = h.AlertFeatures()
 	return ex, nil
 }
 

@@ -166,7 +166,8 @@ func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	var alerts, dead []*kgo.Record
 	for i := range 30 {
 		ts := start.Add(time.Duration(i) * time.Minute)
-		b, _ := json.Marshal(event.Alert{Time: ts, Attack: "neptune", Category: "dos", Probability: 0.9, Novelty: float64(i) / 100, Topic: "flows", Offset: int64(i)})
+		b, _ := json.Marshal(event.Alert{Time: ts, Attack: "neptune", Category: "dos", Probability: 0.9, Novelty: float64(i) / 100, Topic: "flows", Offset: int64(i),
+			Explanation: []event.Reason{{Feature: "count", Value: 100, Typical: 2, Contribution: 0.5}}})
 		alerts = append(alerts, &kgo.Record{Value: b, Timestamp: ts})
 		reason := "record: field 5: bad value \"x\""
 		if i%3 == 0 {
@@ -202,6 +203,13 @@ func testStatsReaderExtras(t *testing.T, opts []kgo.Opt, topics []string) {
 	}
 	if len(ex.Truncated) != 0 {
 		t.Errorf("truncated %v", ex.Truncated)
+	}
+	var explained int64
+	for _, m := range ex.AlertFeatures {
+		explained += m["count"]
+	}
+	if explained != 20 {
+		t.Errorf("alerts explained by count in the window: %d, want 20 (%v)", explained, ex.AlertFeatures)
 	}
 	// With a cap of 10 records per topic, reading stops early and says so.
 	src.MaxExtras = 10

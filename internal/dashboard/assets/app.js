@@ -60,6 +60,9 @@
   let alertsNext = 0;
   let alertsTotal = -1;
   let deadTotal = -1;
+  let incidentsBefore = 0; // 0: the newest page
+  let incidentsNext = 0;
+  let incidentMessages = -1;
   let rateChart = null;
   let catChart = null;
 
@@ -72,22 +75,29 @@
     $('records-rate').textContent = fmtRate(s.records_per_second) + ' records/s now';
     $('attacks-rate').textContent = fmtPct(s.attack_share) + ' of records · ' + fmtRate(s.attacks_per_second) + '/s now';
     $('unknown-share').textContent = s.records ? fmtPct(s.unknown / s.records) + ' of records' : '';
+    $('incidents-open').textContent = fmtInt(s.incidents_open);
+    $('incidents-span').textContent = fmtInt(s.incidents) + ' with verdicts in the span';
+    $('withheld-line').textContent = s.withheld.length ? 'withheld by rules in the span (kept out of incidents, counted in the attacks): ' +
+      s.withheld.map((r) => r.name + ' ' + fmtInt(r.count)).join(', ') : '';
     $('span-label').textContent = 'last ' + { '5m': '5 minutes', '1h': 'hour', '24h': '24 hours' }[s.span];
     $('bucket-label').textContent = 'per ' + s.bucket.replace(/0s$/, '').replace(/0m$/, '') + ', spikes in red';
 
     fill($('categories-body'), s.categories.map((c) => el('tr', { 'data-category': c.name },
       el('td', {}, c.name), el('td', { class: 'num' }, fmtInt(c.count)), el('td', { class: 'num' }, fmtPct(c.share)),
+      el('td', { class: 'num' }, c.name === 'normal' ? '' : fmtInt(s.incidents_by_category[c.name] || 0)),
       el('td', {}, (c.attacks || []).slice(0, 3).map((a) => a.name + ' ' + fmtInt(a.count)).join(', ')))));
 
     fill($('spikes'), s.spikes.map((k) => el('li', {},
       fmtTime(k.start) + ': ' + k.metric + ' ' + fmtPct(k.rate) + ' against a baseline of ' + fmtPct(k.baseline) +
-      ' (z ' + k.z.toFixed(1) + ')' + (k.drivers && k.drivers.length ? ', mostly ' + k.drivers.map((d) => d.name).join(', ') : ''))));
+      ' (z ' + k.z.toFixed(1) + ')' + (k.drivers && k.drivers.length ? ', mostly ' + k.drivers.map((d) => d.name).join(', ') : '') +
+      (k.incidents && k.incidents.length ? '; incidents: ' + k.incidents.join('; ') : '') +
+      (k.features && k.features.length ? '; features: ' + k.features.map((f) => f.name + ' ' + fmtInt(f.count)).join(', ') : ''))));
 
     const addrRows = (list) => list.map((a) => el('tr', {}, el('td', {}, a.address), el('td', { class: 'num' }, fmtInt(a.alerts))));
-    fill($('sources-body'), addrRows(s.top_sources), 'no alert with a source address in this span', 2);
-    fill($('targets-body'), addrRows(s.top_targets), 'no alert with a destination address in this span', 2);
-    $('sources-note').textContent = s.untracked_sources ? fmtInt(s.untracked_sources) + ' alerts from further addresses not counted by name' : '';
-    $('targets-note').textContent = s.untracked_targets ? fmtInt(s.untracked_targets) + ' alerts to further addresses not counted by name' : '';
+    fill($('sources-body'), addrRows(s.top_sources), 'no verdict with a source address in this span', 2);
+    fill($('targets-body'), addrRows(s.top_targets), 'no verdict with a destination address in this span', 2);
+    $('sources-note').textContent = s.untracked_sources ? fmtInt(s.untracked_sources) + ' verdicts from further addresses not counted by name' : '';
+    $('targets-note').textContent = s.untracked_targets ? fmtInt(s.untracked_targets) + ' verdicts to further addresses not counted by name' : '';
 
     drawRate(s);
     drawCategories(s);
@@ -156,7 +166,7 @@
       el('td', {}, fmtTime(p.last_commit)))), '', 5);
     const r = h.reader;
     $('reader-line').textContent = 'read ' + fmtInt(r.stats) + ' statistics, ' + fmtInt(r.alerts) + ' alerts, ' +
-      fmtInt(r.dead_letters) + ' dead letters' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '') +
+      fmtInt(r.dead_letters) + ' dead letters, ' + fmtInt(r.incidents) + ' incident messages' + (r.bad ? '; ' + fmtInt(r.bad) + ' undecodable, last: ' + r.last_bad : '') +
       (r.out_of_range ? '; ' + fmtInt(r.out_of_range) + ' for times outside the kept history (in no span)' : '') +
       (r.fetch_error ? '; last read error at ' + fmtTime(r.fetch_error_at) + ': ' + r.fetch_error : '');
   }
@@ -199,7 +209,9 @@
       tr.addEventListener('click', () => openAlert(a.id));
       tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openAlert(a.id); });
       return tr;
-    }), 'no alert matches', 7);
+    }), page.total === 0 && incidentMessages > 0
+      ? 'no per-record alerts: the detectors write incidents (detect --alerts incidents, the default), listed above'
+      : 'no alert matches', 7);
   }
 
   let filterTimer = null;
@@ -246,6 +258,93 @@
     $('alert-detail').showModal();
   }
 
+  // --- incidents table ---
+  function incidentFilterQuery() {
+    const p = new URLSearchParams();
+    for (const [k, id] of [['state', 'incident-state'], ['category', 'incident-category'], ['attack', 'incident-attack'],
+      ['addr', 'incident-addr'], ['q', 'incident-text']]) {
+      const v = $(id).value.trim();
+      if (v) p.set(k, v);
+    }
+    return p;
+  }
+  const counts = (list) => (list || []).map((c) => c.value + ' ' + fmtInt(c.count)).join(', ');
+  function incidentWhat(i) {
+    if (i.src && i.dst) return i.src + ' → ' + i.dst;
+    if (i.src) return i.src + ' → many';
+    if (i.dst) return '? → ' + i.dst;
+    return (i.service || '?') + (i.flag ? ' (' + i.flag + ')' : '');
+  }
+
+  let incidentsSeq = 0;
+  async function loadIncidents() {
+    const seq = ++incidentsSeq;
+    const p = incidentFilterQuery();
+    if (incidentsBefore) p.set('before', incidentsBefore);
+    p.set('limit', '25');
+    let page;
+    try {
+      page = await getJSON('api/incidents?' + p.toString());
+    } catch (e) {
+      $('incidents-count').textContent = 'cannot load incidents: ' + e.message;
+      return;
+    }
+    if (seq !== incidentsSeq) return;
+    incidentsNext = page.next;
+    $('incidents-older').disabled = !page.next;
+    $('incidents-newest').disabled = !incidentsBefore;
+    $('incidents-count').textContent = fmtInt(page.matching) + ' matching (' + fmtInt(page.open) + ' open) of ' +
+      fmtInt(page.kept) + ' kept, from ' + fmtInt(page.messages) + ' messages';
+    fill($('incidents-body'), page.incidents.map((i) => {
+      const tops = [counts(i.top_destinations), counts(i.top_ports), counts(i.top_services)].filter((x) => x).join(' · ');
+      const tr = el('tr', { 'data-incident': i.id, class: i.state, tabIndex: 0 },
+        el('td', {}, i.state), el('td', {}, i.attack), el('td', {}, i.category), el('td', {}, incidentWhat(i)),
+        el('td', {}, fmtTime(i.first_seen)), el('td', {}, fmtTime(i.last_seen)),
+        el('td', { class: 'num' }, fmtInt(i.count)), el('td', { class: 'num' }, fmtRate(i.rate)),
+        el('td', {}, tops), el('td', {}, i.features.slice(0, 3).join(', ')), el('td', {}, counts(i.withheld)));
+      tr.addEventListener('click', () => openIncident(i.id));
+      tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openIncident(i.id); });
+      return tr;
+    }), 'no incident matches', 11);
+  }
+
+  let incidentFilterTimer = null;
+  function incidentFiltersChanged() {
+    clearTimeout(incidentFilterTimer);
+    incidentFilterTimer = setTimeout(() => { incidentsBefore = 0; loadIncidents(); }, 150);
+  }
+
+  async function openIncident(id) {
+    let d;
+    try {
+      d = await getJSON('api/incident?id=' + encodeURIComponent(id));
+    } catch (e) {
+      $('incident-title').textContent = 'incident ' + id + ': ' + e.message;
+      $('incident-detail').showModal();
+      return;
+    }
+    $('incident-title').textContent = d.attack + ' (' + d.category + '), ' + d.state;
+    const facts = [
+      ['incident', d.id],
+      ['what', incidentWhat(d)],
+      ['first seen', fmtTime(d.first_seen)],
+      ['last seen', fmtTime(d.last_seen)],
+      ['verdicts', fmtInt(d.count) + ' (' + fmtRate(d.rate) + ' per second)'],
+      ['highest probability', d.max_probability.toFixed(4)],
+      ['withheld by rules', counts(d.withheld) || 'none'],
+      ['messages', d.seq + ', last ' + d.status + ' at ' + fmtTime(d.updated) + ' by ' + d.instance],
+      ['sample records', d.topic + ' partition ' + d.partition + ' offsets ' + d.samples.join(', ')],
+    ];
+    $('incident-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+    fill($('incident-reasons'), d.explanation.map((r) => el('tr', { 'data-feature': r.feature }, el('td', {}, r.feature),
+      el('td', { class: 'num' }, String(r.value)), el('td', { class: 'num' }, String(r.typical)),
+      el('td', { class: 'num' }, r.contribution.toFixed(3)))), 'the incident carries no explanation', 4);
+    const tops = [['sources', d.top_sources], ['destinations', d.top_destinations], ['ports', d.top_ports],
+      ['services', d.top_services], ['novelty features', d.novelty_features]];
+    fill($('incident-tops'), tops.filter(([, l]) => l.length).map(([k, l]) => el('tr', {}, el('td', {}, k), el('td', {}, counts(l)))), 'none', 2);
+    $('incident-detail').showModal();
+  }
+
   // --- dead letters ---
   async function loadDeadLetters() {
     let page;
@@ -277,6 +376,11 @@
         alertsTotal = u.alerts_total;
         if (!alertsBefore) loadAlerts();
       }
+      if (u.incident_messages !== incidentMessages) {
+        incidentMessages = u.incident_messages;
+        if (!incidentsBefore) loadIncidents();
+        if (alertsTotal === 0 && !alertsBefore) loadAlerts(); // says why the table is empty
+      }
       if (u.dead_letters_total !== deadTotal) {
         deadTotal = u.dead_letters_total;
         loadDeadLetters();
@@ -304,6 +408,13 @@
     f.addEventListener('change', filtersChanged);
     f.addEventListener('submit', (ev) => ev.preventDefault());
     f.addEventListener('reset', () => setTimeout(filtersChanged, 0));
+    const inf = $('incident-filters');
+    inf.addEventListener('input', incidentFiltersChanged);
+    inf.addEventListener('change', incidentFiltersChanged);
+    inf.addEventListener('submit', (ev) => ev.preventDefault());
+    inf.addEventListener('reset', () => setTimeout(incidentFiltersChanged, 0));
+    $('incidents-older').addEventListener('click', () => { if (incidentsNext) { incidentsBefore = incidentsNext; loadIncidents(); } });
+    $('incidents-newest').addEventListener('click', () => { incidentsBefore = 0; loadIncidents(); });
     $('older').addEventListener('click', () => { if (alertsNext) { alertsBefore = alertsNext; loadAlerts(); } });
     $('newest').addEventListener('click', () => { alertsBefore = 0; loadAlerts(); });
     window.addEventListener('resize', () => {
@@ -312,6 +423,7 @@
     });
     setSpan(span);
     loadAlerts();
+    loadIncidents();
     loadDeadLetters();
   });
 })();
