@@ -163,6 +163,11 @@ type nearestScorer interface {
 // it normal.
 const DefaultLearnFrom = 0.999
 
+// Learns reports whether the Detector learns from the records it scores
+// (Adapt): its verdicts then depend on the records before, and equal
+// records can get different verdicts.
+func (d *Detector) Learns() bool { return d.learner != nil }
+
 // Adapt makes the novelty part learn the normal traffic the Detector scores
 // (see novelty.Adaptive): every record the classifier calls normal with
 // P(normal) >= learnFrom (0 means DefaultLearnFrom) is offered to it. The

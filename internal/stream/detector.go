@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -826,13 +827,39 @@ func (d *Detector) score(lo, hi int) {
 
 func (d *Detector) scoreRange(w, lo, hi int) {
 	wk := d.workers[w]
+	// A record equal to the one before it in the range (floods repeat
+	// themselves) is not decoded and scored again: it takes that one's
+	// verdict and reasons, which a scorer that does not learn would give
+	// anyway; wk.rec still holds the decoded record.
+	ms, ok := d.cur.scorer.(memoizable)
+	memo := ok && !ms.Learns()
+	var last struct {
+		value     []byte // nil: no scored record to reuse
+		v         model.Verdict
+		why       []model.Reason
+		explained bool
+	}
 	for i := lo; i < hi; i++ {
 		r := d.in[i]
 		res := &d.results[i]
 		res.w = w
 		res.attack, res.src, res.dst = "", "", ""
 		res.unseen = 0
-		v, why, explained, err := d.scoreRecord(r.Value, &wk.rec)
+		var (
+			v         model.Verdict
+			why       []model.Reason
+			explained bool
+			err       error
+		)
+		if memo && last.value != nil && bytes.Equal(r.Value, last.value) {
+			v, why, explained = last.v, last.why, last.explained
+		} else {
+			v, why, explained, err = d.scoreRecord(r.Value, &wk.rec)
+			last.value = nil
+			if memo && err == nil {
+				last.value, last.v, last.why, last.explained = r.Value, v, why, explained
+			}
+		}
 		if err != nil {
 			res.kind = resultDead
 			res.start = len(wk.buf)
@@ -861,6 +888,12 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		}
 		res.end = len(wk.buf)
 	}
+}
+
+// memoizable is a Scorer that tells whether equal records get equal
+// verdicts: a model.Detector does unless it learns from what it scores.
+type memoizable interface {
+	Learns() bool
 }
 
 // completer is a Scorer that can fill in the features a record left out

@@ -3,8 +3,10 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +87,84 @@ func rowsUpTo(n int) []int {
 		r[i] = i
 	}
 	return r
+}
+
+// counting scores with a model and counts the records it analyses; it
+// does not learn, so the detector may reuse a verdict for an equal record.
+type counting struct {
+	m     *model.Detector
+	calls *atomic.Int64
+}
+
+func (c counting) PredictRecord(r *record.Record) model.Verdict { return c.m.PredictRecord(r) }
+func (c counting) Analyze(r *record.Record, n int) (model.Verdict, []model.Reason, error) {
+	c.calls.Add(1)
+	return c.m.Analyze(r, n)
+}
+func (c counting) Learns() bool { return false }
+
+// apart scores, fills in and explains with a model in separate calls, and
+// does not say whether it learns: every record is scored.
+type apart struct{ m *model.Detector }
+
+func (a apart) PredictRecord(r *record.Record) model.Verdict { return a.m.PredictRecord(r) }
+func (a apart) Complete(r *record.Record) error              { return a.m.Complete(r) }
+func (a apart) Explain(x []float32, v model.Verdict, n int) []model.Reason {
+	return a.m.Explain(x, v, n)
+}
+func (a apart) NoveltyFeatures(x []float32, n int) []string { return a.m.NoveltyFeatures(x, n) }
+
+// TestScoreRangeRepeats scores a batch with runs of identical records
+// twice: with a scorer that lets the detector reuse a verdict for a record
+// equal to the one before (it analyses each run once), and with the model
+// behind a scorer that does not (every record scored and explained apart); the
+// outcomes and the alerts' bytes must be the same.
+func TestScoreRangeRepeats(t *testing.T) {
+	ds, err := dataset.Load("../../data/KDDTrain+_20Percent.txt.gz", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := model.DefaultTrainOptions()
+	opts.Forest.Trees = 8
+	m, err := model.Train(context.Background(), ds.Subset(rowsUpTo(8000)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []*kgo.Record
+	ts := time.Unix(1000, 0)
+	for i, l := range kddLines(t, 8600)[8000:] {
+		for range 1 + i%4 { // runs of 1 to 4 equal records
+			in = append(in, &kgo.Record{Topic: "in", Offset: int64(len(in)), Timestamp: ts, Value: l})
+		}
+		if i%50 == 0 {
+			in = append(in, &kgo.Record{Topic: "in", Offset: int64(len(in)), Timestamp: ts, Value: []byte("not,a,record")})
+		}
+	}
+	run := func(s Scorer) (*Detector, []string) {
+		d, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "in", Group: "g", Scorer: s,
+			AlertsTopic: "alerts", DeadLetterTopic: "dead", Instance: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.in = in
+		d.startScoring()
+		d.score(0, len(in))
+		var out []string
+		for i := range in {
+			res := &d.results[i]
+			out = append(out, fmt.Sprintf("%d %s %s %s", res.kind, res.category, res.attack, d.workers[res.w].buf[res.start:res.end]))
+		}
+		return d, out
+	}
+	var calls atomic.Int64
+	_, memo := run(counting{m, &calls})
+	_, plain := run(apart{m})
+	if n := calls.Load(); n >= int64(len(in)*2/3) {
+		t.Errorf("%d records analysed of %d, want each run of equal records once", n, len(in))
+	}
+	for i := range in {
+		if memo[i] != plain[i] {
+			t.Fatalf("record %d: reused %q, scored %q", i, memo[i], plain[i])
+		}
+	}
 }
