@@ -23,16 +23,7 @@ import (
 // their explanations and novelty features are those the model gives when
 // asked apart, for full records and for records without content features.
 func TestAlertsExplainedOnce(t *testing.T) {
-	ds, err := dataset.Load("../../data/KDDTrain+_20Percent.txt.gz", dataset.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := model.DefaultTrainOptions()
-	opts.Forest.Trees = 8
-	m, err := model.Train(context.Background(), ds.Subset(rowsUpTo(8000)), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := smallDetector(t)
 	d, err := New(Options{Client: ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Topic: "in", Group: "g", Scorer: m, AlertsTopic: "alerts"})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +72,23 @@ func TestAlertsExplainedOnce(t *testing.T) {
 	}
 }
 
+// smallDetector trains the default detector, with 8 trees, on the first
+// 8,000 rows of the shipped 20% file (kddLines' first 8,000 lines).
+func smallDetector(t *testing.T) *model.Detector {
+	t.Helper()
+	ds, err := dataset.Load("../../data/KDDTrain+_20Percent.txt.gz", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := model.DefaultTrainOptions()
+	opts.Forest.Trees = 8
+	m, err := model.Train(context.Background(), ds.Subset(rowsUpTo(8000)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func rowsUpTo(n int) []int {
 	r := make([]int, n)
 	for i := range r {
@@ -120,16 +128,7 @@ func (a apart) NoveltyFeatures(x []float32, n int) []string { return a.m.Novelty
 // behind a scorer that does not (every record scored and explained apart); the
 // outcomes and the alerts' bytes must be the same.
 func TestScoreRangeRepeats(t *testing.T) {
-	ds, err := dataset.Load("../../data/KDDTrain+_20Percent.txt.gz", dataset.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := model.DefaultTrainOptions()
-	opts.Forest.Trees = 8
-	m, err := model.Train(context.Background(), ds.Subset(rowsUpTo(8000)), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := smallDetector(t)
 	var in []*kgo.Record
 	ts := time.Unix(1000, 0)
 	for i, l := range kddLines(t, 8600)[8000:] {
