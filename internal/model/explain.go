@@ -66,7 +66,9 @@ func (d *Detector) explain(x []float32, v Verdict, n int, s *scratch) []Reason {
 	switch v.FlaggedBy {
 	case "novelty":
 		cs := tf.ExplainNearest(x, &s.n, n)
-		rs = make([]Reason, 0, len(cs))
+		if len(cs) > 0 {
+			rs = make([]Reason, 0, len(cs))
+		}
 		for _, c := range cs {
 			rs = append(rs, Reason{Feature: record.Features[c.Feature].Name,
 				Value: float64(x[c.Feature]), Typical: float64(typ[c.Feature]), Contribution: c.Share})
