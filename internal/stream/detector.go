@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -244,7 +245,31 @@ type result struct {
 type worker struct {
 	rec record.Record
 	buf []byte
+	// memo remembers recently scored records (see scoreRange) for the
+	// scoring memoFor; entries of another generation than memoGen are
+	// empty.
+	memo    []memoEntry
+	memoFor *scoring
+	memoGen uint64
 }
+
+// memoSize is how many scored records a worker remembers, each in the slot
+// a hash of its bytes picks.
+const memoSize = 256
+
+// memoEntry is a scored record a worker remembers: its bytes, the decoded
+// (and filled in) record, the verdict and the reasons.
+type memoEntry struct {
+	gen       uint64
+	value     []byte
+	rec       record.Record
+	v         model.Verdict
+	why       []model.Reason
+	explained bool
+}
+
+// memoSeed seeds the hash that places records in a worker's memo.
+var memoSeed = maphash.MakeSeed()
 
 // bucket accumulates one minute's counts within a batch.
 type bucket struct {
@@ -827,17 +852,17 @@ func (d *Detector) score(lo, hi int) {
 
 func (d *Detector) scoreRange(w, lo, hi int) {
 	wk := d.workers[w]
-	// A record equal to the one before it in the range (floods repeat
-	// themselves) is not decoded and scored again: it takes that one's
-	// verdict and reasons, which a scorer that does not learn would give
-	// anyway; wk.rec still holds the decoded record.
+	// A record equal to one scored recently (floods repeat themselves) is
+	// not decoded and scored again: it takes that one's record, verdict
+	// and reasons, which a scorer that does not learn would give anyway.
 	ms, ok := d.cur.scorer.(memoizable)
 	memo := ok && !ms.Learns()
-	var last struct {
-		value     []byte // nil: no scored record to reuse
-		v         model.Verdict
-		why       []model.Reason
-		explained bool
+	if memo && wk.memoFor != d.cur {
+		wk.memoFor = d.cur
+		wk.memoGen++
+		if wk.memo == nil {
+			wk.memo = make([]memoEntry, memoSize)
+		}
 	}
 	for i := lo; i < hi; i++ {
 		r := d.in[i]
@@ -850,14 +875,19 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 			why       []model.Reason
 			explained bool
 			err       error
+			e         *memoEntry
 		)
-		if memo && last.value != nil && bytes.Equal(r.Value, last.value) {
-			v, why, explained = last.v, last.why, last.explained
+		if memo {
+			e = &wk.memo[maphash.Bytes(memoSeed, r.Value)%memoSize]
+		}
+		if e != nil && e.gen == wk.memoGen && bytes.Equal(e.value, r.Value) {
+			wk.rec = e.rec
+			v, why, explained = e.v, e.why, e.explained
 		} else {
 			v, why, explained, err = d.scoreRecord(r.Value, &wk.rec)
-			last.value = nil
-			if memo && err == nil {
-				last.value, last.v, last.why, last.explained = r.Value, v, why, explained
+			if e != nil && err == nil {
+				e.gen, e.value = wk.memoGen, append(e.value[:0], r.Value...)
+				e.rec, e.v, e.why, e.explained = wk.rec, v, why, explained
 			}
 		}
 		if err != nil {
