@@ -130,6 +130,13 @@ func (st baselineStats) thin() string {
 	return fmt.Sprintf("only %d connections; a baseline this small covers few of the site's services and habits: capture more ordinary traffic (docs/validation.md)", st.added)
 }
 
+// sureAttack reports whether m's classifier calls the (complete) record r
+// an attack with a probability of at least trim.
+func sureAttack(m *model.Detector, r *record.Record, trim float64) bool {
+	v := m.PredictRecord(r)
+	return v.IsAttack && v.FlaggedBy == "classifier" && v.AttackProbability >= trim
+}
+
 // addBaseline adds the baseline records to ds as normal rows, completing
 // their absent content features with first's normal values and leaving out
 // those first is sure are attacks (attack probability >= trim from the
@@ -142,8 +149,7 @@ func addBaseline(ds *dataset.Dataset, first *model.Detector, recs []record.Recor
 			st.bad++
 			continue
 		}
-		v := first.PredictRecord(r)
-		if v.IsAttack && v.FlaggedBy == "classifier" && v.AttackProbability >= trim {
+		if sureAttack(first, r, trim) {
 			st.trimmed++
 			continue
 		}

@@ -193,7 +193,10 @@ func TestDemoServe(t *testing.T) {
 	}
 	// The detectors group their verdicts into incidents too (--alerts
 	// both is the default with --serve): the dashboard lists them, and
-	// their latest counts add up to the demo's verdicts.
+	// their latest counts add up to the demo's verdicts once every
+	// incident's last update (at most --incident-update, 5s, after its
+	// last verdict) is out.
+	incDeadline := time.Now().Add(30 * time.Second)
 	for {
 		var page struct {
 			Matching  int `json:"matching"`
@@ -217,13 +220,14 @@ func TestDemoServe(t *testing.T) {
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(incDeadline) {
 			t.Fatalf("dashboard incidents: %d with %d verdicts, want the demo's %d verdicts", page.Matching, verdicts, s.Verdicts)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The group is polled on its own interval: wait for a poll that sees
 	// both detectors.
+	deadline = time.Now().Add(15 * time.Second)
 	for {
 		var h struct{ Group struct{ Members []any } }
 		getJSON(t, url+"api/health", &h)

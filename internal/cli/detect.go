@@ -82,26 +82,33 @@ fingerprint of the model in use.
 LEARNING. With --learn DURATION detect learns this site's own normal
 traffic, as 'train --baseline' does from a file: for DURATION from its
 start it scores and alerts with its model as usual and keeps a uniform
-random sample (at most --learn-max-records) of the records it commits.
-Then, in the background (the forest on half the cores), while it goes on
-scoring with the old model, it retrains on --learn-data with the sample
-as the baseline (the same code as 'train --baseline', with the current
-model's algorithm, hyper-parameters, seed and thresholds and train's
-novelty defaults), writes the model to --learn-out atomically and the
-baseline to
---learn-baseline-out, and scores with the new model from the next
-transaction on: every record is scored once, by one model, and the
-statistics and alerts name the new fingerprint. The log shows the
-progress, every guard's decision and the 'netsentinel train' command that
-gives the same model. A later SIGHUP reloads --learn-out. A restart with
---learn learns afresh: the new baseline replaces the learned one.
+random sample (at most --learn-max-records) of the records it commits:
+every record that decodes, with or without a connection identity (those
+without addresses escape the source cap and count as no source), its
+label, if any, ignored. Then, in the background (the forest on half the
+cores), while it goes on scoring with the old model, it retrains on
+--learn-data with the sample as the baseline (the same code as 'train
+--baseline', with the current model's algorithm, hyper-parameters, seed
+and thresholds and train's novelty defaults), writes the model to
+--learn-out atomically and the baseline to --learn-baseline-out, and
+scores with the new model from the next transaction on: every record is
+scored once, by one model, and the statistics and alerts name the new
+fingerprint. The log shows the progress, every guard's decision and the
+'netsentinel train' command that gives the same model. A later SIGHUP
+reloads --learn-out. With --learn-every, a new period starts that long
+after the previous one's start, and a restart with --learn learns
+afresh: each time the model is retrained from --learn-data, and the new
+baseline replaces the last one (each period faces the guards below
+anew).
 
 Whatever is on the network while detect learns is taken for normal, an
 attacker included. The guards, each with its limit:
-  - trim: records that a model trained on --learn-data alone flags with an
-    attack probability >= --learn-trim are left out (the log says how
-    many). It catches what resembles known attacks, not a novel one nor
-    a slow or careful attacker.
+  - trim: records that the current model (as its file holds it), or a
+    model trained on --learn-data alone, flags with an attack probability
+    >= --learn-trim are left out (the log says how many of each; the
+    written baseline is what the current model's trim leaves). It catches
+    what resembles known attacks, not a novel one nor a slow or careful
+    attacker.
   - caps: no source address may make up more than --learn-max-source-share
     of the baseline, nor one destination address and service more than
     --learn-max-dest-share; the excess is dropped at random (logged). A
@@ -126,8 +133,9 @@ during the period and kept in the sample.
 
 Several detectors in one group each see only their partitions (the
 sensor keys records by destination host). A detector with --learn learns
-from the partitions it holds during the period (the log lists them) and
-writes its own --learn-out: give --learn to one detector, started alone
+from the partitions it holds during the period (the log lists them, and
+warns when the sample lacks some of the topic's) and writes its own
+--learn-out: give --learn to one detector, started alone
 for the learning period so that it sees the whole site, and point the
 others to its model (--model, then SIGHUP); or give each its own
 --learn-out, to learn the hosts whose partitions it scores.
@@ -252,6 +260,7 @@ func detectFlags(fs *flag.FlagSet) RunFunc {
 		if lrn != nil {
 			lrn.current = cur.get
 			lrn.swap = func(path string) (string, error) { return cur.load(path, *adapt, d) }
+			lrn.partitions = func(ctx context.Context) (int, error) { return stream.Partitions(ctx, ccfg, *topic) }
 			learning.Go(func() { lrn.run(lctx) })
 		}
 		runErr := d.Run(ctx)
@@ -326,10 +335,10 @@ func (c *currentModel) set(path string, m *model.Detector, fp string) {
 	c.info.WithLabelValues(fp).Set(1)
 }
 
-func (c *currentModel) get() (*model.Detector, string) {
+func (c *currentModel) get() (*model.Detector, string, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.m, c.fp
+	return c.m, c.fp, c.path
 }
 
 // load loads the model file at path and hands it to d (see loadModel);

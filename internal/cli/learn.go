@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ import (
 type learnConfig struct {
 	// Period is how long records are collected, from the detector's start.
 	Period time.Duration
+	// Every, when above 0, starts a new learning period this long after
+	// the start of the previous one.
+	Every time.Duration
 	// Data are the labelled training files the model is retrained on.
 	Data []string
 	// Out is where the learned model is written; BaselineOut where the
@@ -73,7 +77,7 @@ const (
 
 // learnFlags are detect's flags of the learning period.
 type learnFlags struct {
-	period                 *time.Duration
+	period, every          *time.Duration
 	data                   stringList
 	out, baselineOut       *string
 	maxRecords             *int
@@ -85,8 +89,9 @@ type learnFlags struct {
 func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 	lf := &learnFlags{}
 	lf.period = fs.Duration("learn", 0, "learn this site's normal traffic for this `duration` from the start, then retrain the model with it as a baseline and score with the new model (0: off; see LEARNING above)")
+	lf.every = fs.Duration("learn-every", 0, "start a new learning period this `long` after the start of the previous one, so that the baseline follows the site (0: learn once)")
 	fs.Var(&lf.data, "learn-data", "labelled training `file` the model is retrained on with the learned baseline, as 'train --data' (required with --learn); repeat for several")
-	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; SIGHUP then reloads this file)")
+	lf.out = fs.String("learn-out", "", "`path` the learned model is written to (required with --learn; may be the --model file; once the learned model is in use, SIGHUP reloads this file)")
 	lf.baselineOut = fs.String("learn-baseline-out", "", "`path` the learned baseline is written to as JSON lines, for 'train --baseline' (default: --learn-out with .baseline.jsonl appended; none: not written)")
 	lf.maxRecords = fs.Int("learn-max-records", defaultLearnMaxRecords, "most `records` kept while learning (a uniform random sample of those consumed; about 0.5 KiB each)")
 	lf.sourceShare = fs.Float64("learn-max-source-share", defaultLearnSourceShare, "largest `share` of the baseline one source address may make up; its excess records are dropped at random (1: no cap)")
@@ -102,18 +107,20 @@ func addLearnFlags(fs *flag.FlagSet) *learnFlags {
 // config checks the flags; ok is false when --learn is off.
 func (lf *learnFlags) config(topic string) (cfg learnConfig, ok bool, err error) {
 	if *lf.period == 0 {
-		if len(lf.data) > 0 || *lf.out != "" {
-			return cfg, false, Usagef("--learn-data and --learn-out need --learn DURATION")
+		if len(lf.data) > 0 || *lf.out != "" || *lf.every != 0 {
+			return cfg, false, Usagef("--learn-data, --learn-out and --learn-every need --learn DURATION")
 		}
 		return cfg, false, nil
 	}
-	cfg = learnConfig{Period: *lf.period, Data: lf.data, Out: *lf.out, BaselineOut: *lf.baselineOut,
+	cfg = learnConfig{Period: *lf.period, Every: *lf.every, Data: lf.data, Out: *lf.out, BaselineOut: *lf.baselineOut,
 		MaxRecords: *lf.maxRecords, MaxSourceShare: *lf.sourceShare, MaxDestShare: *lf.destShare,
 		MinRecords: *lf.minRecords, MinSources: *lf.minSources, Check: *lf.check, MinDetection: *lf.minDetect,
 		Trim: *lf.trim, Topic: topic}
 	switch {
 	case cfg.Period < 0:
 		return cfg, false, Usagef("--learn %v: want a positive duration", cfg.Period)
+	case cfg.Every != 0 && cfg.Every <= cfg.Period:
+		return cfg, false, Usagef("--learn-every %v: want 0 or more than --learn %v", cfg.Every, cfg.Period)
 	case len(cfg.Data) == 0:
 		return cfg, false, Usagef("--learn needs --learn-data FILE: the labelled training data (e.g. data/KDDTrain+.txt.gz) the model is retrained on with the learned baseline")
 	case cfg.Out == "":
@@ -149,8 +156,10 @@ func (lf *learnFlags) config(topic string) (cfg learnConfig, ok bool, err error)
 // memory stays bounded however long the period and fast the traffic. The
 // sample is kept in chunks, so that it grows without copying.
 type collector struct {
+	// on is read without mu first, so that the tap costs one atomic load
+	// a record once the period is over.
+	on     atomic.Bool
 	mu     sync.Mutex
-	on     bool
 	max    int
 	rng    *rand.Rand
 	seen   int64 // records offered while on
@@ -169,10 +178,13 @@ func newCollector(max int, seed uint64) *collector {
 	return &collector{max: max, rng: rand.New(rand.NewPCG(seed, 0x1ea54)), parts: map[int32]int64{}}
 }
 
+// start starts a new collection.
 func (c *collector) start() {
 	c.mu.Lock()
-	c.on = true
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.seen, c.bad, c.full = 0, 0, time.Time{}
+	clear(c.parts)
+	c.on.Store(true)
 }
 
 // tap offers one committed input record (stream.Options.Tap). A record is
@@ -180,9 +192,12 @@ func (c *collector) start() {
 // counted and leaves the sample as it was. Labels are dropped: the
 // baseline is unlabelled.
 func (c *collector) tap(partition int32, value []byte) {
+	if !c.on.Load() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.on {
+	if !c.on.Load() {
 		return
 	}
 	c.seen++
@@ -230,7 +245,7 @@ type sample struct {
 func (c *collector) stop() sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on = false
+	c.on.Store(false)
 	s := sample{recs: make([]record.Record, 0, c.n), seen: c.seen, bad: c.bad, full: c.full}
 	for _, ch := range c.chunks {
 		s.recs = append(s.recs, ch[:min(len(ch), c.n-len(s.recs))]...)
@@ -574,12 +589,15 @@ type learner struct {
 	cfg learnConfig
 	log *slog.Logger
 	col *collector
-	// current returns the model the detector scores with and its
-	// fingerprint; swap loads the model file at path and makes the
+	// current returns the model the detector scores with, its fingerprint
+	// and its file; swap loads the model file at path and makes the
 	// detector score with it, returning its fingerprint.
-	current func() (*model.Detector, string)
+	current func() (m *model.Detector, fp, path string)
 	swap    func(path string) (string, error)
-	state   *prometheus.GaugeVec
+	// partitions returns the number of partitions of the input topic;
+	// nil when unknown.
+	partitions func(ctx context.Context) (int, error)
+	state      *prometheus.GaugeVec
 }
 
 // loadLearnData loads --learn-data and checks that it can be trained on.
@@ -649,11 +667,28 @@ func (l *learner) setState(s string) {
 // run collects for the learning period, then learns; it returns when the
 // new model is in use, refused, or ctx is cancelled.
 func (l *learner) run(ctx context.Context) {
-	start := time.Now()
+	for {
+		start := time.Now()
+		if !l.period(ctx, start) || l.cfg.Every == 0 {
+			return
+		}
+		next := start.Add(l.cfg.Every)
+		l.log.Info("next learning period", "at", next.Format(time.RFC3339))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+	}
+}
+
+// period runs one learning period from start: it collects, then learns;
+// it returns false when ctx was cancelled.
+func (l *learner) period(ctx context.Context, start time.Time) bool {
+	l.setState("collecting")
 	l.col.start()
 	l.log.Info("learning this site's traffic", "period", l.cfg.Period, "until", start.Add(l.cfg.Period).Format(time.RFC3339), "max_records", l.cfg.MaxRecords)
-	every := min(max(l.cfg.Period/5, time.Second), time.Minute)
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(min(max(l.cfg.Period/5, time.Second), time.Minute))
 	defer tick.Stop()
 	end := time.NewTimer(l.cfg.Period)
 	defer end.Stop()
@@ -663,7 +698,7 @@ func (l *learner) run(ctx context.Context) {
 			s := l.col.stop()
 			l.setState("stopped")
 			l.log.Warn("learning stopped before the end of its period; nothing learned", "seen", s.seen)
-			return
+			return false
 		case <-tick.C:
 			seen, kept := l.col.counts()
 			l.log.Info("learning", "seen", seen, "sampled", kept, "left", time.Until(start.Add(l.cfg.Period)).Round(time.Second))
@@ -680,15 +715,17 @@ func (l *learner) run(ctx context.Context) {
 	case ctx.Err() != nil:
 		l.setState("stopped")
 		l.log.Warn("learning stopped while training; nothing learned")
+		return false
 	case errors.As(err, new(refusal)):
 		l.setState("refused")
-		_, cur := l.current()
+		_, cur, _ := l.current()
 		l.log.Error("learned model refused; the detector keeps its model", "model", cur, "reason", err)
 	default:
 		l.setState("failed")
-		_, cur := l.current()
+		_, cur, _ := l.current()
 		l.log.Error("learning failed; the detector keeps its model", "model", cur, "err", err)
 	}
+	return true
 }
 
 // refusal is a guard's reason for keeping the current model.
@@ -703,13 +740,15 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	cfg := l.cfg
 	l.log.Info("learning period over", "seen", s.seen, "sampled", len(s.recs), "undecodable", s.bad,
 		"partitions", fmt.Sprint(s.partitions), "sample_full", !s.full.IsZero())
-	cur, curFP := l.current()
+	l.checkPartitions(ctx, s.partitions)
+	cur, curFP, curPath := l.current()
 	opts, seed, err := retrainOptions(cur)
 	if err != nil {
 		return err
 	}
+	recs := l.trimByCurrent(s.recs, curFP, curPath)
 	rng := rand.New(rand.NewPCG(seed, 0xca95))
-	recs, bySource, byDest := capBaseline(s.recs, cfg, rng)
+	recs, bySource, byDest := capBaseline(recs, cfg, rng)
 	if len(bySource) > 0 {
 		l.log.Warn("guard: sources over their share of the baseline cut", "cap", cfg.MaxSourceShare, "sources", len(bySource), "cut", describeCapped(bySource, len(s.recs)))
 	}
@@ -747,11 +786,11 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	opts.Sources = append(baseNames(cfg.Data), fmt.Sprintf("%s (learned %s to %s)", cfg.Topic, start.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339)))
 	trained := time.Now()
 	first, st, err := withBaseline(ctx, l.train, train, opts, recs, cfg.Trim)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return refuse("%v", err)
+	switch {
+	case err != nil && first != nil && st.added == 0:
+		return refuse("%v", err) // nothing left after the trim
+	case err != nil:
+		return err
 	}
 	l.log.Info("guard: baseline trimmed of what a model trained without it is sure is an attack", "connections", st.records, "summary", st.String())
 	if st.added < cfg.MinRecords {
@@ -788,6 +827,50 @@ func (l *learner) learn(ctx context.Context, s sample, start time.Time) error {
 	l.log.Info("model learned: now scoring with it", "fingerprint", fp, "previous", curFP, "path", cfg.Out,
 		"baseline", st.added, "train_command", trainCommand(cfg, opts, seed))
 	return nil
+}
+
+// checkPartitions warns when the sample lacks records of some of the
+// input topic's partitions: the hosts whose records go there (the sensor
+// keys records by destination host) are then not in the baseline.
+func (l *learner) checkPartitions(ctx context.Context, got []int32) {
+	if l.partitions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := l.partitions(ctx)
+	switch {
+	case err != nil:
+		l.log.Warn("cannot tell whether the sample covers every partition of the topic", "err", err)
+	case len(got) < n:
+		l.log.Warn("the sample holds records of only some of the topic's partitions: the hosts whose records go to the others are not in the baseline (other detectors of the group held them, or they were idle)",
+			"partitions", fmt.Sprint(got), "of", n)
+	}
+}
+
+// trimByCurrent leaves out the records that the model the detector
+// scores with (as its file holds it: without --adapt's learning) calls an
+// attack with at least the trim's probability. After an earlier learning
+// period that model knows the site, so what its classifier is sure of is
+// more likely an attack than what a model trained on the training data
+// alone is sure of. It keeps every record when the file no longer holds
+// that model.
+func (l *learner) trimByCurrent(recs []record.Record, fp, path string) []record.Record {
+	m, got, err := loadModel(path, false)
+	if err != nil || got != fp {
+		l.log.Warn("guard: the current model's trim skipped: its file no longer holds it", "path", path, "fingerprint", fp, "err", err)
+		return recs
+	}
+	kept := recs[:0:0]
+	for i := range recs {
+		r := recs[i]
+		if m.Complete(&r) == nil && sureAttack(m, &r, l.cfg.Trim) {
+			continue
+		}
+		kept = append(kept, recs[i])
+	}
+	l.log.Info("guard: baseline trimmed of what the current model is sure is an attack", "model", fp, "left_out", len(recs)-len(kept), "of", len(recs), "attack_probability", l.cfg.Trim)
+	return kept
 }
 
 // train trains one model, logging its progress at most every 2 seconds.

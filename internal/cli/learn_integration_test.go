@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -65,11 +66,19 @@ func TestIntegrationDetectLearn(t *testing.T) {
 	if v := metric(`netsentinel_detect_model_info{fingerprint="` + fpB + `"}`); v != "1" {
 		t.Errorf("model_info for %s = %q", fpB, v)
 	}
+	if strings.Contains(stderr.String(), "only some of the topic's partitions") || strings.Contains(stderr.String(), "cannot tell whether") {
+		t.Errorf("one detector alone warns about partitions; log:\n%s", stderr)
+	}
 	if v := metric(`netsentinel_detect_learning{state="learned"}`); v != "1" {
 		t.Errorf(`learning{state="learned"} = %q`, v)
 	}
 	if v := metric("netsentinel_detect_learn_seen_records"); v != strconv.Itoa(n) {
 		t.Errorf("learn_seen_records = %q, want %d", v, n)
+	}
+	sampleRE := regexp.MustCompile(`msg="baseline sample" records=(\d+)`)
+	m := sampleRE.FindStringSubmatch(stderr.String())
+	if b, err := os.ReadFile(out + ".baseline.jsonl"); err != nil || m == nil || strconv.Itoa(strings.Count(string(b), "\n")) != m[1] {
+		t.Errorf("baseline file: %d lines, %v; the log: %v records of %d", strings.Count(string(b), "\n"), err, m, n)
 	}
 	publish()
 	waitUntil(t, 30*time.Second, "both rounds scored", func() bool { return metric("netsentinel_detect_records_total") == strconv.Itoa(2*n) }, stderr)

@@ -197,7 +197,7 @@ func testLearner(t *testing.T, cfg learnConfig) (*learner, *lockedBuffer, *[]str
 		t.Fatal(err)
 	}
 	var swapped []string
-	l.current = func() (*model.Detector, string) { return m, fp }
+	l.current = func() (*model.Detector, string, string) { return m, fp, cur }
 	l.swap = func(path string) (string, error) {
 		_, fp, err := loadModel(path, false)
 		swapped = append(swapped, fp)
@@ -256,15 +256,20 @@ func TestLearnGuards(t *testing.T) {
 func TestLearnMatchesTrain(t *testing.T) {
 	_, site := siteRecords(t, 3000)
 	l, log, swapped := testLearner(t, defaultTestLearnConfig())
-	l.cfg.Period = time.Millisecond
-	l.col.start()
+	l.cfg.Period = time.Second
+	l.partitions = func(context.Context) (int, error) { return 3, nil }
+	done := make(chan struct{})
+	go func() { l.run(context.Background()); close(done) }()
+	waitUntil(t, 10*time.Second, "learning start", func() bool { return strings.Contains(log.String(), "learning this site's traffic") }, log)
 	for i := range site {
 		l.col.tap(0, site[i].AppendJSON(nil))
 	}
-	l.col.on = false // run starts it again, with the same sample
-	l.run(context.Background())
+	<-done
 	if got := testutil.ToFloat64(l.state.WithLabelValues("learned")); got != 1 || len(*swapped) != 1 {
 		t.Fatalf("state learned = %v, swaps %v; log:\n%s", got, *swapped, log)
+	}
+	if !strings.Contains(log.String(), `the sample holds records of only some of the topic's partitions`) {
+		t.Errorf("no warning about the partitions missing from the sample; log:\n%s", log)
 	}
 	m := regexp.MustCompile(`train_command="netsentinel (train [^"]*)"`).FindStringSubmatch(log.String())
 	if m == nil {
@@ -287,7 +292,7 @@ func TestLearnMatchesTrain(t *testing.T) {
 	if a, b := learned.Info().Training, trained.Info().Training; a.SHA256 != b.SHA256 || a.Rows != b.Rows {
 		t.Errorf("learned on %d rows (%.12s), train --baseline on %d (%.12s)\n%s", a.Rows, a.SHA256, b.Rows, b.SHA256, stdout)
 	}
-	before, _ := l.current()
+	before, _, _ := l.current()
 	flagged := func(d *model.Detector) (n int) {
 		for i := range site {
 			r := site[i]
@@ -384,6 +389,11 @@ func TestLearnPoisoned(t *testing.T) {
 	if _, ok := err.(refusal); !ok || len(*swapped) > 0 {
 		t.Errorf("learn: %v, swaps %v; want a refusal; log:\n%s", err, *swapped, log)
 	}
+	for l := range strings.Lines(log.String()) {
+		if strings.Contains(l, "guard:") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
 	t.Logf("%d site and %d attack records: %v", len(site), len(attacks), err)
 }
 
@@ -398,6 +408,8 @@ func TestDetectLearnUsage(t *testing.T) {
 		{[]string{"--learn", "1m"}, ExitUsage, "--learn needs --learn-data FILE"},
 		{[]string{"--learn", "1m", "--learn-data", data}, ExitUsage, "--learn needs --learn-out FILE"},
 		{[]string{"--learn-data", data}, ExitUsage, "need --learn DURATION"},
+		{[]string{"--learn-every", "1h"}, ExitUsage, "need --learn DURATION"},
+		{[]string{"--learn", "1m", "--learn-every", "30s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "--learn-every 30s: want 0 or more than --learn 1m0s"},
 		{[]string{"--learn", "-1s", "--learn-data", data, "--learn-out", "x"}, ExitUsage, "positive duration"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-max-source-share", "0"}, ExitUsage, "--learn-max-source-share 0"},
 		{[]string{"--learn", "1m", "--learn-data", data, "--learn-out", "x", "--learn-check", "0.9"}, ExitUsage, "--learn-check 0.9"},
@@ -458,5 +470,32 @@ func TestLearnStopped(t *testing.T) {
 	}
 	if _, err := os.Stat(l.cfg.Out); err == nil {
 		t.Error("a model was written")
+	}
+}
+
+// TestLearnEvery learns again after --learn-every: two periods, two models.
+func TestLearnEvery(t *testing.T) {
+	_, site := siteRecords(t, 3000)
+	l, log, swapped := testLearner(t, defaultTestLearnConfig())
+	l.cfg.Period, l.cfg.Every = 300*time.Millisecond, 400*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx); close(done) }()
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for ctx.Err() == nil {
+			for i := range site {
+				l.col.tap(int32(i%2), site[i].AppendJSON(nil))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitUntil(t, 40*time.Second, "two learned models", func() bool { return strings.Count(log.String(), "model learned") >= 2 }, log)
+	cancel()
+	<-done
+	<-fed
+	if n := strings.Count(log.String(), "next learning period"); n < 2 || len(*swapped) < 2 {
+		t.Errorf("%d next periods announced, swaps %v", n, *swapped)
 	}
 }

@@ -32,6 +32,9 @@ type storedAlert struct {
 	// search is the lower-cased text the text filter looks in.
 	search string
 	raw    []byte
+	// drivers names the features that drove the verdict, from decoding to
+	// addAlert, which counts them and drops the list.
+	drivers []string
 }
 
 // alertHead is the part of an alert message decoded on arrival. The
@@ -52,6 +55,10 @@ type alertHead struct {
 	NoveltyFeatures json.RawMessage `json:"novelty_features"`
 	Explanation     json.RawMessage `json:"explanation"`
 }
+
+// maxDrivers is how many of an alert's explanation features count toward
+// the spikes' features.
+const maxDrivers = 3
 
 // errNotObject is returned for alert messages that are not JSON objects.
 var errNotObject = errors.New("not a JSON object")
@@ -96,11 +103,17 @@ func decodeAlert(raw []byte, intern func(string) string) (*storedAlert, error) {
 		sb.WriteString(strings.ToLower(s))
 		sb.WriteByte('\n')
 	}
-	for _, s := range featureNames(h.NoveltyFeatures) {
+	novel := featureNames(h.NoveltyFeatures)
+	for _, s := range novel {
 		sb.WriteString(strings.ToLower(s))
 		sb.WriteByte('\n')
 	}
 	a.search = sb.String()
+	a.drivers = featureNames(h.Explanation)
+	if len(a.drivers) == 0 {
+		a.drivers = novel
+	}
+	a.drivers = a.drivers[:min(len(a.drivers), maxDrivers)]
 	return a, nil
 }
 

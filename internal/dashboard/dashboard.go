@@ -134,6 +134,17 @@ func New(opts Options) (*Dashboard, error) {
 	if opts.History < 0 || opts.MaxAlerts < 0 || opts.MaxIncidents < 0 || opts.MaxDeadLetters < 0 || opts.MaxAddresses < 0 {
 		return nil, errors.New("dashboard: negative history or limit")
 	}
+	seen := map[string]string{}
+	for _, t := range []struct{ what, name string }{{"alerts", opts.AlertsTopic}, {"statistics", opts.StatsTopic},
+		{"dead letters", opts.DeadLetterTopic}, {"incidents", opts.IncidentsTopic}} {
+		if t.name == "" {
+			continue
+		}
+		if other, ok := seen[t.name]; ok {
+			return nil, fmt.Errorf("dashboard: topic %q given for both %s and %s", t.name, other, t.what)
+		}
+		seen[t.name] = t.what
+	}
 	opts.fill()
 	if opts.History < 24*time.Hour+report.BucketFor(24*time.Hour) {
 		return nil, fmt.Errorf("dashboard: history %v is shorter than the longest span (24h) and its current bucket", opts.History)

@@ -178,3 +178,13 @@ func TestIncidentsBadAndBounded(t *testing.T) {
 		t.Errorf("page JSON %s (%v): empty lists must be [] for the page", b, err)
 	}
 }
+
+func TestNewRefusesSharedTopics(t *testing.T) {
+	_, err := New(Options{AlertsTopic: "out", StatsTopic: "stats", IncidentsTopic: "out"})
+	if err == nil || !strings.Contains(err.Error(), `topic "out" given for both alerts and incidents`) {
+		t.Errorf("New with one topic for alerts and incidents: %v", err)
+	}
+	if _, err := New(Options{AlertsTopic: "a", StatsTopic: "s", DeadLetterTopic: "", IncidentsTopic: ""}); err != nil {
+		t.Errorf("New with distinct topics: %v", err)
+	}
+}

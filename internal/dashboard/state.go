@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/record"
 	"github.com/netsentinel/netsentinel/internal/report"
 )
 
@@ -53,6 +54,9 @@ type state struct {
 	nextID uint64
 	// addrs counts alerts by source and destination address per minute.
 	addrs map[int64]*addrMinute
+	// drivers counts, per minute, the alerts whose explanation named each
+	// feature (at most the schema's features a minute).
+	drivers report.FeatureMinutes
 
 	// incidents holds the latest state of each incident by ID;
 	// incidentSeq counts their changes. incAddrs counts the verdicts
@@ -130,6 +134,7 @@ func newState(opts Options) *state {
 		nextID:     1,
 		nextDeadID: 1,
 		addrs:      map[int64]*addrMinute{},
+		drivers:    report.FeatureMinutes{},
 		incidents:  map[string]*storedIncident{},
 		incAddrs:   map[int64]*addrMinute{},
 		instances:  map[string]*instanceState{},
@@ -256,6 +261,11 @@ func (s *state) pruneLocked() {
 			}
 		}
 	}
+	for k := range s.drivers {
+		if k*60 < cut.Unix() {
+			delete(s.drivers, k)
+		}
+	}
 	for k, in := range s.instances {
 		if in.lastReport.Before(cut) {
 			delete(s.instances, k)
@@ -274,6 +284,22 @@ func (s *state) addAlert(raw []byte) error {
 	}
 	a.id = s.nextID
 	s.nextID++
+	if len(a.drivers) > 0 && s.inRange(a.time) {
+		k := a.time.Unix() / 60
+		m := s.drivers[k]
+		if m == nil {
+			m = map[string]int64{}
+			s.drivers[k] = m
+		}
+		for _, f := range a.drivers {
+			// Names are bounded in length and number a minute: hostile
+			// input cannot grow the counts without end.
+			if _, ok := m[f]; ok || (len(m) < 2*record.NumFeatures && len(f) <= 64) {
+				m[s.intern(f)]++
+			}
+		}
+	}
+	a.drivers = nil
 	if len(s.alerts) < s.opts.MaxAlerts {
 		s.alerts = append(s.alerts, a)
 	} else {
@@ -466,6 +492,12 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 		dstOther += m.dstOther
 	}
 	incs := s.incidentSummaries(w.Start, w.End)
+	drivers := report.FeatureMinutes{}
+	for k := w.Start.Unix() / 60; k < w.End.Unix()/60; k++ {
+		if m := s.drivers[k]; m != nil {
+			drivers[k] = maps.Clone(m)
+		}
+	}
 	open := s.openIncidents()
 	s.mu.RUnlock()
 	rep, err := report.Build(series, w, cfg)
@@ -473,7 +505,7 @@ func (s *state) summary(span Span, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	report.AddIncidents(rep, incs, s.opts.TopAddresses)
-	report.AddSpikeFeatures(rep, incs, nil, 3)
+	report.AddSpikeFeatures(rep, incs, drivers, 3)
 	byCat := map[string]int{}
 	for _, in := range incs {
 		byCat[in.Category]++

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/netsentinel/netsentinel/internal/event"
+	"github.com/netsentinel/netsentinel/internal/report"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -91,6 +92,20 @@ func TestSummaryMarksSpikes(t *testing.T) {
 	}
 	s.addStats(event.Stats{Minute: t0, Instance: "a", Records: 1000, ByCategory: map[string]int64{"normal": 500, "dos": 500},
 		ByAttack: map[string]int64{"smurf": 500}}, t0.Add(30*time.Second))
+	// Alerts of the spike's minute name what drove them; one before it
+	// does not count.
+	for i := range 4 {
+		var m map[string]any
+		_ = json.Unmarshal(alertJSON(i, "smurf", "dos", "", "", t0.Add(time.Duration(i)*time.Second)), &m)
+		m["explanation"] = []map[string]any{{"feature": "count", "value": 511, "typical": 2, "contribution": 0.5}, {"feature": "src_bytes"}}
+		if i == 3 {
+			m["time"] = t0.Add(-time.Minute)
+		}
+		b, _ := json.Marshal(m)
+		if err := s.addAlert(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.t = t0.Add(30 * time.Second)
 	sum, err := s.summary(Spans[0], c.t)
 	if err != nil {
@@ -98,6 +113,9 @@ func TestSummaryMarksSpikes(t *testing.T) {
 	}
 	if len(sum.Spikes) != 1 || !sum.Spikes[0].Start.Equal(t0) || sum.Spikes[0].Drivers[0].Name != "smurf" {
 		t.Fatalf("spikes = %+v, want one at %v driven by smurf", sum.Spikes, t0)
+	}
+	if d := cmp.Diff([]report.AttackCount{{Name: "count", Count: 3}, {Name: "src_bytes", Count: 3}}, sum.Spikes[0].Features); d != "" {
+		t.Errorf("spike features (-want +got):\n%s", d)
 	}
 	var marked int
 	for _, b := range sum.Buckets {

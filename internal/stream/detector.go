@@ -251,6 +251,9 @@ type worker struct {
 	memo    []memoEntry
 	memoFor *scoring
 	memoGen uint64
+	// xs holds the feature vectors of the batch's attack verdicts for the
+	// incident tables (incVerdict.xi).
+	xs [][record.NumFeatures]float32
 }
 
 // memoSize is how many scored records a worker remembers, each in the slot
@@ -826,6 +829,7 @@ func (d *Detector) startScoring() {
 	d.results = d.results[:n]
 	for _, w := range d.workers {
 		w.buf = w.buf[:0]
+		w.xs = w.xs[:0]
 	}
 }
 

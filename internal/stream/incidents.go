@@ -72,16 +72,17 @@ type incidents struct {
 }
 
 // incVerdict is what a scoring worker keeps of an attack verdict for the
-// incident tables: x and verdict let observe explain the verdict when it
-// opens an incident.
+// incident tables: flaggedBy and the record's feature vector (xi indexes
+// the worker's xs) let observe explain the verdict when it opens an
+// incident.
 type incVerdict struct {
-	prob     float64
-	service  string
-	flag     string
-	id       record.Identity
-	features []string
-	verdict  model.Verdict
-	x        [record.NumFeatures]float32
+	prob      float64
+	service   string
+	flag      string
+	id        record.Identity
+	features  []string
+	flaggedBy string
+	xi        int
 }
 
 // incidentReasons is how many features an incident's explanation names.
@@ -195,12 +196,16 @@ func (d *Detector) captureIncident(res *result, rec *record.Record, v *model.Ver
 	if d.inc == nil {
 		return
 	}
-	res.inc = incVerdict{prob: v.Probability, service: rec.Symbol(2), flag: rec.Symbol(3), id: identityOf(rec), verdict: *v}
+	wk := d.workers[res.w]
+	res.inc = incVerdict{prob: v.Probability, service: rec.Symbol(2), flag: rec.Symbol(3), id: identityOf(rec),
+		flaggedBy: v.FlaggedBy, xi: len(wk.xs)}
+	wk.xs = append(wk.xs, [record.NumFeatures]float32{})
+	x := &wk.xs[res.inc.xi]
 	for i, f := range rec.Features {
-		res.inc.x[i] = float32(f)
+		x[i] = float32(f)
 	}
 	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		res.inc.features = ex.NoveltyFeatures(res.inc.x[:], 3)
+		res.inc.features = ex.NoveltyFeatures(x[:], 3)
 	}
 }
 
@@ -423,7 +428,8 @@ func (x *incidents) observe(r *kgo.Record, res *result, now time.Time) string {
 	if dec.Outcome == incident.OutcomeOpened {
 		if ex, ok := x.d.cur.scorer.(alertExplainer); ok {
 			st := t.Get(incident.KeyOf(&v))
-			for _, rs := range ex.Explain(res.inc.x[:], res.inc.verdict, incidentReasons) {
+			mv := model.Verdict{Attack: res.attack, Category: res.category, IsAttack: true, Probability: res.inc.prob, FlaggedBy: res.inc.flaggedBy}
+			for _, rs := range ex.Explain(x.d.workers[res.w].xs[res.inc.xi][:], mv, incidentReasons) {
 				st.Explanation = append(st.Explanation, event.Reason(rs))
 			}
 		}

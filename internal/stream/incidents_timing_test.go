@@ -63,12 +63,13 @@ func BenchmarkIncidentObserve(b *testing.B) {
 		scorer Scorer
 	}{{"explained", m}, {"novelty-features", noveltyOnly{m}}, {"none", hiddenExplain{m}}} {
 		b.Run(c.name, func(b *testing.B) {
-			d := &Detector{cur: &scoring{scorer: c.scorer}, opts: Options{Incidents: IncidentOptions{Topic: "incidents"}}}
+			d := &Detector{cur: &scoring{scorer: c.scorer}, opts: Options{Incidents: IncidentOptions{Topic: "incidents"}}, workers: []*worker{{}}}
 			d.inc = &incidents{d: d, tables: map[int32]*incident.Table{}}
 			var res result
 			opened := 0
 			for b.Loop() {
 				d.inc.tables[0] = incident.NewTable(incident.Config{})
+				d.startScoring()
 				for i := range verdicts {
 					s := &verdicts[i]
 					res = result{kind: resultAlert, category: s.v.Category, attack: s.v.Attack}
