@@ -32,9 +32,22 @@ destination address, so that detect can score them.
 --interface IF captures every packet of a network interface through a Linux
 AF_PACKET socket (needs CAP_NET_RAW). The packets the kernel drops because
 the sensor falls behind are counted (netsentinel_sensor_kernel_drops_total,
-and the summary at exit). On SIGINT or SIGTERM the open connections are
-finished and published before the sensor exits; packets that pass while
+a warning when they grow, and the summary at exit, with their share of the
+packets the kernel counted for the socket; on a loopback interface the
+kernel counts every packet twice, outgoing and incoming, and the sensor
+reads one of them). On SIGINT or SIGTERM the open connections are
+finished and published before the sensor exits (Kafka gets 30 s to take
+them, else the sensor exits with the error); packets that pass while
 it is down are not seen.
+
+Records are published in order of connection end, as the traffic
+features need: a connection that ended waits for open ones that could
+still end before it, at most --max-delay (an idle long-lived connection,
+an SSH session or a Kafka client's, would otherwise hold every record until
+it times out after 5 minutes); a connection released late is counted in
+the summary's reordered figure. A TCP connection is finished 5 s after
+it closes, so records reach Kafka about 5-10 s after their connection's
+end.
 
 --follow FILE follows a Zeek conn.log (TSV or JSON lines) as Zeek writes it,
 also after Zeek rotates it (rename and a new file, or truncation). Records
@@ -64,6 +77,7 @@ func sensorFlags(fs *flag.FlagSet) RunFunc {
 	poll := fs.Duration("poll", 200*time.Millisecond, "check a followed log for growth and rotation this often (`duration`)")
 	hostWindow := fs.Int("host-window", features.DefaultOptions().HostWindow, "connections the dst_host_* features look back over (`N`)")
 	maxConns := fs.Int("max-conns", conntrack.DefaultConfig().MaxConns, "open connections tracked at most (`N`)")
+	maxDelay := fs.Duration("max-delay", 5*time.Second, "--interface: a finished connection waits at most this `long` for open ones that could still end before it (records are published in order of connection end; 0: wait for them, up to the 5-minute TCP idle timeout)")
 	listen := fs.String("listen", web.DefaultListen, "`address` for /metrics, /-/healthy and /-/ready (none: off)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
@@ -78,6 +92,9 @@ func sensorFlags(fs *flag.FlagSet) RunFunc {
 		if *hostWindow <= 0 || *maxConns <= 0 || *snaplen <= 0 {
 			return Usagef("--host-window, --max-conns and --snaplen must be positive")
 		}
+		if *maxDelay < 0 {
+			return Usagef("--max-delay %v: must not be negative", *maxDelay)
+		}
 		ccfg, err := kf.config()
 		if err != nil {
 			return err
@@ -87,7 +104,7 @@ func sensorFlags(fs *flag.FlagSet) RunFunc {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		s, err := sensor.New(sensor.Options{
 			Client: ccfg, Topic: *topic, CheckpointTopic: *cpTopic, ID: *id,
-			Features: features.Options{HostWindow: *hostWindow}, Tracker: conntrack.Config{MaxConns: *maxConns},
+			Features: features.Options{HostWindow: *hostWindow}, Tracker: conntrack.Config{MaxConns: *maxConns, MaxDelay: *maxDelay},
 			Interval: *interval, Poll: *poll, Logger: log, Registerer: reg,
 		})
 		if err != nil {
@@ -125,8 +142,9 @@ func sensorFlags(fs *flag.FlagSet) RunFunc {
 			runErr = s.Capture(ctx, live)
 		}
 		st := s.Stats()
-		fmt.Fprintf(env.Stderr, "sensor: %d records in %d transactions; %d packets, %d corrupt, %d connections evicted; kernel: %d packets, %d dropped; %d bad log lines\n",
-			st.Records, st.Transactions, st.Tracker.Packets, st.Tracker.Corrupt, st.Tracker.Evicted, st.Kernel.Packets, st.Kernel.Drops, st.LineErrors)
+		fmt.Fprintf(env.Stderr, "sensor: %d records in %d transactions; %d packets, %d corrupt, %d connections evicted, %d reordered; kernel: %d packets, %d dropped (%.2f%%); %d bad log lines\n",
+			st.Records, st.Transactions, st.Tracker.Packets, st.Tracker.Corrupt, st.Tracker.Evicted, st.Tracker.Reordered, st.Kernel.Packets, st.Kernel.Drops,
+			100*float64(st.Kernel.Drops)/float64(max(st.Kernel.Packets, 1)), st.LineErrors)
 		return runErr
 	}
 }

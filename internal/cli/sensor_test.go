@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestSensorLive(t *testing.T) {
 	if found["flag"] != "SF" || found["src_bytes"] != 13.0 || found["dst_bytes"] != 4.0 || found["src_ip"] != "127.0.0.1" {
 		t.Errorf("record = %v", found)
 	}
-	if !strings.Contains(stderr.String(), "kernel: ") {
-		t.Errorf("no summary: %s", stderr.String())
+	if !regexp.MustCompile(`kernel: [1-9][0-9]* packets, [0-9]+ dropped \([0-9.]+%\)`).MatchString(stderr.String()) {
+		t.Errorf("no summary with the kernel's packet and drop counts: %s", stderr.String())
 	}
 }

@@ -36,11 +36,21 @@ func FuzzTracker(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
 		const limit = 8
-		var released uint64
-		tr := New(Config{MaxConns: limit, MaxPending: limit, MaxFragDatagrams: 4}, func(c *features.Conn) {
+		var released, late uint64
+		var lastEnd int64
+		cfg := Config{MaxConns: limit, MaxPending: limit, MaxFragDatagrams: 4}
+		if len(data)%2 == 1 {
+			cfg.MaxDelay = 20 * time.Millisecond // as a live sensor
+		}
+		tr := New(cfg, func(c *features.Conn) {
 			released++
 			if c.Values[0] < 0 || c.Values[4] < 0 || c.Values[5] < 0 {
 				t.Fatalf("negative feature in %+v", c.Values)
+			}
+			if c.End < lastEnd {
+				late++
+			} else {
+				lastEnd = c.End
 			}
 		})
 		link := LinkEthernet
@@ -67,6 +77,9 @@ func FuzzTracker(f *testing.F) {
 		s = tr.Stats()
 		if s.Open != 0 || s.FragHeld != 0 || len(tr.pending) != 0 || released != s.Conns {
 			t.Fatalf("after Flush: %+v, %d pending, %d released", s, len(tr.pending), released)
+		}
+		if late != s.Reordered {
+			t.Fatalf("%d connections released out of order, Reordered = %d", late, s.Reordered)
 		}
 		if s.Packets != s.Tracked+s.NotIP+s.Unsupported+s.Corrupt+s.FragDropped {
 			t.Fatalf("packets not accounted for after Flush: %+v", s)

@@ -18,8 +18,18 @@ type Config struct {
 	MaxConns int
 	// MaxPending caps the finished connections waiting to be released in
 	// order of their end (default 1<<17); past it the earliest is released
-	// at once and counted in Stats.Reordered.
+	// at once, and a connection that then ends earlier is counted in
+	// Stats.Reordered.
 	MaxPending int
+	// MaxDelay, when positive, bounds how long (on the tracker's clock) a
+	// finished connection waits for open ones that could still end before
+	// it: an idle long-lived connection would otherwise hold every later
+	// record until it times out (5 minutes for an established TCP
+	// connection). Past MaxDelay the waiting connections are released;
+	// the idle one, when it ends, comes after them and is counted in
+	// Stats.Reordered. Zero (the default, for captures read from files) keeps the
+	// exact order of connection end; a live sensor sets it.
+	MaxDelay time.Duration
 	// MaxFragDatagrams caps the IP datagrams being reassembled (default
 	// 4096); past it the oldest is given up.
 	MaxFragDatagrams int
@@ -94,7 +104,7 @@ type Stats struct {
 	Conns       uint64 // connections released
 	Open        uint64 // connections open now
 	Evicted     uint64 // connections finished early because MaxConns was reached
-	Reordered   uint64 // connections released before an earlier-ending one because MaxPending was reached
+	Reordered   uint64 // connections released after one that ended later (MaxPending reached, or MaxDelay passed)
 }
 
 // TCP endpoint states, after Zeek's.
@@ -164,6 +174,7 @@ type Tracker struct {
 	lists   [numClasses]list
 	frags   fragTable
 	pending pendingHeap
+	lastEnd int64 // end of the latest connection released
 	now     int64
 	seq     uint64
 	free    []*conn
@@ -634,15 +645,23 @@ func (t *Tracker) release(all bool) {
 			}
 		}
 	}
+	// With MaxDelay, what ended that long ago goes even before an open
+	// connection idle since earlier.
+	late := mark
+	if t.cfg.MaxDelay > 0 {
+		late = max(mark, t.now-int64(t.cfg.MaxDelay))
+	}
 	for len(t.pending) > 0 {
 		top := t.pending[0]
-		if top.end > mark {
-			if len(t.pending) <= t.cfg.MaxPending {
-				return
-			}
-			t.stats.Reordered++
+		if top.end > late && len(t.pending) <= t.cfg.MaxPending {
+			return
 		}
 		heap.Pop(&t.pending)
+		if top.end < t.lastEnd {
+			t.stats.Reordered++
+		} else {
+			t.lastEnd = top.end
+		}
 		t.stats.Conns++
 		t.emit(top.fc)
 		t.fcFree = append(t.fcFree, top.fc)

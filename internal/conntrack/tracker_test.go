@@ -342,3 +342,41 @@ func TestSYNFlood(t *testing.T) {
 		t.Errorf("heap grew by %d MB during the flood, want < 64 MB", grow>>20)
 	}
 }
+
+func TestMaxDelay(t *testing.T) {
+	// An answered TCP connection idle from 0 (it times out after 5
+	// minutes) and a short one closed at 1s: the short one waits for the
+	// idle one unless MaxDelay lets it go.
+	idle := tcp(22, "o:S", "r:SA", "o:A")
+	short := tcp(80, "o:S", "r:SA", "o:A", "o:FA", "r:FA", "o:A")
+	for i := range short {
+		short[i].at += time.Second
+		if short[i].src == cli {
+			short[i].sport = 40001
+		} else {
+			short[i].dport = 40001
+		}
+	}
+	later := pkt{at: 10 * time.Second, src: cli, dst: srv, sport: 5, dport: 53, proto: "udp", payload: "q"}
+	for _, c := range []struct {
+		delay    time.Duration
+		released int // before the flush
+	}{{0, 0}, {3 * time.Second, 1}} {
+		var services []string
+		tr := New(Config{MaxDelay: c.delay}, func(fc *features.Conn) { services = append(services, fc.Symbol(record.Service)) })
+		for _, p := range append(append(append([]pkt{}, idle...), short...), later) {
+			_ = tr.Packet(t0.Add(p.at).UnixNano(), LinkEthernet, frame(t, p))
+		}
+		if len(services) != c.released {
+			t.Errorf("MaxDelay %v: released %v before the flush, want %d connection(s)", c.delay, services, c.released)
+		}
+		tr.Flush()
+		if len(services) != 3 {
+			t.Errorf("MaxDelay %v: released %v in all, want 3 connections", c.delay, services)
+		}
+		// The idle connection came after the short one that ended later.
+		if got := tr.Stats().Reordered; got != uint64(c.released) {
+			t.Errorf("MaxDelay %v: Reordered = %d, want %d", c.delay, got, c.released)
+		}
+	}
+}

@@ -8,7 +8,20 @@
 # one after the other, every attack tool. Every actor has its own 127.0.0.0/8
 # address: normal users 127.0.20.N, attack tools 127.0.30.N (roles.tsv lists them).
 # Tools without a source-address option reach their own target address, whose local
-# route names the tool's address as the source.
+# route names the tool's address as the source. periods.tsv says when each tool ran.
+#
+# With NS_LIVE_BIN set (the netsentinel binary) the traffic is also scored live: a
+# Kafka broker (NS_LIVE_KAFKA: scripts/kafka.sh) on the namespace's 127.0.0.1:19092,
+# `netsentinel sensor` capturing lo into its records topic and `netsentinel detect`
+# (model NS_LIVE_MODEL, --alerts both) scoring them. After the run the sensor is
+# stopped, detect is left to score every record, and the records, alerts and
+# incidents topics are written to live-records.jsonl, live-alerts.jsonl and
+# live-incidents.jsonl (kcat, read committed), and the alerts' Kafka timestamps to
+# live-alert-times.txt. With NS_LIVE_LEARN=SECS too, detect
+# learns the users' traffic for SECS (--learn, retraining on NS_LIVE_LEARN_DATA, with
+# NS_LIVE_LEARN_ARGS) before the tools start, and the run lasts SECONDS after that.
+# Run under `unshare --pid --fork` too (scenario.Run does): every process started
+# here ends with the namespace.
 set -euo pipefail
 out=$1
 secs=$2
@@ -36,9 +49,13 @@ printf 'admin\nalice\n' >users.txt
 } >passwords.txt
 
 pids=()
+live_dir=""
+# On exit, whatever is left ends with the namespace (this shell is its PID 1);
+# cleanup does not wait for it.
 cleanup() {
+	touch users.stop
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	if [ -n "$live_dir" ]; then "$NS_LIVE_KAFKA" stop --kill --dir "$live_dir" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -81,6 +98,41 @@ for port in 80 21 25; do
 	done
 done
 
+# The live path: broker, sensor and detector, all on this namespace's loopback.
+brokers=127.0.0.1:19092
+if [ -n "${NS_LIVE_BIN:-}" ]; then
+	live_dir="$out/kafka"
+	KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90} "$NS_LIVE_KAFKA" start --dir "$live_dir" --port 19092 --controller-port 19093 2>kafka-start.log ||
+		{ cat kafka-start.log >&2; exit 1; }
+	log "$(tail -1 kafka-start.log)"
+	# Create the topics (a metadata request for a missing topic creates it
+	# on this broker): detect then finds its input at once, and every topic
+	# can be read at the end.
+	for t in records alerts incidents; do
+		for _ in $(seq 1 100); do
+			kcat -L -b "$brokers" -t "netsentinel-$t" 2>/dev/null | grep -q 'with [1-9][0-9]* partitions' && break
+			sleep 0.1
+		done
+	done
+	"$NS_LIVE_BIN" sensor --brokers "$brokers" --id scenario --interface lo --listen none >sensor.log 2>&1 &
+	sensor_pid=$!
+	pids+=("$sensor_pid")
+	for _ in $(seq 1 200); do
+		grep -q "sensor capturing" sensor.log 2>/dev/null && break
+		kill -0 "$sensor_pid" 2>/dev/null || { cat sensor.log >&2; exit 1; }
+		sleep 0.05
+	done
+	learn=()
+	if [ -n "${NS_LIVE_LEARN:-}" ]; then
+		# shellcheck disable=SC2206 # NS_LIVE_LEARN_ARGS is a list of flags
+		learn=(--learn "${NS_LIVE_LEARN}s" --learn-data "$NS_LIVE_LEARN_DATA" --learn-out "$out/learned.model" ${NS_LIVE_LEARN_ARGS:-})
+	fi
+	"$NS_LIVE_BIN" detect --brokers "$brokers" --group scenario --instance scenario --model "$NS_LIVE_MODEL" \
+		--alerts both --listen 127.0.0.1:19108 "${learn[@]}" >detect.log 2>&1 &
+	detect_pid=$!
+	pids+=("$detect_pid")
+fi
+
 # The capture: headers and the first bytes of payload (FTP replies), bounded in
 # packets.
 tcpdump -i lo -n -s 256 -c 2000000 -w capture.pcap 2>tcpdump.log &
@@ -95,8 +147,8 @@ role() { echo -e "$1\t$2" >>roles.tsv; }
 
 # Normal users: HTTP downloads, FTP logins and transfers, SMTP mail, until the end.
 normal_user() {
-	local addr=$1 end=$2 n=0
-	while [ "$(date +%s)" -lt "$end" ]; do
+	local addr=$1 n=0
+	while [ ! -e users.stop ]; do
 		n=$((n + 1))
 		case $((RANDOM % 3)) in
 		0)
@@ -129,25 +181,47 @@ EOF
 	done
 }
 
+rm -f users.stop
 start=$(date +%s)
 end=$((start + secs))
 users=()
 for i in 1 2 3 4; do
 	role "127.0.20.$i" normal
-	normal_user "127.0.20.$i" "$end" &
+	normal_user "127.0.20.$i" &
 	users+=($!)
 done
 
 # Attack tools, all at once after a second, each bounded in packets and time.
 tools=()
+echo -e "role\tstart\tend" >periods.tsv
 tool() {
 	local addr=$1 name=$2
 	shift 2
 	role "$addr" "$name"
 	log "$name from $addr"
-	timeout 30 "$@" >"$name.log" 2>&1 &
+	(
+		s=$(date +%s.%N)
+		timeout 30 "$@" >"$name.log" 2>&1 || true
+		echo -e "$name\t$s\t$(date +%s.%N)" >>periods.tsv
+	) &
 	tools+=($!)
 }
+if [ "$phase" = attack ] && [ -n "${NS_LIVE_LEARN:-}" ]; then
+	# detect learns the users' traffic first; the tools come once it scores
+	# with the learned model, and the users go on for SECONDS after that.
+	sleep "$NS_LIVE_LEARN"
+	state=""
+	for _ in $(seq 1 300); do
+		kill -0 "$detect_pid" 2>/dev/null || { cat detect.log >&2; exit 1; }
+		state=$(curl -s http://127.0.0.1:19108/metrics | awk '/^netsentinel_detect_learning\{/ && $2 == 1 { sub(/.*state="/, ""); sub(/".*/, ""); print }')
+		case $state in learned | refused | failed | stopped) break ;; esac
+		sleep 1
+	done
+	log "learning: $state ($(grep -cE 'learn' detect.log) log lines about it)"
+	[ "$state" = learned ] || { grep -E 'learn' detect.log >&2; exit 1; }
+	date +%s.%N >learned.ts
+	end=$(($(date +%s) + secs))
+fi
 if [ "$phase" = attack ]; then
 	sleep 1
 	tool 127.0.30.1 nmap-syn-scan nmap -sS -Pn -n -e lo -S 127.0.30.1 --max-retries 0 -p 1-1000 127.0.10.1
@@ -159,8 +233,40 @@ if [ "$phase" = attack ]; then
 fi
 
 if [ ${#tools[@]} -gt 0 ]; then wait "${tools[@]}" 2>/dev/null || true; fi
+while [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
+touch users.stop
 wait "${users[@]}" 2>/dev/null || true
 sleep 1
 kill -INT "$tcpdump_pid" 2>/dev/null || true
 wait "$tcpdump_pid" 2>/dev/null || true
 log "done in $(($(date +%s) - start))s; $(grep -E 'packets captured' tcpdump.log || true)"
+
+if [ -n "${NS_LIVE_BIN:-}" ]; then
+	# The sensor finishes the open connections and publishes them when it
+	# stops; detect then scores until it has seen every record.
+	kill -INT "$sensor_pid"
+	wait "$sensor_pid" || { cat sensor.log >&2; exit 1; }
+	summary=$(grep -E '^sensor: [0-9]+ records' sensor.log) || { cat sensor.log >&2; exit 1; }
+	log "$summary"
+	want=${summary#sensor: }
+	want=${want%% *}
+	scored=0
+	for _ in $(seq 1 600); do
+		scored=$(curl -s http://127.0.0.1:19108/metrics | awk '/^netsentinel_detect_records_total /{n += $2} END {printf "%d", n}')
+		[ "$scored" -ge "$want" ] && break
+		kill -0 "$detect_pid" 2>/dev/null || { cat detect.log >&2; exit 1; }
+		sleep 0.1
+	done
+	log "detect scored $scored of $want records"
+	kill -INT "$detect_pid"
+	wait "$detect_pid" || { cat detect.log >&2; exit 1; }
+	for t in records alerts incidents; do
+		kcat -C -b "$brokers" -t "netsentinel-$t" -e -q -X isolation.level=read_committed >"live-$t.jsonl" 2>kcat.log ||
+			{ cat kcat.log >&2; exit 1; }
+	done
+	# When each alert reached Kafka (ms since the epoch), for the delays.
+	kcat -C -b "$brokers" -t netsentinel-alerts -e -q -X isolation.level=read_committed -f '%T\n' >live-alert-times.txt 2>kcat.log ||
+		{ cat kcat.log >&2; exit 1; }
+	"$NS_LIVE_KAFKA" stop --dir "$live_dir" >/dev/null 2>&1 || true
+	live_dir=""
+fi

@@ -23,7 +23,7 @@ type LiveSource interface {
 func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 	tr := conntrack.New(s.opt.Tracker, s.add)
 	var drops uint64
-	commit := func(ctx context.Context) error {
+	commit := func(ctx context.Context, last bool) error {
 		s.stats.Tracker = tr.Stats()
 		if ks, err := src.Stats(); err == nil {
 			s.stats.Kernel = ks
@@ -31,6 +31,9 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 				s.log.Warn("the kernel dropped packets", "drops", ks.Drops-drops, "total", ks.Drops)
 				drops = ks.Drops
 			}
+		}
+		if last {
+			return s.commitDetached(ctx, nil)
 		}
 		return s.commit(ctx, nil)
 	}
@@ -46,7 +49,7 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 				_ = tr.Packet(f.TS, f.Link, f.Data)
 			}
 			tr.Flush()
-			return commit(context.WithoutCancel(ctx))
+			return commit(ctx, true)
 		}
 		f, err := src.Next()
 		switch {
@@ -56,10 +59,10 @@ func (s *Sensor) Capture(ctx context.Context, src LiveSource) error {
 			tr.Advance(time.Now().UnixNano())
 		default:
 			tr.Flush()
-			return errors.Join(err, commit(context.WithoutCancel(ctx)))
+			return errors.Join(err, commit(ctx, true))
 		}
 		if ctx.Err() == nil && s.due() {
-			if err := commit(ctx); err != nil {
+			if err := commit(ctx, false); err != nil {
 				return err
 			}
 		}

@@ -106,7 +106,7 @@ func (s *Sensor) followFile(ctx context.Context, name string, cp *Checkpoint, fo
 		case errors.Is(err, io.EOF), errors.Is(err, errRotated), ctx.Err() != nil:
 			// Everything read so far is published with the position after
 			// it, even when ctx is done.
-			if cerr := s.commit(context.WithoutCancel(ctx), t.cp()); cerr != nil {
+			if cerr := s.commitDetached(ctx, t.cp()); cerr != nil {
 				return cerr
 			}
 			if errors.Is(err, io.EOF) && t.rotated {

@@ -65,6 +65,13 @@ type Options struct {
 	// Poll is how often a followed log is checked for growth and rotation
 	// (default 200ms).
 	Poll time.Duration
+	// ShutdownTimeout bounds the transactions committed even when the
+	// sensor is being stopped (the last one, and a log follower's at each
+	// end of the file; default 30s): if Kafka cannot take one by then, the
+	// sensor returns the error instead of waiting for ever (a live
+	// capture's records of that transaction are lost; a follower resumes
+	// from its last checkpoint).
+	ShutdownTimeout time.Duration
 	// Logger receives progress and problems; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the sensor's metrics (see metrics.go); nil
@@ -125,6 +132,9 @@ func New(opt Options) (*Sensor, error) {
 	}
 	if opt.Poll <= 0 {
 		opt.Poll = 200 * time.Millisecond
+	}
+	if opt.ShutdownTimeout <= 0 {
+		opt.ShutdownTimeout = 30 * time.Second
 	}
 	log := opt.Logger
 	if log == nil {
@@ -221,6 +231,14 @@ func (s *Sensor) commit(ctx context.Context, cp *Checkpoint) error {
 	s.pending = false
 	s.publish()
 	return nil
+}
+
+// commitDetached commits a transaction that must be committed even when
+// ctx is done, for at most ShutdownTimeout.
+func (s *Sensor) commitDetached(ctx context.Context, cp *Checkpoint) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.ShutdownTimeout)
+	defer cancel()
+	return s.commit(ctx, cp)
 }
 
 // LastCheckpoint reads the sensor's last committed checkpoint; nil when it

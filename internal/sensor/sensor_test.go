@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/netsentinel/netsentinel/internal/capture"
 	"github.com/netsentinel/netsentinel/internal/capture/capturetest"
@@ -253,5 +254,47 @@ func TestCapture(t *testing.T) {
 	got := records(t, kafka{brokers: c.ListenAddrs(), topic: stream.DefaultTopic})
 	if len(got) != want || s.Stats().Records != uint64(want) || s.Stats().Kernel.Packets != 3000 {
 		t.Errorf("%d records (%d unique), want %d; stats %+v", s.Stats().Records, len(got), want, s.Stats())
+	}
+}
+
+// TestCaptureShutdownBounded stops a sensor whose broker takes no more
+// records: the last transaction gives up after ShutdownTimeout with an
+// error instead of hanging.
+func TestCaptureShutdownBounded(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, stream.DefaultTopic), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	release := make(chan struct{})
+	defer close(release) // before c.Close: the held requests end first
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	var buf bytes.Buffer
+	if _, err := capturetest.WritePcap(&buf, 200, capturetest.Options{Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	// No commit is due before the capture ends: the only one is the last.
+	s, err := New(Options{Client: stream.ClientConfig{Brokers: c.ListenAddrs()}, ID: "stuck", Interval: time.Hour, ShutdownTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src, err := capture.OpenFile(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	err = s.Capture(ctx, &frames{src: src, cancel: cancel})
+	if took := time.Since(start); err == nil || took > 10*time.Second {
+		t.Errorf("Capture with a broker that takes nothing = %v after %v; want an error within about 300ms", err, took)
+	}
+	if s.Stats().Records != 0 {
+		t.Errorf("stats %+v; want no record committed", s.Stats())
 	}
 }

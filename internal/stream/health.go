@@ -39,6 +39,59 @@ type owned struct {
 	at      int64     // committed offset at the last check
 	moved   time.Time // when the partition was assigned or its offset last moved
 	fetched bool      // records were fetched from it since it was assigned
+	// idleAt and idleEnd are a committed offset and end offset between
+	// which a probe found no record to deliver, at idleSeen.
+	idleAt, idleEnd int64
+	idleSeen        time.Time
+}
+
+// idleProbeTTL is how long a probe's finding that a partition has nothing
+// to deliver is trusted while its offsets stay the same.
+const idleProbeTTL = 20 * time.Second
+
+// probeTimeout bounds the wait for the first record of a probe.
+const probeTimeout = 2 * time.Second
+
+// committedDataAfter reports whether partition p of the input topic holds
+// a record that a read-committed consumer would receive at or after
+// offset at and before end. A probe that receives nothing within
+// probeTimeout reports false.
+func (d *Detector) committedDataAfter(ctx context.Context, p int32, at, end int64) (bool, error) {
+	opts, err := ClientOptions(d.opts.Client)
+	if err != nil {
+		return false, err
+	}
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.opts.Topic: {p: kgo.NewOffset().At(at)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(100*time.Millisecond))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	for {
+		fs := cl.PollRecords(ctx, 1)
+		found := false
+		fs.EachRecord(func(r *kgo.Record) { found = found || r.Offset < end })
+		if found {
+			return true, nil
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return false, ferr
+		}
+		if ctx.Err() != nil || fs.NumRecords() > 0 {
+			return false, nil
+		}
+	}
 }
 
 // fetched notes that records of partitions ps were fetched.
@@ -245,7 +298,10 @@ func (d *Detector) recreateIfStalled(now time.Time) {
 // blocked by its previous owner's open transaction (a crashed detector's
 // commit in flight, which stable offset fetches wait for): checkLag fences
 // that owner's transactional ID, named in the commit metadata, so that the
-// broker aborts the transaction now instead of after its timeout.
+// broker aborts the transaction now instead of after its timeout. Before
+// either, a probe checks that such a partition has records to deliver at
+// all: a transactional producer's markers and aborted records are never
+// delivered, so they neither wait nor block.
 func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.CheckInterval)
 	defer cancel()
@@ -267,9 +323,15 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		return
 	}
 	now := time.Now()
-	var waiting int64
-	orphans := map[string]bool{}
 	h := &d.health
+	type suspect struct {
+		p        int32
+		at, end  int64
+		meta     string
+		orphaned bool // nothing fetched from it since it was assigned
+	}
+	var suspects []suspect
+	lags := map[int32]int64{}
 	h.mu.Lock()
 	for p, o := range h.owned {
 		end, ok := ends.Lookup(d.opts.Topic, p)
@@ -287,15 +349,51 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 			o.at = at
 		}
 		lag := max(0, end.Offset-at)
-		waiting += lag
-		d.m.setLag(p, lag)
-		if lag == 0 {
+		switch {
+		case lag == 0:
 			o.moved = now
-		} else if !o.fetched && now.Sub(o.moved) > d.opts.OrphanTimeout && meta != "" && meta != d.txID {
-			orphans[meta] = true
+		case o.idleAt == at && o.idleEnd == end.Offset && now.Sub(o.idleSeen) < idleProbeTTL:
+			lag = 0 // only transaction markers or aborted records follow at
+			o.moved = now
+		case now.Sub(o.moved) > d.opts.OrphanTimeout:
+			suspects = append(suspects, suspect{p, at, end.Offset, meta, !o.fetched})
+		}
+		lags[p] = lag
+	}
+	h.mu.Unlock()
+
+	// A partition whose offset has not moved for OrphanTimeout may have
+	// nothing to read after all: a transactional producer's last commit
+	// marker, or records it aborted, count in the end offset but are never
+	// delivered, so no commit can move past them. A read-committed probe
+	// tells them from records that wait.
+	orphans := map[string]bool{}
+	for _, s := range suspects {
+		found, err := d.committedDataAfter(ctx, s.p, s.at, s.end)
+		if err != nil {
+			d.noteErr(fmt.Errorf("lag check: probe partition %d: %w", s.p, err))
+			continue
+		}
+		h.mu.Lock()
+		if o := h.owned[s.p]; o != nil {
 			o.moved = now // once per OrphanTimeout
+			if !found {
+				o.idleAt, o.idleEnd, o.idleSeen = s.at, s.end, now
+			}
+		}
+		h.mu.Unlock()
+		if !found {
+			lags[s.p] = 0
+		} else if s.orphaned && s.meta != "" && s.meta != d.txID {
+			orphans[s.meta] = true
 		}
 	}
+	var waiting int64
+	for p, lag := range lags {
+		waiting += lag
+		d.m.setLag(p, lag)
+	}
+	h.mu.Lock()
 	h.waiting, h.checked = waiting, now
 	if h.joined && waiting == 0 {
 		h.progress, h.err = now, nil

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -107,8 +109,8 @@ func TestHealthBeforeRun(t *testing.T) {
 	}
 }
 
-// TestDetectorRecreatesStalledSession stops the broker from answering
-// fetches with records while records wait: the detector recreates its
+// TestDetectorRecreatesStalledSession stops the broker from answering the
+// session's fetches with records while records wait: the detector recreates its
 // session after StallTimeout, and catches up once fetches work again.
 func TestDetectorRecreatesStalledSession(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, inTopic), kfake.SeedTopics(1, alertTopic, statsTopic, deadTopic))
@@ -120,7 +122,9 @@ func TestDetectorRecreatesStalledSession(t *testing.T) {
 	block.Store(true)
 	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		if !block.Load() {
+		// Only the session's fetches, told by their max wait, are
+		// blocked; the lag checks' probes get the records.
+		if !block.Load() || req.(*kmsg.FetchRequest).MaxWaitMillis != 77 {
 			return nil, nil, false
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -132,7 +136,7 @@ func TestDetectorRecreatesStalledSession(t *testing.T) {
 	produceAll(t, producer(t, brokers), inTopic, kddLines(t, 50))
 	var logs syncBuffer
 	opts := testOptions(brokers, "stuck")
-	opts.StallTimeout, opts.CheckInterval = 2*time.Second, 500*time.Millisecond
+	opts.StallTimeout, opts.CheckInterval, opts.FetchMaxWait = 2*time.Second, 500*time.Millisecond, 77*time.Millisecond
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	d, err := New(opts)
 	if err != nil {
@@ -148,6 +152,57 @@ func TestDetectorRecreatesStalledSession(t *testing.T) {
 	}
 	block.Store(false)
 	waitFor(t, 20*time.Second, "records processed", func() bool { return d.Totals().Records == 50 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDetectorHealthyAfterTransactionalInput feeds the detector from a
+// transactional producer whose last transaction is aborted: the commit and
+// abort markers and the aborted records are never delivered, so the idle
+// detector must neither count them as waiting nor recreate its session.
+func TestDetectorHealthyAfterTransactionalInput(t *testing.T) {
+	brokers := newFake(t, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("sensor"), kgo.DefaultProduceTopic(inTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	lines := kddLines(t, 60)
+	for i, commit := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range lines[i*30 : (i+1)*30] {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	opts := testOptions(brokers, "idle-txn")
+	opts.StallTimeout, opts.CheckInterval, opts.OrphanTimeout = 2*time.Second, 300*time.Millisecond, 200*time.Millisecond
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDetector(t, d)
+	waitFor(t, 20*time.Second, "the committed records processed", func() bool { return d.Totals().Records == 30 })
+	time.Sleep(4 * time.Second) // past StallTimeout, idle
+	if err := d.Health(); err != nil {
+		t.Errorf("idle detector after transactional input: Health() = %v, want nil", err)
+	}
+	if n := d.Totals().Restarts; n != 0 {
+		t.Errorf("session recreated %d times while idle:\n%s", n, logs.String())
+	}
+	if got := testutil.ToFloat64(d.m.waiting); got != 0 {
+		t.Errorf("records waiting = %v, want 0 (only markers and aborted records follow)", got)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
