@@ -8,7 +8,8 @@
 #       (1 process, then 2 processes in one group) scores them all; records/s
 #       from the first committed transaction to the last (detectors' /metrics
 #       netsentinel_detect_records_total, polled every 20 ms);
-#   (b) latency at a fixed offered rate: `publish --rate E2E_RATE` for
+#   (b) latency at a fixed offered rate (detect --alerts records: one alert
+#       per attack record): `publish --rate E2E_RATE` for
 #       E2E_SECONDS into a 4-partition topic with one detector running;
 #       p50/p99/max from produce to the alert being read by a ReadCommitted
 #       consumer ("visible") and to the detector producing it ("produced"),
@@ -19,66 +20,24 @@
 # Environment: E2E_RECORDS (default 1000000), E2E_RATE (20000), E2E_SECONDS
 # (30), E2E_DETECT_FLAGS (extra detect flags, e.g. "--max-poll-records 2000"),
 # E2E_ONLY (throughput|latency: run one part), E2E_BIN (a netsentinel binary
-# to measure instead of a fresh `make build`), NETSENTINEL_BENCH_CACHE (model
-# cache dir, default ${TMPDIR:-/tmp}/netsentinel-bench). The model is
-# trained once with `train` defaults on data/KDDTrain+.txt.gz and cached.
-#
-# The broker runs with add.partitions.to.txn.retry.backoff.ms=1 (Kafka's
-# default is 20): a transaction's first produce that reaches the broker while
-# the previous transaction's markers are still being written is retried by
-# the broker after that backoff, which at 20,000 records/s stalled ~15% of
-# the detector's transactions by ~20 ms. KAFKA_EXTRA_PROPS overrides it
-# (KAFKA_EXTRA_PROPS= for an untouched broker).
+# to measure instead of a fresh `make build`), E2E_KEEP (keep the work
+# directory), NETSENTINEL_BENCH_CACHE (model cache dir, default
+# ${TMPDIR:-/tmp}/netsentinel-bench). The set-up (build, the model trained
+# once with `train` defaults on data/KDDTrain+.txt.gz and cached, the broker
+# with add.partitions.to.txn.retry.backoff.ms=1, clean-up) is bench/lib.sh's.
 set -euo pipefail
-export KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS-add.partitions.to.txn.retry.backoff.ms=1}"
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 N=${E2E_RECORDS:-1000000}
 RATE=${E2E_RATE:-20000}
 SECS=${E2E_SECONDS:-30}
 ONLY=${E2E_ONLY:-}
 read -r -a DFLAGS <<<"${E2E_DETECT_FLAGS:-}"
-CACHE=${NETSENTINEL_BENCH_CACHE:-${TMPDIR:-/tmp}/netsentinel-bench}
 DATA=data/KDDTrain+.txt.gz
-NS=${E2E_BIN:-bin/netsentinel}
-
-log() { echo "e2e: $*" >&2; }
-
-[ -n "${E2E_BIN:-}" ] || make -s build >&2
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/netsentinel-e2e.XXXXXX")
-E2E="$WORK/e2e"
-go build -o "$E2E" ./bench/e2e
-MODEL="$CACHE/model.ns"
-if [ ! -s "$MODEL" ] || [ "$DATA" -nt "$MODEL" ]; then
-  log "training the model (cached in $MODEL)"
-  "$NS" train --data "$DATA" --out "$MODEL.tmp" >&2
-  mv "$MODEL.tmp" "$MODEL"
-fi
-
-PIDS=()
-cleanup() {
-  local rc=$?
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  scripts/kafka.sh stop --dir "$WORK/kafka" >&2 || true
-  if [ -n "${E2E_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-scripts/kafka.sh start --dir "$WORK/kafka" --port auto >&2
-B=$(scripts/kafka.sh brokers --dir "$WORK/kafka")
-KPID=$(cat "$WORK/kafka/kafka.pid")
-log "broker $B (pid $KPID)"
+BENCH=e2e BENCH_BIN=${E2E_BIN:-} BENCH_KEEP=${E2E_KEEP:-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # status FIELD PID: a /proc/PID/status field in MiB.
 status() { awk -v f="$1:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$2/status"; }
-# cpu PID: user+system CPU seconds of a process.
-cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
 # detect NAME GROUP TOPIC PREFIX: starts a detector, sets DPID and DURL.
 # The output topics are created first (1 partition, as auto-creation would),
@@ -87,15 +46,13 @@ detect() {
   local port
   "$E2E" topic -brokers "$B" -partitions "${E2E_OUT_PARTITIONS:-1}" "$4.alerts" "$4.stats" "$4.dead"
   port=$("$E2E" freeport)
-  "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$1" \
+  "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$1" --alerts records \
     --alerts-topic "$4.alerts" --stats-topic "$4.stats" --dead-letter-topic "$4.dead" \
     --listen "127.0.0.1:$port" --log-level warn "${DFLAGS[@]}" 2>>"$WORK/$1.log" &
   DPID=$!
   PIDS+=("$DPID")
   DURL="http://127.0.0.1:$port"
 }
-# stop PID: SIGTERM and wait.
-stop() { kill -TERM "$1"; wait "$1" || log "detector $1 exited with $?"; }
 waitready() {
   local i
   for i in $(seq 300); do

@@ -24,75 +24,45 @@
 # Output topics, and the changelog (compacted), are created before each
 # detector starts, so that topic creation is not measured.
 #
-# The model is trained with `train` defaults on data/KDDTrain+.txt.gz and
-# cached in NETSENTINEL_BENCH_CACHE (default ${TMPDIR:-/tmp}/netsentinel-bench,
-# shared with bench/e2e.sh). INC_DETECT_FLAGS adds detect flags; INC_ONLY
-# (size|latency) runs one part. The broker runs with
-# add.partitions.to.txn.retry.backoff.ms=1, as in bench/e2e.sh.
+# INC_DETECT_FLAGS adds detect flags; INC_ONLY (size|latency) runs one part;
+# INC_BIN measures a given binary instead of a fresh `make build`; INC_KEEP
+# keeps the work directory. The set-up (build, the model trained with `train`
+# defaults on data/KDDTrain+.txt.gz and cached in NETSENTINEL_BENCH_CACHE,
+# shared with bench/e2e.sh; the broker with
+# add.partitions.to.txn.retry.backoff.ms=1; clean-up) is bench/lib.sh's.
 set -euo pipefail
-export KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS-add.partitions.to.txn.retry.backoff.ms=1}"
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 N=${INC_RECORDS:-1000000}
 MODES=${INC_MODES:-incidents records}
 RATE=${INC_RATE:-20000}
 SECS=${INC_SECONDS:-30}
 ONLY=${INC_ONLY:-}
 read -r -a DFLAGS <<<"${INC_DETECT_FLAGS:-}"
-CACHE=${NETSENTINEL_BENCH_CACHE:-${TMPDIR:-/tmp}/netsentinel-bench}
-NS=${INC_BIN:-bin/netsentinel}
 DATA=data/kddcup.data_10_percent.gz
-
-log() { echo "incidents: $*" >&2; }
-
-[ -n "${INC_BIN:-}" ] || make -s build >&2
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/netsentinel-incidents.XXXXXX")
+BENCH=incidents BENCH_BIN=${INC_BIN:-} BENCH_KEEP=${INC_KEEP:-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 T="$WORK/incidents"
-E2E="$WORK/e2e"
 go build -o "$T" ./bench/incidents
-go build -o "$E2E" ./bench/e2e
-MODEL="$CACHE/model.ns"
-if [ ! -s "$MODEL" ] || [ data/KDDTrain+.txt.gz -nt "$MODEL" ]; then
-  log "training the model (cached in $MODEL)"
-  "$NS" train --data data/KDDTrain+.txt.gz --out "$MODEL.tmp" >&2
-  mv "$MODEL.tmp" "$MODEL"
-fi
 
-PIDS=()
-cleanup() {
-  local rc=$?
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  scripts/kafka.sh stop --dir "$WORK/kafka" >&2 || true
-  if [ -n "${INC_KEEP:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-scripts/kafka.sh start --dir "$WORK/kafka" --port auto >&2
-B=$(scripts/kafka.sh brokers --dir "$WORK/kafka")
-log "broker $B"
-
-cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
 
-# detect MODE GROUP TOPIC PREFIX: starts a detector; sets DPID.
+# outputs PREFIX: creates a detector's output topics and changelog.
+outputs() {
+  "$E2E" topic -brokers "$B" -partitions 1 "$1.alerts" "$1.incidents" "$1.stats" "$1.dead"
+  "$T" compacted -brokers "$B" "$1.changelog"
+}
+
+# detect MODE GROUP TOPIC PREFIX: starts a detector (outputs PREFIX first);
+# sets DPID.
 detect() {
-  "$E2E" topic -brokers "$B" -partitions 1 "$4.alerts" "$4.incidents" "$4.stats" "$4.dead"
-  "$T" compacted -brokers "$B" "$4.changelog"
   "$NS" detect --brokers "$B" --topic "$3" --group "$2" --model "$MODEL" --instance "$4" --alerts "$1" \
     --alerts-topic "$4.alerts" --incidents-topic "$4.incidents" --incidents-changelog-topic "$4.changelog" \
     --stats-topic "$4.stats" --dead-letter-topic "$4.dead" --listen none --log-level warn "${DFLAGS[@]}" 2>>"$WORK/$4.log" &
   DPID=$!
   PIDS+=("$DPID")
 }
-stop() { kill -TERM "$1"; wait "$1" || log "detector $1 exited with $?"; }
 
 ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s |' "$@")"); log "${ROWS[-1]}"; }
@@ -109,6 +79,7 @@ if [ "$ONLY" != latency ]; then
   log "kcat -C: $kt (real user sys)"
   row "input: $N records, 1 partition" "kcat -C reads them in $kc s (CPU $kcpu s)" "$inb bytes"
   for mode in $MODES; do
+    outputs "$mode"
     t0=$(now)
     detect "$mode" "g-$mode" in "$mode"
     "$T" wait -brokers "$B" -group "g-$mode" -topic in -n "$N" >/dev/null
@@ -130,6 +101,7 @@ if [ "$ONLY" != size ]; then
   DFLAGS+=(--incident-quiet "${INC_LAT_QUIET:-2s}")
   for mode in incidents records; do
     "$E2E" topic -brokers "$B" -partitions 1 "lat$mode.in"
+    outputs "lat$mode"
     detect "$mode" "lat$mode" "lat$mode.in" "lat$mode"
     sleep 3
     if [ "$mode" = incidents ]; then

@@ -30,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +37,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/netsentinel/netsentinel/bench/internal/latency"
 )
 
 func main() {
@@ -56,7 +57,7 @@ func main() {
 	case "throughput":
 		err = throughput(ctx, args)
 	case "latency":
-		err = latency(ctx, args)
+		err = latencyCmd(ctx, args)
 	default:
 		err = fmt.Errorf("unknown subcommand %q", cmd)
 	}
@@ -165,7 +166,7 @@ func recordsTotal(hc *http.Client, url string) (int64, error) {
 	return 0, sc.Err() // not registered yet: 0
 }
 
-func latency(ctx context.Context, args []string) error {
+func latencyCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("latency", flag.ContinueOnError)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "`brokers`, comma-separated")
 	topic := fs.String("topic", "", "alerts `topic`")
@@ -174,63 +175,37 @@ func latency(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ConsumeTopics(*topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
 	var visible, produced []time.Duration
 	var first, last time.Time
 	var windows []window // worst visible latency per second of source time
 	bad := 0
-	lastRecv := time.Time{}
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		now := time.Now()
-		if ctx.Err() != nil {
-			break
+	err := latency.Follow(ctx, strings.Split(*brokers, ","), *topic, *idle, func(r *kgo.Record, now time.Time) {
+		src, ok := alertTime(r.Value)
+		if !ok {
+			bad++
+			return
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				fmt.Fprintf(os.Stderr, "e2e: fetch %s[%d]: %v\n", t, p, err)
-			}
-		})
-		got := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			src, ok := alertTime(r.Value)
-			if !ok {
-				bad++
-				return
-			}
-			if first.IsZero() {
-				first = src
-			}
-			if src.Sub(first) < *skip {
-				return
-			}
-			if src.After(last) {
-				last = src
-			}
-			v := now.Sub(src)
-			visible = append(visible, v)
-			produced = append(produced, r.Timestamp.Sub(src))
-			sec := int(src.Sub(first) / time.Second)
-			for len(windows) <= sec {
-				windows = append(windows, window{})
-			}
-			windows[sec].n++
-			windows[sec].max = max(windows[sec].max, v)
-		})
-		if got > 0 {
-			lastRecv = now
-		} else if !lastRecv.IsZero() && now.Sub(lastRecv) > *idle {
-			break
+		if first.IsZero() {
+			first = src
 		}
+		if src.Sub(first) < *skip {
+			return
+		}
+		if src.After(last) {
+			last = src
+		}
+		v := now.Sub(src)
+		visible = append(visible, v)
+		produced = append(produced, r.Timestamp.Sub(src))
+		sec := int(src.Sub(first) / time.Second)
+		for len(windows) <= sec {
+			windows = append(windows, window{})
+		}
+		windows[sec].n++
+		windows[sec].max = max(windows[sec].max, v)
+	})
+	if err != nil {
+		return err
 	}
 	if len(visible) == 0 {
 		return errors.New("no alerts read")
@@ -239,8 +214,8 @@ func latency(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "e2e: %d alerts without a readable time\n", bad)
 	}
 	fmt.Printf("alerts=%d source_span_seconds=%.1f\n", len(visible), last.Sub(first).Seconds())
-	fmt.Printf("visible  %s\n", quantiles(visible))
-	fmt.Printf("produced %s\n", quantiles(produced))
+	fmt.Printf("visible  %s\n", latency.Quantiles(visible))
+	fmt.Printf("produced %s\n", latency.Quantiles(produced))
 	var worst []string
 	for i, w := range windows {
 		worst = append(worst, fmt.Sprintf("%d:%d", i, w.max.Milliseconds()))
@@ -252,14 +227,6 @@ func latency(ctx context.Context, args []string) error {
 type window struct {
 	n   int
 	max time.Duration
-}
-
-func quantiles(d []time.Duration) string {
-	slices.Sort(d)
-	q := func(p float64) float64 {
-		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
-	}
-	return fmt.Sprintf("p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f p999_ms=%.1f max_ms=%.1f", q(0.5), q(0.9), q(0.99), q(0.999), q(1))
 }
 
 // alertTime reads the "time" field that event.Alert JSON starts with,

@@ -10,20 +10,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"time"
-
-	"encoding/json"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/netsentinel/netsentinel/bench/internal/latency"
 	"github.com/netsentinel/netsentinel/internal/event"
 )
 
@@ -190,51 +189,32 @@ func latencyCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ConsumeTopics(*topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	var lat []time.Duration
 	status := map[string]int{}
-	var lastRecv, first time.Time
-	for ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		f := cl.PollFetches(pctx)
-		cancel()
-		now := time.Now()
-		got := 0
-		f.EachRecord(func(r *kgo.Record) {
-			got++
-			var m event.Incident
-			if err := json.Unmarshal(r.Value, &m); err != nil {
-				status["unreadable"]++
-				return
-			}
-			status[m.Status]++
-			if m.Status != event.IncidentOpened {
-				return
-			}
-			if first.IsZero() || m.FirstSeen.Before(first) {
-				first = m.FirstSeen
-			}
-			if m.FirstSeen.Sub(first) >= *skip {
-				lat = append(lat, now.Sub(m.FirstSeen))
-			}
-		})
-		if got > 0 {
-			lastRecv = now
-		} else if !lastRecv.IsZero() && now.Sub(lastRecv) > *idle {
-			break
+	var first time.Time
+	err := latency.Follow(ctx, strings.Split(*brokers, ","), *topic, *idle, func(r *kgo.Record, now time.Time) {
+		var m event.Incident
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			status["unreadable"]++
+			return
 		}
+		status[m.Status]++
+		if m.Status != event.IncidentOpened {
+			return
+		}
+		if first.IsZero() || m.FirstSeen.Before(first) {
+			first = m.FirstSeen
+		}
+		if m.FirstSeen.Sub(first) >= *skip {
+			lat = append(lat, now.Sub(m.FirstSeen))
+		}
+	})
+	if err != nil {
+		return err
 	}
 	if len(lat) == 0 {
 		return errors.New("no opened incidents read")
 	}
-	slices.Sort(lat)
-	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	fmt.Printf("messages=%v opened=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", status, len(lat), q(0.5), q(0.9), q(0.99), q(1))
+	fmt.Printf("messages=%v opened=%d %s\n", status, len(lat), latency.Quantiles(lat))
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +49,10 @@ Demo is the one-command tour. In one process it:
      against the labels, throughput and latency (produce to alert);
   6. writes a report of what it processed to --out (report.html,
      summary.json, PNG charts) and, with --smtp, mails it.
+
+The replay starts once the detectors' group has settled (every partition
+owned), so the throughput and latency reported are the pipeline's, not
+the group join's; --cpuprofile profiles the run from the broker's start.
 
 With --json the summary is one JSON object on stdout. The books are
 checked: records = normal + verdicts + dead letters; demo fails if they do
@@ -95,6 +101,9 @@ const (
 	demoDead   = "netsentinel-demo-dead-letters"
 	demoInc    = "netsentinel-demo-incidents"
 	demoGroup  = "netsentinel-demo"
+	// demoJoinWait bounds the wait for the detectors to join their group
+	// before the replay starts.
+	demoJoinWait = 15 * time.Second
 )
 
 func demoFlags(fs *flag.FlagSet) RunFunc {
@@ -111,6 +120,7 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 	alerts := fs.String("alerts", "", "what the detectors write about attacks: `both` (per-record alerts and incidents, as detect --alerts both) or records (alerts only); default both with --serve (the dashboard shows the incidents), records without")
 	serve := fs.String("serve", "", "also serve the live dashboard at this `address` and keep running after the summary until interrupted")
 	sf := addDashboardServeFlags(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the pipeline, from broker start to summary, to `file`")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 0 {
 			return Usagef("unexpected arguments %q", args)
@@ -121,7 +131,8 @@ func demoFlags(fs *flag.FlagSet) RunFunc {
 		if _, _, err := mf.config(); err != nil {
 			return err
 		}
-		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout}
+		d := &demo{env: env, detectors: *detectors, partitions: *partitions, rate: *rate, quiet: *jsonOut, stall: *timeout,
+			cpuProfile: *cpuProfile}
 		mode := *alerts
 		if mode == "" {
 			mode = "records"
@@ -170,6 +181,9 @@ type demo struct {
 	incidents bool
 	// summarized is called with the summary once it is complete.
 	summarized func(*demoSummary) error
+	// cpuProfile, when set, names the file for a CPU profile of the
+	// pipeline (the model is ready when it starts).
+	cpuProfile string
 }
 
 // say prints progress to stderr.
@@ -197,6 +211,18 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 	det, modelName, err := d.model(ctx, modelPath, file == "")
 	if err != nil {
 		return nil, err
+	}
+
+	if d.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(d.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if perr := stopProfile(); err == nil {
+				err = perr
+			}
+		}()
 	}
 
 	b, err := broker.Start(ctx, broker.Config{Listen: listen, Partitions: d.partitions})
@@ -289,12 +315,6 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		return stream.FollowOutputs(gctx, opts, stream.OutputTopics{Alerts: demoAlerts, Stats: demoStats, DeadLetters: demoDead}, tally.handlers())
 	})
 
-	pubStart := time.Now()
-	pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: demoTopic, Rate: d.rate})
-	if err != nil {
-		return nil, err
-	}
-	d.say("publishing %d records from %s into %s (%d partitions), %d detectors scoring\n", len(lines), name, demoTopic, d.partitions, d.detectors)
 	// cause returns the failure of a detector or the reader, which
 	// cancels gctx, in preference to err, which may only follow from it.
 	cause := func(err error) error {
@@ -304,6 +324,25 @@ func (d *demo) run(ctx context.Context, file, modelPath, listen, out string, mf 
 		}
 		return err
 	}
+
+	// The replay starts once the detectors' group has settled (about a
+	// second on the embedded broker: kgo's cooperative rebalancing moves
+	// partitions in two rounds), so that the throughput and latency shown
+	// are the pipeline's, not the group join's. A join that takes longer
+	// than demoJoinWait is not waited for.
+	jctx, cancelJoin := context.WithTimeout(gctx, demoJoinWait)
+	err = stream.AwaitGroup(jctx, opts, demoGroup, demoTopic, min(d.detectors, d.partitions))
+	cancelJoin()
+	if err != nil && gctx.Err() != nil {
+		return nil, cause(gctx.Err())
+	}
+
+	pubStart := time.Now()
+	pub, err := stream.NewPublisher(stream.PublisherOptions{Client: ccfg, Topic: demoTopic, Rate: d.rate})
+	if err != nil {
+		return nil, err
+	}
+	d.say("publishing %d records from %s into %s (%d partitions), %d detectors scoring\n", len(lines), name, demoTopic, d.partitions, d.detectors)
 	var perr error
 	for _, l := range lines {
 		if perr = pub.Publish(gctx, nil, l); perr != nil {
@@ -465,6 +504,26 @@ func (d *demo) model(ctx context.Context, modelPath string, holdOut bool) (*mode
 	}
 	d.say("trained in %s\n", time.Since(t0).Round(10*time.Millisecond))
 	return m, name, nil
+}
+
+// startCPUProfile starts a CPU profile written to path; the function it
+// returns stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // demoLines reads the replay file (plain or gzip) into lines (without

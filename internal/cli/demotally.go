@@ -36,6 +36,7 @@ func newDemoTally() *demoTally {
 
 func (t *demoTally) handlers() stream.OutputHandlers {
 	return stream.OutputHandlers{
+		AlertVerdictOnly: true,
 		Stats: func(s event.Stats, written time.Time) {
 			t.mu.Lock()
 			defer t.mu.Unlock()

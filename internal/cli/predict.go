@@ -287,77 +287,51 @@ func readBatches(ctx context.Context, r io.Reader, emit func(*predictBatch)) err
 	return <-readErr
 }
 
-// scoreBatch decodes the lines of b into columns, scores them together
-// (much faster than row by row) and encodes the verdicts and errors in line
-// order.
+// scoreBatch decodes, scores and explains the lines of b and encodes the
+// verdicts and errors in line order.
 func scoreBatch(det *model.Detector, b *predictBatch) {
-	type lineInfo struct {
-		line   int
-		label  string          // for a good line
-		id     record.Identity // for a good line
-		filled int             // content features filled in (model.Complete)
-		err    error           // for a bad one
+	explain := predictExplain
+	var out []byte
+	if b.tally != nil {
+		explain = 0 // the summary shows no explanations
+	} else {
+		out = make([]byte, 0, 200*(bytes.Count(b.data, []byte{'\n'})+1))
 	}
-	n := bytes.Count(b.data, []byte{'\n'}) + 1
-	var cols [record.NumFeatures][]float32
-	for j := range cols {
-		cols[j] = make([]float32, 0, n)
-	}
-	infos := make([]lineInfo, 0, n)
 	_ = dataset.DecodeLinesWith(b.data, b.firstLine, record.DecodePartial, func(line int, rec *record.Record, err error) error {
+		b.records++
 		filled := bits.OnesCount64(rec.Absent)
+		var (
+			v   model.Verdict
+			why []model.Reason
+		)
 		if err == nil {
-			err = det.Complete(rec)
+			v, why, err = det.Analyze(rec, explain)
 		}
 		if err != nil {
 			b.bad++
-			infos = append(infos, lineInfo{line: line, err: err})
+			out = (&predictLine{Line: line, Error: err.Error()}).AppendJSON(out)
 			return nil
 		}
-		for j, v := range rec.Features {
-			cols[j] = append(cols[j], float32(v))
+		if b.tally != nil {
+			b.tally.add(rec.ID.SrcIP, &v)
+			return nil
 		}
-		infos = append(infos, lineInfo{line: line, label: rec.Label, id: rec.ID, filled: filled})
+		var novel []string
+		if v.FlaggedBy == "novelty" {
+			for _, r := range why {
+				novel = append(novel, r.Feature)
+			}
+		}
+		pl := newPredictLine(line, rec.ID, rec.Label, &v, novel)
+		pl.Explanation = why
+		pl.FilledIn = filled
+		out = pl.AppendJSON(out)
 		return nil
 	})
-	b.records = len(infos)
-	verdicts := make([]model.Verdict, len(cols[0]))
-	if len(verdicts) > 0 {
-		det.PredictColumns(cols[:], verdicts)
-	}
-	var out []byte
-	if b.tally == nil {
-		out = make([]byte, 0, len(infos)*200)
-	}
-	k := 0
-	for _, in := range infos {
-		if in.err != nil {
-			out = (&predictLine{Line: in.line, Error: in.err.Error()}).AppendJSON(out)
-			continue
-		}
-		if b.tally != nil {
-			b.tally.add(in.id.SrcIP, &verdicts[k])
-			k++
-			continue
-		}
-		var why []string
-		var explanation []model.Reason
-		if verdicts[k].IsAttack {
-			var x [record.NumFeatures]float32
-			for j := range x {
-				x[j] = cols[j][k]
-			}
-			if verdicts[k].FlaggedBy == "novelty" {
-				why = det.NoveltyFeatures(x[:], 3)
-			}
-			explanation = det.Explain(x[:], verdicts[k], 3)
-		}
-		pl := newPredictLine(in.line, in.id, in.label, &verdicts[k], why)
-		pl.Explanation = explanation
-		pl.FilledIn = in.filled
-		out = pl.AppendJSON(out)
-		k++
-	}
 	b.out = out
 	b.data = nil
 }
+
+// predictExplain is how many features explain each attack verdict (and
+// name what made a novelty verdict novel).
+const predictExplain = 3

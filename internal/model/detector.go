@@ -28,6 +28,7 @@ import (
 	par "github.com/netsentinel/netsentinel/internal/parallel"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
+	"github.com/netsentinel/netsentinel/internal/model/novelty"
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
@@ -129,7 +130,7 @@ type Detector struct {
 	// traffic from records with P(normal) >= learnFrom (see Adapt).
 	learner   learner
 	learnFrom float64
-	scratch   sync.Pool // *[]float32 of NumClasses
+	scratch   sync.Pool // *scratch
 }
 
 func newDetector(info Info, clf classifier) *Detector {
@@ -142,10 +143,7 @@ func newDetector(info Info, clf classifier) *Detector {
 		}
 	}
 	n := clf.NumClasses()
-	d.scratch.New = func() any {
-		s := make([]float32, n)
-		return &s
-	}
+	d.scratch.New = func() any { return &scratch{p: make([]float32, n)} }
 	if d.info.Metrics == nil {
 		d.info.Metrics = map[string]float64{}
 	}
@@ -237,21 +235,45 @@ func (d *Detector) Predict(x []float32) Verdict {
 	if len(x) != record.NumFeatures {
 		panic(fmt.Sprintf("model: Predict with %d features, want %d", len(x), record.NumFeatures))
 	}
-	sp := d.scratch.Get().(*[]float32)
-	p := *sp
-	d.clf.PredictProba(x, p)
-	v := d.verdict(p, x)
-	d.scratch.Put(sp)
+	s := d.getScratch()
+	v := d.predict(x, s)
+	d.scratch.Put(s)
 	return v
+}
+
+// scratch is the space one prediction needs: the class probabilities, the
+// novelty part's search (see novelty.Nearest), which Analyze shares between
+// filling in, scoring and explaining a record, and room for the record's
+// row and for typical normal traffic.
+type scratch struct {
+	p       []float32
+	n       novelty.Nearest
+	x, typ  [record.NumFeatures]float32 // a record's row, and typical normal traffic
+	reasons [record.NumFeatures]Reason  // room to rank the features of an explanation
+}
+
+// getScratch returns a scratch from the pool with an empty search.
+func (d *Detector) getScratch() *scratch {
+	s := d.scratch.Get().(*scratch)
+	s.n.Reset()
+	return s
+}
+
+// predict is Predict with the scratch s, whose search it uses and keeps.
+func (d *Detector) predict(x []float32, s *scratch) Verdict {
+	d.clf.PredictProba(x, s.p)
+	return d.verdict(s.p, x, &s.n)
 }
 
 // PredictRecord returns the verdict on a decoded record.
 func (d *Detector) PredictRecord(r *record.Record) Verdict {
-	var x [record.NumFeatures]float32
+	s := d.getScratch()
 	for j, v := range r.Features {
-		x[j] = float32(v)
+		s.x[j] = float32(v)
 	}
-	return d.Predict(x[:])
+	v := d.predict(s.x[:], s)
+	d.scratch.Put(s)
+	return v
 }
 
 // batchRows is how many rows PredictBatch scores at a time, bounding the
@@ -289,27 +311,30 @@ func (d *Detector) PredictColumns(X [][]float32, out []Verdict) {
 		p := probs[:(hi-lo)*k]
 		d.clf.PredictProbaBatch(cols, p)
 		parallel(hi-lo, func(a, b int) {
-			var x [record.NumFeatures]float32
+			s := d.getScratch()
+			x := &s.x
 			for i := a; i < b; i++ {
 				if d.novelty != nil {
 					for j := range x {
 						x[j] = cols[j][i]
 					}
 				}
-				out[lo+i] = d.verdict(p[i*k:(i+1)*k], x[:])
+				s.n.Reset()
+				out[lo+i] = d.verdict(p[i*k:(i+1)*k], x[:], &s.n)
 			}
+			d.scratch.Put(s)
 		})
 	}
 }
 
 // verdict turns class probabilities p into a Verdict; x (the row) is only
-// read by the novelty part.
+// read by the novelty part, whose search is kept in n.
 //
 // The binary threshold decides normal versus attack. For an attack, the
 // attack type is the most probable attack class and the category the most
 // probable attack category (class probabilities summed per category), so
 // the three granularities never contradict each other on normality.
-func (d *Detector) verdict(p []float32, x []float32) Verdict {
+func (d *Detector) verdict(p []float32, x []float32, n *novelty.Nearest) Verdict {
 	var cat [record.NumCategories]float64
 	for k, v := range p {
 		cat[d.catOf[k]] += float64(v)
@@ -349,7 +374,9 @@ func (d *Detector) verdict(p []float32, x []float32) Verdict {
 		v.FlaggedBy = "classifier"
 	}
 	if d.learner != nil {
-		v.Novelty = d.learner.ScoreLearn(x, !v.IsAttack && pNormal >= d.learnFrom)
+		v.Novelty = d.learner.ScoreLearnNearest(x, !v.IsAttack && pNormal >= d.learnFrom, n)
+	} else if ns, ok := d.novelty.(nearestScorer); ok {
+		v.Novelty = ns.ScoreNearest(x, n)
 	} else if d.novelty != nil {
 		v.Novelty = d.novelty.Score(x)
 	}

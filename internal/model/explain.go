@@ -31,10 +31,11 @@ type Reason struct {
 	Contribution float64 `json:"contribution"`
 }
 
-// typicalFinder is what Explain needs from a novelty part.
+// typicalFinder is what Explain and Complete need from a novelty part
+// (package novelty's).
 type typicalFinder interface {
-	Typical(x, out []float32) bool
-	Explain(x []float32, n int) []novelty.Contribution
+	TypicalNearest(x []float32, n *novelty.Nearest, out []float32) bool
+	ExplainNearest(x []float32, n *novelty.Nearest, k int) []novelty.Contribution
 }
 
 // Explain returns up to n features that drove the verdict v on the row x (as
@@ -42,9 +43,16 @@ type typicalFinder interface {
 // Detector cannot explain it: classifier-flagged verdicts need a forest and
 // a novelty part (it supplies the typical normal record), novelty-flagged
 // ones a novelty part. It allocates and walks every tree along the paths of
-// x and the typical record, about as costly as a few hundred Predict calls,
-// so it is meant for alerts only.
+// x and the typical record, about as costly as ten Predict calls, so it is
+// meant for alerts only. Analyze scores and explains a record for less.
 func (d *Detector) Explain(x []float32, v Verdict, n int) []Reason {
+	s := d.getScratch()
+	defer d.scratch.Put(s)
+	return d.explain(x, v, n, s)
+}
+
+// explain is Explain with the scratch s, whose search (for x) it uses.
+func (d *Detector) explain(x []float32, v Verdict, n int, s *scratch) []Reason {
 	if len(x) != record.NumFeatures || n <= 0 || !v.IsAttack {
 		return nil
 	}
@@ -52,12 +60,16 @@ func (d *Detector) Explain(x []float32, v Verdict, n int) []Reason {
 	if !ok {
 		return nil
 	}
-	var typ [record.NumFeatures]float32
-	tf.Typical(x, typ[:])
+	typ := &s.typ
+	tf.TypicalNearest(x, &s.n, typ[:])
 	var rs []Reason
 	switch v.FlaggedBy {
 	case "novelty":
-		for _, c := range tf.Explain(x, n) {
+		cs := tf.ExplainNearest(x, &s.n, n)
+		if len(cs) > 0 {
+			rs = make([]Reason, 0, len(cs))
+		}
+		for _, c := range cs {
 			rs = append(rs, Reason{Feature: record.Features[c.Feature].Name,
 				Value: float64(x[c.Feature]), Typical: float64(typ[c.Feature]), Contribution: c.Share})
 		}
@@ -67,16 +79,46 @@ func (d *Detector) Explain(x []float32, v Verdict, n int) []Reason {
 			return nil
 		}
 		phi := f.Contributions(x, typ[:], d.normal)
+		all := s.reasons[:0]
 		for j, p := range phi {
 			if p < 0 { // lowered P(normal): raised P(attack)
-				rs = append(rs, Reason{Feature: record.Features[j].Name,
+				all = append(all, Reason{Feature: record.Features[j].Name,
 					Value: float64(x[j]), Typical: float64(typ[j]), Contribution: -p})
 			}
 		}
-		slices.SortStableFunc(rs, func(a, b Reason) int { return cmp.Compare(b.Contribution, a.Contribution) })
-		rs = rs[:min(n, len(rs))]
+		slices.SortStableFunc(all, func(a, b Reason) int { return cmp.Compare(b.Contribution, a.Contribution) })
+		if len(all) > 0 {
+			rs = slices.Clone(all[:min(n, len(all))])
+		}
 	}
 	return rs
+}
+
+// Analyze fills in the features r left out (as Complete does), scores r
+// (as PredictRecord) and, when the verdict is an attack and n > 0, explains
+// it with up to n reasons (as Explain): the same results as those three
+// calls, for less, because it searches for the normal traffic nearest to r
+// once where they would search up to three times (twice when filling in
+// changed r's values). The reasons of a novelty verdict name the features
+// NoveltyFeatures would, in the same order. It fails, leaving r as it was,
+// when Complete would.
+func (d *Detector) Analyze(r *record.Record, n int) (Verdict, []Reason, error) {
+	s := d.getScratch()
+	defer d.scratch.Put(s)
+	for j, v := range r.Features {
+		s.x[j] = float32(v)
+	}
+	if r.Absent != 0 {
+		if err := d.complete(r, s); err != nil {
+			return Verdict{}, nil, err
+		}
+	}
+	v := d.predict(s.x[:], s)
+	var rs []Reason
+	if n > 0 && v.IsAttack {
+		rs = d.explain(s.x[:], v, n, s)
+	}
+	return v, rs, nil
 }
 
 // AppendReasons appends rs as a JSON array of Reason objects (as

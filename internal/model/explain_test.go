@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/netsentinel/netsentinel/internal/model/novelty"
@@ -106,4 +107,91 @@ func BenchmarkExplain(b *testing.B) {
 		k := i % len(rows)
 		d.Explain(rows[k][:], vs[k], 3)
 	}
+}
+
+// TestAnalyze checks that Analyze, which shares one search for the nearest
+// normal prototype between filling in, scoring and explaining, gives what
+// Complete, PredictRecord and Explain give with a search each: the same
+// completed record, verdict and reasons, on full rows and on rows without
+// their content features, with a static and an adapting novelty part.
+func TestAnalyze(t *testing.T) {
+	train, test := kddSlices(t, 12000, 6000)
+	opts := DefaultTrainOptions()
+	opts.Forest.Trees = 10
+	d, err := Train(context.Background(), train, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, d, sep *Detector) {
+		explained := map[string]int{}
+		for i := range test.Len() {
+			full := test.Record(i)
+			for _, absent := range []uint64{0, ContentMask &^ (1<<11 | 1<<10), ContentMask} {
+				r := full
+				r.Absent = absent
+				for j := range record.NumFeatures {
+					if absent&(1<<j) != 0 {
+						r.Features[j] = 0
+					}
+				}
+				want := r
+				if err := sep.Complete(&want); err != nil {
+					t.Fatalf("row %d: Complete: %v", i, err)
+				}
+				wantV := sep.PredictRecord(&want)
+				var x [record.NumFeatures]float32
+				for j, v := range want.Features {
+					x[j] = float32(v)
+				}
+				wantR := sep.Explain(x[:], wantV, 3)
+				v, rs, err := d.Analyze(&r, 3)
+				if err != nil {
+					t.Fatalf("row %d: Analyze: %v", i, err)
+				}
+				if r != want || v != wantV || !slices.Equal(rs, wantR) {
+					t.Fatalf("row %d, absent %x: Analyze = %+v, %+v, record %v; separately %+v, %+v, record %v",
+						i, absent, v, rs, r.Features, wantV, wantR, want.Features)
+				}
+				if v.FlaggedBy == "novelty" && !slices.Equal(reasonNames(rs), sep.NoveltyFeatures(x[:], 3)) {
+					t.Fatalf("row %d: novelty reasons %+v, NoveltyFeatures %v", i, rs, sep.NoveltyFeatures(x[:], 3))
+				}
+				explained[v.FlaggedBy]++
+			}
+		}
+		if explained["classifier"] == 0 || explained["novelty"] == 0 {
+			t.Errorf("verdicts by part %v, want some of each", explained)
+		}
+	}
+	t.Run("static", func(t *testing.T) { check(t, d, d) })
+	t.Run("adapting", func(t *testing.T) {
+		// Two adapting detectors fed the same records in the same order
+		// learn the same profile: one analyses, the other calls apart.
+		a, b := adapted(t, d), adapted(t, d)
+		check(t, a, b)
+	})
+}
+
+func reasonNames(rs []Reason) []string {
+	var names []string
+	for _, r := range rs {
+		names = append(names, r.Feature)
+	}
+	return names
+}
+
+// adapted returns a copy of d whose novelty part adapts.
+func adapted(t *testing.T, d *Detector) *Detector {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := d.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Unmarshal(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Adapt(novelty.AdaptConfig{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

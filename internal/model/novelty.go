@@ -146,15 +146,27 @@ func DefaultTrainOptions() TrainOptions {
 	}
 }
 
-// learner is a novelty part that learns from the records it scores.
+// learner is a novelty part that learns from the records it scores
+// (novelty.Adaptive).
 type learner interface {
-	ScoreLearn(x []float32, learn bool) float64
+	ScoreLearnNearest(x []float32, learn bool, n *novelty.Nearest) float64
+}
+
+// nearestScorer is a novelty part that keeps its search for the nearest
+// normal prototype for reuse (package novelty's).
+type nearestScorer interface {
+	ScoreNearest(x []float32, n *novelty.Nearest) float64
 }
 
 // DefaultLearnFrom is the P(normal) from which an adapting Detector learns
 // a record as the site's normal traffic: every tree of the forest must call
 // it normal.
 const DefaultLearnFrom = 0.999
+
+// Learns reports whether the Detector learns from the records it scores
+// (Adapt): its verdicts then depend on the records before, and equal
+// records can get different verdicts.
+func (d *Detector) Learns() bool { return d.learner != nil }
 
 // Adapt makes the novelty part learn the normal traffic the Detector scores
 // (see novelty.Adaptive): every record the classifier calls normal with

@@ -28,6 +28,19 @@ func (d *Detector) Complete(r *record.Record) error {
 	if r.Absent == 0 {
 		return nil
 	}
+	s := d.getScratch()
+	defer d.scratch.Put(s)
+	for i, v := range r.Features {
+		s.x[i] = float32(v)
+	}
+	return d.complete(r, s)
+}
+
+// complete is Complete for a record with absent features whose values are
+// in s.x. It updates s.x with r, and keeps the novelty part's search in s
+// while it still holds for the completed s.x (when filling in left every
+// value as it was).
+func (d *Detector) complete(r *record.Record, s *scratch) error {
 	if r.Absent&^ContentMask != 0 {
 		return fmt.Errorf("%w (only content features can be filled in: %s are not)",
 			record.AbsentError(r.Absent), featureNames(r.Absent&^ContentMask))
@@ -36,15 +49,20 @@ func (d *Detector) Complete(r *record.Record) error {
 	if !ok {
 		return fmt.Errorf("%w (the model has no novelty part to fill in content features from)", record.AbsentError(r.Absent))
 	}
-	var x, typ [record.NumFeatures]float32
-	for i, v := range r.Features {
-		x[i] = float32(v)
-	}
-	tf.Typical(x[:], typ[:])
+	x, typ := &s.x, &s.typ
+	tf.TypicalNearest(x[:], &s.n, typ[:])
+	changed := false
 	for i := range record.NumFeatures {
 		if r.Absent&(1<<i) != 0 {
-			r.Features[i] = math.Round(float64(typ[i]))
+			v := math.Round(float64(typ[i]))
+			r.Features[i] = v
+			if float32(v) != x[i] {
+				x[i], changed = float32(v), true
+			}
 		}
+	}
+	if changed {
+		s.n.Reset()
 	}
 	r.Absent = 0
 	return nil

@@ -1,9 +1,11 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -248,10 +250,34 @@ type result struct {
 type worker struct {
 	rec record.Record
 	buf []byte
+	// memo remembers recently scored records (see scoreRange) for the
+	// scoring memoFor; entries of another generation than memoGen are
+	// empty.
+	memo    []memoEntry
+	memoFor *scoring
+	memoGen uint64
 	// xs holds the feature vectors of the batch's attack verdicts for the
 	// incident tables (incVerdict.xi).
 	xs [][record.NumFeatures]float32
 }
+
+// memoSize is how many scored records a worker remembers, each in the slot
+// a hash of its bytes picks.
+const memoSize = 256
+
+// memoEntry is a scored record a worker remembers: its bytes, the decoded
+// (and filled in) record, the verdict and the reasons.
+type memoEntry struct {
+	gen       uint64
+	value     []byte
+	rec       record.Record
+	v         model.Verdict
+	why       []model.Reason
+	explained bool
+}
+
+// memoSeed seeds the hash that places records in a worker's memo.
+var memoSeed = maphash.MakeSeed()
 
 // bucket accumulates one minute's counts within a batch.
 type bucket struct {
@@ -843,20 +869,51 @@ func (d *Detector) score(lo, hi int) {
 
 func (d *Detector) scoreRange(w, lo, hi int) {
 	wk := d.workers[w]
+	// A record equal to one scored recently (floods repeat themselves) is
+	// not decoded and scored again: it takes that one's record, verdict
+	// and reasons, which a scorer that does not learn would give anyway.
+	ms, ok := d.cur.scorer.(memoizable)
+	memo := ok && !ms.Learns()
+	if memo && wk.memoFor != d.cur {
+		wk.memoFor = d.cur
+		wk.memoGen++
+		if wk.memo == nil {
+			wk.memo = make([]memoEntry, memoSize)
+		}
+	}
 	for i := lo; i < hi; i++ {
 		r := d.in[i]
 		res := &d.results[i]
 		res.w = w
 		res.attack, res.src, res.dst = "", "", ""
 		res.unseen = 0
-		if err := d.decode(r.Value, &wk.rec); err != nil {
+		var (
+			v         model.Verdict
+			why       []model.Reason
+			explained bool
+			err       error
+			e         *memoEntry
+		)
+		if memo {
+			e = &wk.memo[maphash.Bytes(memoSeed, r.Value)%memoSize]
+		}
+		if e != nil && e.gen == wk.memoGen && bytes.Equal(e.value, r.Value) {
+			wk.rec = e.rec
+			v, why, explained = e.v, e.why, e.explained
+		} else {
+			v, why, explained, err = d.scoreRecord(r.Value, &wk.rec)
+			if e != nil && err == nil {
+				e.gen, e.value = wk.memoGen, append(e.value[:0], r.Value...)
+				e.rec, e.v, e.why, e.explained = wk.rec, v, why, explained
+			}
+		}
+		if err != nil {
 			res.kind = resultDead
 			res.start = len(wk.buf)
 			wk.buf = d.appendDeadLetter(wk.buf, r, err)
 			res.end = len(wk.buf)
 			continue
 		}
-		v := d.cur.scorer.PredictRecord(&wk.rec)
 		res.category = v.Category
 		if wk.rec.UnseenService != "" {
 			res.unseen |= unseenService
@@ -874,10 +931,16 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 		d.captureIncident(res, &wk.rec, &v)
 		res.start = len(wk.buf)
 		if d.opts.AlertsTopic != "" {
-			wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v)
+			wk.buf = d.appendAlert(wk.buf, r, &wk.rec, &v, why, explained)
 		}
 		res.end = len(wk.buf)
 	}
+}
+
+// memoizable is a Scorer that tells whether equal records get equal
+// verdicts: a model.Detector does unless it learns from what it scores.
+type memoizable interface {
+	Learns() bool
 }
 
 // completer is a Scorer that can fill in the features a record left out
@@ -885,6 +948,38 @@ func (d *Detector) scoreRange(w, lo, hi int) {
 // logs lack most content features.
 type completer interface {
 	Complete(r *record.Record) error
+}
+
+// analyzer is a Scorer that fills in, scores and explains a record in one
+// pass (model.Detector.Analyze), for less than Complete, PredictRecord and
+// Explain apart.
+type analyzer interface {
+	Analyze(r *record.Record, n int) (model.Verdict, []model.Reason, error)
+}
+
+// alertReasons is how many features explain an alert's verdict.
+const alertReasons = 3
+
+// scoreRecord decodes and scores a record. With an analyzer scorer it also
+// explains an attack verdict when alerts are written (explained is then
+// true, even if there are no reasons).
+func (d *Detector) scoreRecord(value []byte, rec *record.Record) (v model.Verdict, why []model.Reason, explained bool, err error) {
+	a, ok := d.cur.scorer.(analyzer)
+	if !ok {
+		if err := d.decode(value, rec); err != nil {
+			return v, nil, false, err
+		}
+		return d.cur.scorer.PredictRecord(rec), nil, false, nil
+	}
+	if err := record.DecodePartial(value, rec); err != nil {
+		return v, nil, false, err
+	}
+	n := 0
+	if d.opts.AlertsTopic != "" {
+		n = alertReasons
+	}
+	v, why, err = a.Analyze(rec, n)
+	return v, why, n > 0, err
 }
 
 // decode decodes a record; features it leaves out are filled in by the
@@ -948,22 +1043,35 @@ type alertExplainer interface {
 	Explain(x []float32, v model.Verdict, n int) []model.Reason
 }
 
-// appendAlert appends the event.Alert JSON for one record.
-func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict) []byte {
+// appendAlert appends the event.Alert JSON for one record; when explained,
+// why are the reasons for its verdict (else the scorer is asked for them).
+func (d *Detector) appendAlert(dst []byte, r *kgo.Record, rec *record.Record, v *model.Verdict, why []model.Reason, explained bool) []byte {
 	a := event.Alert{Time: r.Timestamp.UTC(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Attack: v.Attack, Category: v.Category.String(), Probability: v.Probability, AttackProbability: v.AttackProbability,
 		Novelty: v.Novelty, FlaggedBy: v.FlaggedBy, Label: rec.Label, UnseenService: rec.UnseenService, UnseenFlag: rec.UnseenFlag,
 		Connection: event.ConnectionOf(rec.ID), Record: rec, Model: d.cur.model, Instance: d.opts.Instance}
-	var x [record.NumFeatures]float32
-	for i, f := range rec.Features {
-		x[i] = float32(f)
+	if !explained {
+		var x [record.NumFeatures]float32
+		for i, f := range rec.Features {
+			x[i] = float32(f)
+		}
+		if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
+			a.NoveltyFeatures = ex.NoveltyFeatures(x[:], alertReasons)
+		}
+		if ex, ok := d.cur.scorer.(alertExplainer); ok {
+			why = ex.Explain(x[:], *v, alertReasons)
+		}
+	} else if v.FlaggedBy == "novelty" && len(why) > 0 {
+		// A novelty verdict's reasons are the features that made it novel.
+		a.NoveltyFeatures = make([]string, len(why))
+		for i, r := range why {
+			a.NoveltyFeatures[i] = r.Feature
+		}
 	}
-	if ex, ok := d.cur.scorer.(explainer); ok && v.FlaggedBy == "novelty" {
-		a.NoveltyFeatures = ex.NoveltyFeatures(x[:], 3)
-	}
-	if ex, ok := d.cur.scorer.(alertExplainer); ok {
-		for _, r := range ex.Explain(x[:], *v, 3) {
-			a.Explanation = append(a.Explanation, event.Reason(r))
+	if len(why) > 0 {
+		a.Explanation = make([]event.Reason, len(why))
+		for i, r := range why {
+			a.Explanation[i] = event.Reason(r)
 		}
 	}
 	return a.AppendJSON(dst)

@@ -381,7 +381,7 @@ func TestAppendAlertIsValidJSON(t *testing.T) {
 	v := labelScorer{}.PredictRecord(&rec)
 	v.Attack = "neptune\n\"quoted\""
 	r := &kgo.Record{Topic: "in", Partition: 3, Offset: 77, Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
-	b := d.appendAlert(nil, r, &rec, &v)
+	b := d.appendAlert(nil, r, &rec, &v, nil, false)
 	var a event.Alert
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatalf("alert JSON %s: %v", b, err)
@@ -476,7 +476,7 @@ func TestAppendAlertNoveltyFeatures(t *testing.T) {
 			}
 			v := explainingScorer{}.PredictRecord(&rec)
 			var a event.Alert
-			if err := json.Unmarshal(d.appendAlert(nil, r, &rec, &v), &a); err != nil {
+			if err := json.Unmarshal(d.appendAlert(nil, r, &rec, &v, nil, false), &a); err != nil {
 				t.Fatal(err)
 			}
 			if fmt.Sprint(a.NoveltyFeatures) != fmt.Sprint(tc.want) {

@@ -27,7 +27,24 @@ type OutputHandlers struct {
 	Stats      func(s event.Stats, written time.Time)
 	Alert      func(a event.Alert, written time.Time)
 	DeadLetter func(d event.DeadLetter, written time.Time)
+	// AlertVerdictOnly leaves the record's features, the explanation and
+	// the novelty features out of the alerts handed to Alert (they are
+	// nil): decoding costs a fraction, for readers that count verdicts.
+	AlertVerdictOnly bool
 }
+
+// alertVerdict decodes an alert without its features and explanation.
+type alertVerdict struct {
+	event.Alert
+	Features        skipJSON `json:"features"`
+	Explanation     skipJSON `json:"explanation"`
+	NoveltyFeatures skipJSON `json:"novelty_features"`
+}
+
+// skipJSON decodes any JSON value into nothing.
+type skipJSON struct{}
+
+func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
 
 // FollowOutputs reads the committed messages of the output topics from
 // their start and hands each to its handler, until ctx is done; then it
@@ -85,7 +102,14 @@ func dispatch(r *kgo.Record, topics OutputTopics, h OutputHandlers) error {
 		}
 	case topics.Alerts:
 		var a event.Alert
-		if err = json.Unmarshal(r.Value, &a); err == nil && h.Alert != nil {
+		if h.AlertVerdictOnly {
+			var v alertVerdict
+			err = json.Unmarshal(r.Value, &v)
+			a = v.Alert
+		} else {
+			err = json.Unmarshal(r.Value, &a)
+		}
+		if err == nil && h.Alert != nil {
 			h.Alert(a, r.Timestamp)
 		}
 	case topics.DeadLetters:

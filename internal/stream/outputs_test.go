@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -96,5 +97,34 @@ func TestFollowOutputs(t *testing.T) {
 	err = FollowOutputs(ctx, opts, topics, OutputHandlers{})
 	if err == nil || !strings.Contains(err.Error(), "s/0@1") {
 		t.Errorf("FollowOutputs on a bad message = %v, want an error naming s/0@1", err)
+	}
+}
+
+// TestDispatchAlertVerdictOnly checks that AlertVerdictOnly hands on every
+// field of an alert but its features, explanation and novelty features,
+// and still refuses a message that is not JSON.
+func TestDispatchAlertVerdictOnly(t *testing.T) {
+	full := event.Alert{Time: time.Unix(5, 0).UTC(), Topic: "in", Offset: 9, Attack: "neptune", Category: "dos",
+		Probability: 0.9, AttackProbability: 1, Novelty: 0.3, FlaggedBy: "classifier", Label: "neptune", Instance: "i",
+		Connection: &event.Connection{SrcIP: "10.0.0.1"}, NoveltyFeatures: []string{"hot"},
+		Explanation: []event.Reason{{Feature: "src_bytes", Value: 1, Typical: 2, Contribution: 0.5}},
+		Features:    map[string]any{"duration": 0.0, "service": "http"}}
+	b, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := OutputTopics{Alerts: "a"}
+	var got []event.Alert
+	h := OutputHandlers{AlertVerdictOnly: true, Alert: func(a event.Alert, _ time.Time) { got = append(got, a) }}
+	if err := dispatch(&kgo.Record{Topic: "a", Value: b}, topics, h); err != nil {
+		t.Fatal(err)
+	}
+	want := full
+	want.Features, want.Explanation, want.NoveltyFeatures = nil, nil, nil
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("alert %+v, want %+v", got, want)
+	}
+	if err := dispatch(&kgo.Record{Topic: "a", Value: []byte(`{"attack":"x","features":{`)}, topics, h); err == nil {
+		t.Error("dispatch of a cut alert = nil, want an error")
 	}
 }

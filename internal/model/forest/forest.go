@@ -167,6 +167,11 @@ type Model struct {
 	// leaves holds the sparse class distributions of all leaves.
 	leaves     []leafEntry
 	importance []float64
+	// classes[i] is the set of classes with a non-zero probability in some
+	// leaf of node i's subtree, class k as bit min(k, 63) (bit 63 stands
+	// for all classes from 63 on); Contributions skips subtrees without
+	// its class.
+	classes []uint64
 }
 
 // node is one node of a tree, 12 bytes. An internal node sends a row with

@@ -277,7 +277,8 @@ func b2i(b bool) int32 {
 
 // buildWalk derives m.walk from m.nodes: the same tree with each leaf
 // turned into a node that loops to itself (feature 0, threshold +Inf), so
-// a walk can take fixed steps without testing for leaves.
+// a walk can take fixed steps without testing for leaves; and m.pure and
+// m.classes.
 func (m *Model) buildWalk() {
 	m.walk = make([]node, len(m.nodes))
 	m.pure = make([]int32, len(m.nodes))
@@ -290,6 +291,20 @@ func (m *Model) buildWalk() {
 			nd = node{thr: float32(math.Inf(1)), feat: 0, next: int32(i)}
 		}
 		m.walk[i] = nd
+	}
+	m.classes = make([]uint64, len(m.nodes))
+	// Children come after their parent: fill the sets bottom-up.
+	for i := len(m.nodes) - 1; i >= 0; i-- {
+		nd := m.nodes[i]
+		if nd.feat >= 0 {
+			m.classes[i] = m.classes[nd.next] | m.classes[nd.next+1]
+			continue
+		}
+		for _, e := range m.leaves[nd.next : nd.next-nd.feat] {
+			if e.p != 0 {
+				m.classes[i] |= 1 << min(e.class, 63)
+			}
+		}
 	}
 }
 

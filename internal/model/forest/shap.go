@@ -24,8 +24,13 @@ func (m *Model) Contributions(x, ref []float32, class int) []float64 {
 		panic(fmt.Sprintf("forest: Contributions with %d and %d features, class %d; model has %d features, %d classes",
 			len(x), len(ref), class, m.nFeatures, m.nClasses))
 	}
+	// A feature is decided at most once on a path: fromX and fromRef
+	// never outgrow nFeatures.
+	from := make([]int32, 2*m.nFeatures)
 	s := shapWalk{m: m, x: x, ref: ref, class: int32(class),
-		phi: make([]float64, m.nFeatures), side: make([]int8, m.nFeatures)}
+		phi: make([]float64, m.nFeatures), side: make([]int8, m.nFeatures),
+		fromX: from[:0:m.nFeatures], fromRef: from[m.nFeatures:m.nFeatures],
+		mask: m.classes, bit: 1 << min(class, 63)}
 	for _, r := range m.roots {
 		s.node(r, 0, 0)
 	}
@@ -46,34 +51,45 @@ type shapWalk struct {
 	// -1 when from ref, 0 when undecided; fromX and fromRef list them.
 	side           []int8
 	fromX, fromRef []int32
+	// mask is Model.classes and bit the class's bit in it: a subtree
+	// without the bit adds nothing.
+	mask []uint64
+	bit  uint64
 }
 
 // node walks the subtree of node i; a and b are len(fromX), len(fromRef).
+// It follows the path down to a leaf in a loop and recurses only where the
+// path splits in two.
 func (s *shapWalk) node(i int32, a, b int) {
-	nd := s.m.nodes[i]
-	if nd.feat < 0 {
-		s.leaf(nd, a, b)
-		return
-	}
-	f := nd.feat
-	gx, gr := s.x[f] > nd.thr, s.ref[f] > nd.thr
-	switch {
-	case gx == gr:
-		s.node(nd.next+b2i(gx), a, b)
-	case s.side[f] > 0:
-		s.node(nd.next+b2i(gx), a, b)
-	case s.side[f] < 0:
-		s.node(nd.next+b2i(gr), a, b)
-	default:
-		s.side[f] = 1
-		s.fromX = append(s.fromX, f)
-		s.node(nd.next+b2i(gx), a+1, b)
-		s.fromX = s.fromX[:len(s.fromX)-1]
-		s.side[f] = -1
-		s.fromRef = append(s.fromRef, f)
-		s.node(nd.next+b2i(gr), a, b+1)
-		s.fromRef = s.fromRef[:len(s.fromRef)-1]
-		s.side[f] = 0
+	nodes, x, ref := s.m.nodes, s.x, s.ref
+	for {
+		if s.mask[i]&s.bit == 0 {
+			return // every leaf below gives the class probability 0
+		}
+		nd := nodes[i]
+		if nd.feat < 0 {
+			s.leaf(nd, a, b)
+			return
+		}
+		f := nd.feat
+		gx, gr := x[f] > nd.thr, ref[f] > nd.thr
+		switch {
+		case gx == gr, s.side[f] > 0:
+			i = nd.next + b2i(gx)
+		case s.side[f] < 0:
+			i = nd.next + b2i(gr)
+		default:
+			s.side[f] = 1
+			s.fromX = append(s.fromX, f)
+			s.node(nd.next+b2i(gx), a+1, b)
+			s.fromX = s.fromX[:len(s.fromX)-1]
+			s.side[f] = -1
+			s.fromRef = append(s.fromRef, f)
+			s.node(nd.next+b2i(gr), a, b+1)
+			s.fromRef = s.fromRef[:len(s.fromRef)-1]
+			s.side[f] = 0
+			return
+		}
 	}
 }
 
@@ -97,17 +113,38 @@ func (s *shapWalk) leaf(nd node, a, b int) {
 		return
 	}
 	if a > 0 {
-		w := v * orderShare(a-1, b, a+b)
+		w := v * share(a-1, b)
 		for _, f := range s.fromX {
 			s.phi[f] += w
 		}
 	}
 	if b > 0 {
-		w := v * orderShare(a, b-1, a+b)
+		w := v * share(a, b-1)
 		for _, f := range s.fromRef {
 			s.phi[f] -= w
 		}
 	}
+}
+
+// shares[p][q] is orderShare(p, q, p+q+1) for the p and q of paths that
+// decide fewer than maxShared features.
+const maxShared = 64
+
+var shares = func() (t [maxShared][maxShared]float64) {
+	for p := range maxShared {
+		for q := range maxShared - p {
+			t[p][q] = orderShare(p, q, p+q+1)
+		}
+	}
+	return t
+}()
+
+// share returns p! q! / (p+q+1)!.
+func share(p, q int) float64 {
+	if p+q < maxShared {
+		return shares[p][q]
+	}
+	return orderShare(p, q, p+q+1)
 }
 
 // orderShare returns p! q! / n!.

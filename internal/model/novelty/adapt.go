@@ -145,10 +145,17 @@ func NewAdaptive(m *Model, cfg AdaptConfig) (*Adaptive, error) {
 // (see Adaptive). It learns nothing and does not count x in its service's
 // forgetting clock.
 func (a *Adaptive) Score(x []float32) float64 {
+	var n Nearest
+	return a.ScoreNearest(x, &n)
+}
+
+// ScoreNearest is Score, keeping the search of the trained profile in n
+// (or taking it from n when n holds one for x; see Nearest).
+func (a *Adaptive) ScoreNearest(x []float32, n *Nearest) float64 {
 	if len(x) != record.NumFeatures {
 		return 1
 	}
-	z, k, d := a.static(x)
+	z, k, d := a.static(x, n)
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	s := &a.svc[k.s]
@@ -163,14 +170,10 @@ func (a *Adaptive) Score(x []float32) float64 {
 }
 
 // static returns the standardised vector of x, its key and its distance
-// to the trained profile.
-func (a *Adaptive) static(x []float32) (z [Dims]float32, k key, d float64) {
-	raw((*[record.NumFeatures]float32)(x), &z)
-	for i := range z {
-		z[i] = (z[i] - a.mean[i]) * a.inv[i]
-	}
-	k = keyOf(x)
-	return z, k, a.distance(&z, k)
+// to the trained profile, searched for in n (or taken from it).
+func (a *Adaptive) static(x []float32, n *Nearest) (z *[Dims]float32, k key, d float64) {
+	a.saturated(x, n)
+	return &n.z, n.k, a.saturate(&n.z, n.k, n.d2)
 }
 
 // relieve returns the distance d to the trained profile shortened to best,
@@ -186,10 +189,17 @@ func (a *Adaptive) relieve(d, best float64) float64 {
 // and the safeguards allow it, learns x as normal traffic of its service.
 // Every call (learn or not) advances its service's clock of forgetting.
 func (a *Adaptive) ScoreLearn(x []float32, learn bool) float64 {
+	var n Nearest
+	return a.ScoreLearnNearest(x, learn, &n)
+}
+
+// ScoreLearnNearest is ScoreLearn, keeping the search of the trained
+// profile in n (or taking it from n when n holds one for x; see Nearest).
+func (a *Adaptive) ScoreLearnNearest(x []float32, learn bool, n *Nearest) float64 {
 	if len(x) != record.NumFeatures {
 		return 1
 	}
-	z, k, d := a.static(x)
+	z, k, d := a.static(x, n)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := &a.svc[k.s]
@@ -213,7 +223,7 @@ func (a *Adaptive) ScoreLearn(x []float32, learn bool) float64 {
 	}
 	if learn && d < a.maxDistance && s.tokens >= 1 {
 		s.tokens--
-		a.learn(s, &z, k, near, nearD2)
+		a.learn(s, z, k, near, nearD2)
 	}
 	return a.fromDistance(a.relieve(d, best))
 }

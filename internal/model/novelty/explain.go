@@ -24,10 +24,19 @@ type Contribution struct {
 // furthest from the normal rows' mean. Unlike Score it allocates; it is
 // meant for the few records that get flagged.
 func (m *Model) Explain(x []float32, n int) []Contribution {
+	var nn Nearest
+	return m.ExplainNearest(x, &nn, n)
+}
+
+// ExplainNearest is Explain, taking the nearest prototype from nn when nn
+// holds a search for x that found it (see Nearest), else searching and
+// keeping the search in nn.
+func (m *Model) ExplainNearest(x []float32, nn *Nearest, n int) []Contribution {
 	if len(x) != record.NumFeatures || n <= 0 {
 		return nil
 	}
-	z, k, bestProto, bestKey := m.nearestPrototype(x)
+	m.exact(x, nn)
+	z, k, bestProto, bestKey := &nn.z, nn.k, nn.proto, nn.protoKey
 	var contrib []Contribution
 	var total float64
 	add := func(feature int, v float64) {
@@ -60,54 +69,28 @@ func (m *Model) Explain(x []float32, n int) []Contribution {
 	return contrib[:min(n, len(contrib))]
 }
 
-// nearestPrototype returns the standardised vector of x and its key, and
-// the nearest prototype of x's service (one-hot mismatch included) with its
-// key, or -1 when the service has none. The search prunes as Score's does
-// (triangle inequality within a bucket, the mismatch across buckets) and
-// finds the same distance as an exhaustive one.
-func (m *Model) nearestPrototype(x []float32) (z [Dims]float32, k key, best int, bestKey key) {
-	raw((*[record.NumFeatures]float32)(x), &z)
-	for d := range z {
-		z[d] = (z[d] - m.mean[d]) * m.inv[d]
-	}
-	k = keyOf(x)
-	best, bestKey = -1, k
-	// The record's own bucket first: its bound prunes most of the others.
-	bd, c := m.nearest(&z, bucketOf(k.s, k.p, k.f), 0, math.MaxFloat32)
-	if c >= 0 {
-		best = c
-	}
-	for p := range numProtocols {
-		for f := range numFlags {
-			o := key{k.s, p, f}
-			if o == k {
-				continue
-			}
-			off := m.mismatch(k, o)
-			if off >= bd {
-				continue
-			}
-			if d, c := m.nearest(&z, bucketOf(k.s, p, f), off, bd); c >= 0 {
-				bd, best, bestKey = d, c, o
-			}
-		}
-	}
-	return z, k, best, bestKey
-}
-
 // Typical writes to out (len record.NumFeatures) the normal traffic most
 // like x (a row as for Score): the nearest normal prototype of x's
 // service, mapped back to feature values (counts and byte counts back from
 // the log scale; a prototype is a mean of normal rows, so counts need not
 // be whole). The service is x's; protocol and flag are the prototype's.
 // For a service without normal rows it writes the normal rows' mean (on
-// the log scale) with x's symbolic features and returns false. Like
-// Explain it allocates nothing.
+// the log scale) with x's symbolic features and returns false. It
+// allocates nothing.
 func (m *Model) Typical(x, out []float32) bool {
+	var n Nearest
+	return m.TypicalNearest(x, &n, out)
+}
+
+// TypicalNearest is Typical, taking the nearest prototype from n when n
+// holds a search for x that found it (see Nearest), else searching and
+// keeping the search in n.
+func (m *Model) TypicalNearest(x []float32, n *Nearest, out []float32) bool {
 	if len(x) != record.NumFeatures || len(out) != record.NumFeatures {
 		return false
 	}
-	_, _, best, bestKey := m.nearestPrototype(x)
+	m.exact(x, n)
+	best, bestKey := n.proto, n.protoKey
 	var p [Dims]float32 // standardised; the mean is 0
 	if best >= 0 {
 		copy(p[:], m.protos[best*Dims:])

@@ -7,8 +7,8 @@ import (
 	"github.com/netsentinel/netsentinel/internal/record"
 )
 
-// TestNearestPrototypePruned checks the pruned search of nearestPrototype
-// against an exhaustive one: the same distance to the nearest prototype of
+// TestNearestPrototypePruned checks the pruned search for the nearest
+// prototype against an exhaustive one: the same distance to the nearest prototype of
 // the record's service for every row.
 func TestNearestPrototypePruned(t *testing.T) {
 	m := testModel(t)
@@ -16,7 +16,9 @@ func TestNearestPrototypePruned(t *testing.T) {
 	var x [record.NumFeatures]float32
 	for i := 0; i < ds.Len(); i += 7 {
 		ds.Row(i, &x)
-		z, k, best, bestKey := m.nearestPrototype(x[:])
+		var n Nearest
+		m.exact(x[:], &n)
+		z, k, best, bestKey := n.z, n.k, n.proto, n.protoKey
 		want, wantBest := float32(math.MaxFloat32), -1
 		for p := range numProtocols {
 			for f := range numFlags {

@@ -626,15 +626,8 @@ func (m *Model) Kind() string { return Kind }
 // quantile of normal rows. It does not allocate. It returns 1 when x has the
 // wrong length.
 func (m *Model) Score(x []float32) float64 {
-	if len(x) != record.NumFeatures {
-		return 1
-	}
-	var z [Dims]float32
-	raw((*[record.NumFeatures]float32)(x), &z)
-	for k := range z {
-		z[k] = (z[k] - m.mean[k]) * m.inv[k]
-	}
-	return m.fromDistance(m.distance(&z, keyOf(x)))
+	var n Nearest
+	return m.ScoreNearest(x, &n)
 }
 
 func (m *Model) fromDistance(d float64) float64 {
@@ -670,22 +663,16 @@ const saturation = 3
 // saturation*scale (plus the penalty for an unseen service).
 func (m *Model) distance(z *[Dims]float32, k key) float64 {
 	sat := saturation * m.scale
-	best, _ := m.nearest(z, bucketOf(k.s, k.p, k.f), 0, sat*sat)
-	any := m.start[bucketOf(k.s, 0, 0)] < m.start[bucketOf(k.s+1, 0, 0)]
-	for p := range numProtocols {
-		for f := range numFlags {
-			if p == k.p && f == k.f {
-				continue
-			}
-			b := bucketOf(k.s, p, f)
-			if m.start[b] == m.start[b+1] {
-				continue
-			}
-			if off := m.mismatch(k, key{k.s, p, f}); off < best {
-				best, _ = m.nearest(z, b, off, best)
-			}
-		}
-	}
+	best, _, _ := m.search(z, k, sat*sat)
+	return m.saturate(z, k, best)
+}
+
+// saturate returns the distance of the standardised vector z with key k
+// from its service's normal traffic given best, the smallest squared
+// distance to a prototype of the service, or any value from
+// (saturation*scale)^2 on when it is at least that (see distance).
+func (m *Model) saturate(z *[Dims]float32, k key, best float32) float64 {
+	sat := saturation * m.scale
 	if best < sat*sat {
 		return math.Sqrt(float64(best))
 	}
@@ -694,10 +681,36 @@ func (m *Model) distance(z *[Dims]float32, k key) float64 {
 		norm += v * v
 	}
 	d := max(math.Sqrt(float64(norm)), float64(sat))
-	if !any {
+	if m.start[bucketOf(k.s, 0, 0)] == m.start[bucketOf(k.s+1, 0, 0)] {
 		d += float64(m.penalty)
 	}
 	return d
+}
+
+// search returns the smallest squared distance below bound from z (key k)
+// to a prototype of k's service, one-hot mismatch included, with that
+// prototype and its key; or bound, -1 and k when none is below bound. The
+// record's own bucket comes first: its bound prunes most of the others,
+// and a bucket whose mismatch alone reaches the bound is skipped. The
+// pruning is exact: it finds the distance an exhaustive search finds.
+func (m *Model) search(z *[Dims]float32, k key, bound float32) (d2 float32, best int, bestKey key) {
+	d2, best = m.nearest(z, bucketOf(k.s, k.p, k.f), 0, bound)
+	bestKey = k
+	for p := range numProtocols {
+		for f := range numFlags {
+			o := key{k.s, p, f}
+			b := bucketOf(k.s, p, f)
+			if o == k || m.start[b] == m.start[b+1] {
+				continue
+			}
+			if off := m.mismatch(k, o); off < d2 {
+				if d, c := m.nearest(z, b, off, d2); c >= 0 {
+					d2, best, bestKey = d, c, o
+				}
+			}
+		}
+	}
+	return d2, best, bestKey
 }
 
 // nearest returns min(bound, off + the smallest squared distance from z to
