@@ -199,6 +199,22 @@ func (d *Dashboard) handleSummary(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, b)
 }
 
+// pageParams reads a page's "before" (an id, 0 for the newest) and
+// "limit" parameters.
+func pageParams(p map[string]string) (before uint64, limit int, err error) {
+	if before, err = uintParam(p, "before", 0, 1<<62); err != nil {
+		return 0, 0, err
+	}
+	n, err := uintParam(p, "limit", defPageLimit, maxPageLimit)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("parameter limit 0: want 1 to %d", maxPageLimit)
+	}
+	return before, int(n), nil
+}
+
 // alertQuery reads an AlertQuery from the request.
 func alertQuery(r *http.Request) (AlertQuery, error) {
 	p, err := params(r, "category", "attack", "addr", "q", "before", "limit")
@@ -206,18 +222,8 @@ func alertQuery(r *http.Request) (AlertQuery, error) {
 		return AlertQuery{}, err
 	}
 	q := AlertQuery{Category: p["category"], Attack: p["attack"], Addr: strings.TrimSpace(p["addr"]), Text: strings.TrimSpace(p["q"])}
-	if q.Before, err = uintParam(p, "before", 0, 1<<62); err != nil {
-		return q, err
-	}
-	limit, err := uintParam(p, "limit", defPageLimit, maxPageLimit)
-	if err != nil {
-		return q, err
-	}
-	if limit == 0 {
-		return q, errors.New("parameter limit 0: want 1 to 500")
-	}
-	q.Limit = int(limit)
-	return q, nil
+	q.Before, q.Limit, err = pageParams(p)
+	return q, err
 }
 
 func (d *Dashboard) handleAlerts(w http.ResponseWriter, r *http.Request) {
@@ -253,18 +259,8 @@ func incidentQuery(r *http.Request) (IncidentQuery, error) {
 	if q.State != "" && q.State != IncidentOpen && q.State != IncidentClosed {
 		return q, fmt.Errorf("parameter state %q: want open or closed", q.State)
 	}
-	if q.Before, err = uintParam(p, "before", 0, 1<<62); err != nil {
-		return q, err
-	}
-	limit, err := uintParam(p, "limit", defPageLimit, maxPageLimit)
-	if err != nil {
-		return q, err
-	}
-	if limit == 0 {
-		return q, errors.New("parameter limit 0: want 1 to 500")
-	}
-	q.Limit = int(limit)
-	return q, nil
+	q.Before, q.Limit, err = pageParams(p)
+	return q, err
 }
 
 func (d *Dashboard) handleIncidents(w http.ResponseWriter, r *http.Request) {
