@@ -473,7 +473,7 @@ const (
 // session is then recreated.
 func (d *Detector) endOwnPending(ctx context.Context, cl *kgo.Client) error {
 	commit := d.offsetsTxn.Load() == offsetsTxnCommitted
-	d.log.Warn("partition blocked by a pending offset commit of this detector's own finished transaction (a lost transaction marker); ending it with a new transaction",
+	d.log.Warn("partition blocked by a pending offset commit of this detector's own earlier transaction (a crashed session's, or one whose marker a broker lost); ending it with a new transaction",
 		"transactional_id", d.txID, "commit", commit)
 	init, err := fence(ctx, cl, d.txID, d.opts.TransactionTimeout)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -23,7 +24,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/netsentinel/netsentinel/internal/dataset"
@@ -563,5 +566,78 @@ func TestIntegrationKcat(t *testing.T) {
 	out := kafkatest.Kcat(t, "-C", "-t", tp.alerts, "-e", "-q", "-c", "1")
 	if !strings.Contains(out, `"features"`) {
 		t.Errorf("kcat read of the alerts topic: %q", clipReason(out))
+	}
+}
+
+// TestIntegrationOwnPendingOffsets leaves an offset commit of the
+// detector's own transactional ID pending (a transaction that added the
+// group's offsets and never ended, with a long timeout), after a committed
+// one: stable offset fetches wait for it, so the detector could not start
+// until the transaction timed out. The detector settles it itself within
+// seconds and scores every record after the committed offset.
+func TestIntegrationOwnPendingOffsets(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	tp := newTopics(t, 1)
+	group := kafkatest.Name(t, "g")
+	produceAll(t, kafkatest.Client(t), tp.in, kddLines(t, 100))
+	var logs syncBuffer
+	opts := tp.options(brokers, group, "own")
+	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := kafkatest.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	commitOffset := func(offset int64, end bool) {
+		t.Helper()
+		init, err := fence(ctx, cl, d.txID, 5*time.Minute)
+		if err != nil {
+			t.Fatalf("init producer id: %v", err)
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = d.txID, init.ProducerID, init.ProducerEpoch, group
+		if _, err := txnRequest(ctx, cl, add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }); err != nil {
+			t.Fatalf("add offsets: %v", err)
+		}
+		commit := kmsg.NewPtrTxnOffsetCommitRequest()
+		commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = d.txID, group, init.ProducerID, init.ProducerEpoch
+		commit.Generation = -1
+		part := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		part.Partition, part.Offset, part.Metadata = 0, offset, &d.txID
+		topic := kmsg.NewTxnOffsetCommitRequestTopic()
+		topic.Topic, topic.Partitions = tp.in, []kmsg.TxnOffsetCommitRequestTopicPartition{part}
+		commit.Topics = []kmsg.TxnOffsetCommitRequestTopic{topic}
+		resp, err := commit.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+		}
+		if err != nil {
+			t.Fatalf("txn offset commit: %v", err)
+		}
+		if !end {
+			return
+		}
+		endTxn := kmsg.NewPtrEndTxnRequest()
+		endTxn.TransactionalID, endTxn.ProducerID, endTxn.ProducerEpoch, endTxn.Commit = d.txID, init.ProducerID, init.ProducerEpoch, true
+		if _, err := txnRequest(ctx, cl, endTxn, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }); err != nil {
+			t.Fatalf("end transaction: %v", err)
+		}
+	}
+	commitOffset(10, true)
+	commitOffset(50, false) // pending for 5 minutes
+	start := time.Now()
+	stop := runDetector(t, d)
+	waitFor(t, 45*time.Second, "the records after the committed offset scored", func() bool { return d.Totals().Records == 90 })
+	t.Logf("unblocked after %v", time.Since(start).Round(time.Millisecond))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "own earlier transaction") {
+		t.Errorf("the log does not say how the partition was unblocked")
+	}
+	if done, _ := committed(t, brokers, group, tp.in); done != 100 {
+		t.Errorf("group committed offset %d, want 100", done)
 	}
 }
