@@ -443,6 +443,11 @@ func (d *Detector) Run(ctx context.Context) error {
 		d.m.restarts.Inc()
 		d.health.noteErr(err)
 		d.log.Warn("kafka session failed; recreating it", "err", err, "backoff", backoff)
+		if errors.Is(err, errOwnPending) {
+			if err := d.endOwnPending(ctx); err != nil {
+				d.noteErr(fmt.Errorf("end own pending offset commit: %w", err))
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil

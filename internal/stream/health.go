@@ -271,6 +271,10 @@ func (d *Detector) watch(ctx context.Context, cl func() *kgo.Client) {
 // while records waited for it.
 var errSessionStalled = errors.New("session stalled")
 
+// errOwnPending ends a session whose partitions wait for a pending offset
+// commit of the detector's own transactional ID (see endOwnPending).
+var errOwnPending = errors.New("partition blocked by a pending offset commit of this detector's own earlier transaction")
+
 // recreateIfStalled ends the current session when it has run for at least
 // StallTimeout without progress while the last lag check, which reached
 // the broker, saw records waiting in its partitions; Run then recreates
@@ -385,7 +389,7 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		h.mu.Unlock()
 		if !found {
 			lags[s.p] = 0
-		} else if s.orphaned && s.meta == d.txID {
+		} else if s.orphaned && s.meta == d.txID && d.unstable(ctx, adm, s.p) {
 			ownPending = true
 		} else if s.orphaned && s.meta != "" {
 			orphans[s.meta] = true
@@ -404,8 +408,11 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 	h.mu.Unlock()
 	d.m.waiting.Set(float64(waiting))
 	if ownPending {
-		if err := d.endOwnPending(ctx, cl); err != nil {
-			d.noteErr(fmt.Errorf("end own pending offset commit: %w", err))
+		// Only between sessions is it certain that no transaction of
+		// this ID is in flight: end the session, and Run settles the
+		// pending commit before it starts the next.
+		if s := d.session.Load(); s != nil {
+			s.end(errOwnPending)
 		}
 	}
 	for txID := range orphans {
@@ -451,6 +458,20 @@ func txnRequest(ctx context.Context, cl *kgo.Client, req kmsg.Request, code func
 	}
 }
 
+// unstable reports whether the group's committed offset of partition p is
+// held back by a pending transactional offset commit (KIP-447: a stable
+// offset fetch answers UNSTABLE_OFFSET_COMMIT), as opposed to a session
+// that is merely slow to fetch.
+func (d *Detector) unstable(ctx context.Context, adm *kadm.Client, p int32) bool {
+	offs, err := adm.FetchOffsets(kadm.RequireStable(ctx), d.opts.Group)
+	if err != nil {
+		d.noteErr(fmt.Errorf("lag check: stable committed offsets: %w", err))
+		return false
+	}
+	o, ok := offs.Lookup(d.opts.Topic, p)
+	return ok && errors.Is(o.Err, kerr.UnstableOffsetCommit)
+}
+
 // Outcomes of the detector's last transaction that committed input
 // offsets, as far as this process knows.
 const (
@@ -459,21 +480,36 @@ const (
 	offsetsTxnAborted
 )
 
-// endOwnPending resolves an offset commit of the detector's own
-// transactional ID that the group coordinator still holds as pending
-// although no transaction of that ID is open: the transaction's marker
-// never reached the group's offsets partition (a broker stopped while it
-// wrote the markers), so stable offset fetches wait for it for ever and no
-// session of this group can start on those partitions. A new transaction of
-// the same producer that adds the group's offsets partition and ends writes
-// a marker there, which settles every pending commit of that producer: a
-// commit when this process saw its last offset-carrying transaction commit,
-// else an abort (its records are then scored again: a duplicate verdict
-// rather than a lost one). It fences the current session's producer, whose
-// session is then recreated.
-func (d *Detector) endOwnPending(ctx context.Context, cl *kgo.Client) error {
+// endOwnPending settles an offset commit of the detector's own
+// transactional ID that the group coordinator holds as pending: that of a
+// session that died with its transaction open (which the broker would
+// otherwise abort only after the transaction timeout), or of a finished
+// transaction whose marker never reached the group's offsets partition (a
+// broker stopped while it wrote the markers), for which stable offset
+// fetches wait for ever. InitProducerID aborts an open transaction; then a
+// new transaction of the same producer that adds the group's offsets
+// partition and ends writes a marker there, which settles every pending
+// commit of that producer: a commit when this process saw its last
+// offset-carrying transaction commit, else an abort (its records are then
+// scored again: a duplicate verdict rather than a lost one).
+//
+// It must run while the detector has no session: a transaction of the
+// current session would be fenced, and its offset commit could still land
+// after the new producer's marker.
+func (d *Detector) endOwnPending(ctx context.Context) error {
+	opts, err := ClientOptions(d.opts.Client)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, d.opts.ShutdownTimeout)
+	defer cancel()
 	commit := d.offsetsTxn.Load() == offsetsTxnCommitted
-	d.log.Warn("partition blocked by a pending offset commit of this detector's own earlier transaction (a crashed session's, or one whose marker a broker lost); ending it with a new transaction",
+	d.log.Warn("partition blocked by a pending offset commit of this detector's own earlier transaction (a crashed session's, or one whose marker a broker lost); ending it with a new transaction between sessions",
 		"transactional_id", d.txID, "commit", commit)
 	init, err := fence(ctx, cl, d.txID, d.opts.TransactionTimeout)
 	if err != nil {
