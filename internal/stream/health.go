@@ -389,8 +389,8 @@ func (d *Detector) checkLag(ctx context.Context, cl *kgo.Client) {
 		h.mu.Unlock()
 		if !found {
 			lags[s.p] = 0
-		} else if s.orphaned && s.meta == d.txID && d.unstable(ctx, adm, s.p) {
-			ownPending = true
+		} else if s.orphaned && s.meta == d.txID {
+			ownPending = ownPending || d.unstable(ctx, adm, s.p)
 		} else if s.orphaned && s.meta != "" {
 			orphans[s.meta] = true
 		}
