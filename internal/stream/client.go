@@ -50,6 +50,15 @@ type ClientConfig struct {
 	DialTimeout time.Duration
 }
 
+// NewClient returns a franz-go client for cfg with the extra options.
+func NewClient(cfg ClientConfig, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := ClientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(opts, extra...)...)
+}
+
 // ClientOptions returns the franz-go options for cfg: seed brokers, client
 // ID, TLS and SASL. It reads the TLS files named in cfg.
 func ClientOptions(cfg ClientConfig) ([]kgo.Opt, error) {

@@ -57,15 +57,10 @@ const probeTimeout = 2 * time.Second
 // offset at and before end. A probe that receives nothing within
 // probeTimeout reports false.
 func (d *Detector) committedDataAfter(ctx context.Context, p int32, at, end int64) (bool, error) {
-	opts, err := ClientOptions(d.opts.Client)
-	if err != nil {
-		return false, err
-	}
-	opts = append(opts,
+	cl, err := NewClient(d.opts.Client,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.opts.Topic: {p: kgo.NewOffset().At(at)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(100*time.Millisecond))
-	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return false, err
 	}
@@ -497,11 +492,7 @@ const (
 // current session would be fenced, and its offset commit could still land
 // after the new producer's marker.
 func (d *Detector) endOwnPending(ctx context.Context) error {
-	opts, err := ClientOptions(d.opts.Client)
-	if err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := NewClient(d.opts.Client)
 	if err != nil {
 		return err
 	}

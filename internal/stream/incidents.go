@@ -278,11 +278,7 @@ func (x *incidents) newTable(p int32) *incident.Table {
 // a marker) into fresh tables.
 func (x *incidents) restore(ctx context.Context, ps []int32) error {
 	start := time.Now()
-	copts, err := ClientOptions(x.d.opts.Client)
-	if err != nil {
-		return err
-	}
-	adm, err := kgo.NewClient(copts...)
+	adm, err := NewClient(x.d.opts.Client)
 	if err != nil {
 		return err
 	}
@@ -323,9 +319,9 @@ func (x *incidents) restore(ctx context.Context, ps []int32) error {
 	}
 	entries := 0
 	if len(want) > 0 {
-		cl, err := kgo.NewClient(append(copts,
+		cl, err := NewClient(x.d.opts.Client,
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{x.opts.ChangelogTopic: offs}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 		if err != nil {
 			return err
 		}

@@ -5,16 +5,11 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Partitions returns the number of partitions of topic.
 func Partitions(ctx context.Context, cfg ClientConfig, topic string) (int, error) {
-	opts, err := ClientOptions(cfg)
-	if err != nil {
-		return 0, err
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := NewClient(cfg)
 	if err != nil {
 		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
 	}
